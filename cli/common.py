@@ -1,0 +1,76 @@
+"""What every command shares: settings from the root options, consoles, and turning errors into one line."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from notifyd.config import Settings, load_settings
+from notifyd.db import check_schema, current_revision
+from notifyd.errors import NotifydError
+from notifyd.runtime import engine_for
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def db_url_from_option(db: str | None) -> str | None:
+    """``--db`` takes a SQLAlchemy URL or the path of a SQLite file."""
+    if db is None:
+        return None
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
+    """Settings from the root ``--config``/``--db`` options, the environment and ``overrides``."""
+    root: dict[str, Any] = ctx.find_root().obj or {}
+    values = {"database_url": root.get("database_url"), **overrides}
+    try:
+        return load_settings(root.get("config"), **values)
+    except Exception as exc:  # pydantic's ValidationError, a bad TOML file, ...
+        raise NotifydError(f"invalid configuration: {exc}".splitlines()[0]) from exc
+
+
+def open_store(settings: Settings) -> Engine:
+    """An engine on an existing, migrated store (``tasks`` commands read it directly)."""
+    engine = engine_for(settings)
+    if current_revision(engine) is None:
+        raise NotifydError(
+            f"no notifyd database at {settings.db_url}: start the server or run `notifyd db upgrade`"
+        )
+    check_schema(engine, allow_behind=False)
+    return engine
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print one readable line to stderr and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn NotifydError and store errors into one line and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except NotifydError as exc:
+            raise fail(exc.detail, exc.exit_code) from None
+        except SQLAlchemyError as exc:
+            message = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            raise fail(f"database error: {message}") from None
+
+    return wrapper

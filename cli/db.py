@@ -1,0 +1,25 @@
+"""``notifyd db``: the store's schema."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import console, handle_errors, settings_from
+from notifyd.db import upgrade
+from notifyd.runtime import engine_for
+
+app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+@handle_errors
+def upgrade_command(ctx: typer.Context) -> None:
+    """Apply pending migrations (refuses a database newer than this notifyd)."""
+    settings = settings_from(ctx)
+    engine = engine_for(settings)
+    try:
+        revision = upgrade(engine)
+    finally:
+        engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    console.print(f"database {url} is at revision {revision}", highlight=False)

@@ -1,0 +1,2 @@
+"""notifyd: a self-hosted notification server."""
+__version__ = "0.1.0"

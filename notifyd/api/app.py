@@ -1,0 +1,44 @@
+"""create_app(settings): the FastAPI application, with its runtime run by the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from notifyd import __version__
+from notifyd.api.problems import install_problem_handlers
+from notifyd.api.routes import health, notifications, tasks
+from notifyd.config import Settings
+from notifyd.db import check_schema
+from notifyd.runtime import Runtime, build_runtime
+from notifyd.tracking.tracker import APP_STATE_KEY
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app; the store must already be migrated (``notifyd db upgrade``)."""
+    runtime = runtime or build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_schema(runtime.engine, allow_behind=False)
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="notifyd",
+        version=__version__,
+        summary="Accept notifications at once; deliver them durably; see every run.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    setattr(app.state, APP_STATE_KEY, runtime.tracker)
+    install_problem_handlers(app)
+    app.include_router(notifications.router)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    return app

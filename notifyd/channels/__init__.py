@@ -1,0 +1,18 @@
+"""Delivery channels, one module each; ``build_channels`` makes the set a server offers."""
+
+from __future__ import annotations
+
+from notifyd.channels.base import Channel
+from notifyd.channels.log import LogChannel
+from notifyd.config import Settings
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The channels this server delivers through, by name."""
+    log = LogChannel(settings.log_file)
+    channels: list[Channel] = [log]
+    if settings.enable_test_tasks:
+        from notifyd.channels.testing import TestHoldChannel
+
+        channels.append(TestHoldChannel(settings.home, log))
+    return {channel.name: channel for channel in channels}

@@ -1,0 +1,168 @@
+"""Settings: environment (NOTIFYD_*), an optional TOML file, and the defaults, which live here once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_CONCURRENCY = 32
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_SWEEP_SECONDS = 5.0
+DEFAULT_POLL_SECONDS = 1.0
+DEFAULT_GRACE_SECONDS = 30.0
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+# 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h after an immediate first attempt: 8 attempts in all.
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+DEFAULT_JITTER = 0.2
+DEFAULT_RETENTION_DAYS = 30.0
+LOG_FILE_NAME = "notifications.log"
+DB_FILE_NAME = "notifyd.db"
+
+
+def default_home() -> Path:
+    """The XDG data directory for notifyd (``$XDG_DATA_HOME/notifyd``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "notifyd"
+
+
+class RetryPolicySettings(BaseModel):
+    """How often and when a failed delivery is tried again.
+
+    ``schedule`` lists the delays between attempts; when it is empty the delays grow
+    exponentially: ``base * factor**n`` capped at ``cap``.
+    """
+
+    max_attempts: int = Field(default=len(DEFAULT_RETRY_SCHEDULE) + 1, ge=1)
+    schedule: list[float] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
+    base: float = Field(default=5.0, gt=0)
+    factor: float = Field(default=2.0, ge=1)
+    cap: float = Field(default=36000.0, gt=0)
+    jitter: float = Field(default=DEFAULT_JITTER, ge=0, lt=1)
+
+
+class ChannelSettings(BaseModel):
+    """Per-channel overrides."""
+
+    concurrency: int | None = Field(default=None, ge=1)
+    retry: RetryPolicySettings | None = None
+
+
+class SmtpSettings(BaseModel):
+    """The mail server the email channel sends through."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    security: Literal["starttls", "tls", "none"] = "none"
+    from_address: str = "notifyd@localhost"
+    timeout: float = 30.0
+    ca_file: Path | None = None
+
+
+class Settings(BaseSettings):
+    """Everything notifyd can be told. Precedence: CLI flags > environment > TOML file > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFYD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    config: Path | None = None
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    server_url: str | None = None
+    token: SecretStr | None = None
+
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
+    sweep_seconds: float = Field(default=DEFAULT_SWEEP_SECONDS, gt=0)
+    poll_seconds: float = Field(default=DEFAULT_POLL_SECONDS, gt=0)
+    grace_seconds: float = Field(default=DEFAULT_GRACE_SECONDS, ge=0)
+    retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, ge=0)
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    busy_timeout_ms: int = Field(default=DEFAULT_BUSY_TIMEOUT_MS, ge=0)
+    retry: RetryPolicySettings = Field(default_factory=RetryPolicySettings)
+    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    access_log: bool = False
+    # Test-only task functions (a blocking task for crash tests); never on in production.
+    enable_test_tasks: bool = False
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = _config_path(init_settings)
+        if config_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL of the store: the configured one, else SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / DB_FILE_NAME}"
+
+    @property
+    def log_file(self) -> Path:
+        """Where the ``log`` channel appends its JSON lines."""
+        return self.home / LOG_FILE_NAME
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients use to reach the server."""
+        if self.server_url:
+            return self.server_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def channel_concurrency(self, channel: str) -> int | None:
+        """The concurrency limit of one channel, if it has its own."""
+        override = self.channels.get(channel)
+        return override.concurrency if override else None
+
+    def retry_policy_for(self, channel: str | None) -> RetryPolicySettings:
+        """The retry policy of a channel: its own, else the global one."""
+        override = self.channels.get(channel) if channel else None
+        return override.retry if override and override.retry else self.retry
+
+
+def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
+    init_values: dict[str, Any] = init_settings()
+    raw = init_values.get("config") or os.environ.get("NOTIFYD_CONFIG")
+    return Path(raw).expanduser() if raw else None
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings; ``overrides`` (from CLI flags) win when not None."""
+    values = {key: value for key, value in overrides.items() if value is not None}
+    if config is not None:
+        values["config"] = config
+    return Settings(**values)

@@ -1,0 +1,135 @@
+"""The store's engine and sessions, SQLite's pragmas, and the Alembic entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+import migrations
+from notifyd.errors import SchemaError
+
+# Execution option that makes a SQLite transaction take the write lock at BEGIN, so that it
+# waits (busy_timeout) instead of failing with "database is locked" when it first writes.
+WRITE_OPTION = "notifyd_write"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """Whether the engine talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(
+    url: str, *, busy_timeout_ms: int = 30_000, synchronous: str = "NORMAL", **kwargs: Any
+) -> Engine:
+    """Create the engine; for SQLite set WAL, busy_timeout, foreign_keys and explicit BEGINs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction holds the write lock from its start; commits on success."""
+    with Session(engine, expire_on_commit=False) as session:
+        session.connection(execution_options={WRITE_OPTION: True})
+        yield session
+        session.commit()
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a write transaction; commits on success."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+# ---- migrations -----------------------------------------------------------------------------
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at the shipped ``migrations`` package."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration this code knows."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return script.get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None for an empty database)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_schema(engine: Engine, *, allow_behind: bool = True) -> str | None:
+    """Refuse a database newer than this code; return its revision."""
+    revision = current_revision(engine)
+    if revision is None:
+        return None
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    known = {rev.revision for rev in script.walk_revisions()}
+    if revision not in known:
+        raise SchemaError(
+            f"the database is at schema revision {revision!r}, which is newer than this version "
+            "of notifyd knows; upgrade notifyd (or point it at another database)"
+        )
+    if not allow_behind and revision != script.get_current_head():
+        raise SchemaError(
+            f"the database is at schema revision {revision!r}; run `notifyd db upgrade`"
+        )
+    return revision
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Apply every pending migration (after refusing a database newer than the code)."""
+    check_schema(engine)
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    return current_revision(engine)

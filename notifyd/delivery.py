@@ -1,0 +1,73 @@
+"""The delivery task: one run delivers one notification to one recipient through its channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+
+from notifyd.channels.base import Channel, OutgoingMessage
+from notifyd.db import read_session
+from notifyd.models import Notification
+from notifyd.tracking.errors import PermanentError
+from notifyd.tracking.registry import TaskContext, TaskRegistry
+
+DELIVER_TASK = "notifyd.deliver"
+EXTRAS_KEY = "delivery"
+
+
+class DeliveryContext:
+    """What the delivery task needs: the store and the channels. Caches the (immutable) notifications."""
+
+    def __init__(self, engine: Engine, channels: Mapping[str, Channel], cache_size: int = 2048) -> None:
+        self.engine = engine
+        self.channels = channels
+        self._cache: OrderedDict[str, Notification] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def notification(self, notification_id: str) -> Notification:
+        """The notification, from the cache or the store."""
+        cached = self._cache.get(notification_id)
+        if cached is not None:
+            self._cache.move_to_end(notification_id)
+            return cached
+        found = await asyncio.to_thread(self._load, notification_id)
+        if found is None:
+            raise PermanentError(f"notification {notification_id} no longer exists")
+        self._cache[notification_id] = found
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return found
+
+    def _load(self, notification_id: str) -> Notification | None:
+        with read_session(self.engine) as session:
+            return session.get(Notification, notification_id)
+
+
+async def deliver(
+    ctx: TaskContext, notification_id: str, channel: str, recipient: str
+) -> dict[str, Any] | None:
+    """Deliver notification ``notification_id`` to ``recipient`` through ``channel``."""
+    delivery: DeliveryContext = ctx.extras[EXTRAS_KEY]
+    target = delivery.channels.get(channel)
+    if target is None:
+        raise PermanentError(f"channel {channel!r} is not configured on this server")
+    note = await delivery.notification(notification_id)
+    message = OutgoingMessage(
+        delivery_id=ctx.run_id,
+        notification_id=note.id,
+        subject=note.subject,
+        message=note.message,
+        data=note.data,
+        created_at=note.created_at,
+        attempt=ctx.attempt,
+    )
+    return await target.send(message, recipient)
+
+
+def register_delivery(registry: TaskRegistry) -> None:
+    """Register the delivery task under its stable name."""
+    registry.register(deliver, DELIVER_TASK)

@@ -1,0 +1,268 @@
+"""SQLModel tables (Notification, TaskRun, Attempt, IdempotencyRecord, ApiToken) and their public schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from notifyd.timeutil import UTCDateTime, utcnow
+
+
+class RunStatus(StrEnum):
+    """The life of a tracked run: queued -> running -> succeeded | retrying | failed; cancelled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    retrying = "retrying"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+DUE_STATUSES = (RunStatus.queued, RunStatus.retrying)
+FINISHED_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
+
+
+class Outcome(StrEnum):
+    """How one attempt ended."""
+
+    running = "running"
+    succeeded = "succeeded"
+    transient_error = "transient_error"
+    permanent_error = "permanent_error"
+    interrupted = "interrupted"
+
+
+class Notification(SQLModel, table=True):
+    """A notification as accepted: what to say and to whom."""
+
+    __tablename__ = "notification"
+
+    id: str = Field(primary_key=True, max_length=40)
+    channel: str = Field(max_length=40)
+    destination: str | None = Field(default=None, max_length=100)
+    subject: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    caller: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
+
+
+class TaskRun(SQLModel, table=True):
+    """One durable background run of a registered task, with its state and schedule."""
+
+    __tablename__ = "task_run"
+    __table_args__ = (Index("ix_task_run_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    task_name: str = Field(max_length=200, index=True)
+    notification_id: str | None = Field(
+        default=None,
+        sa_column=Column(
+            String(40), ForeignKey("notification.id", ondelete="CASCADE"), nullable=True, index=True
+        ),
+    )
+    channel: str | None = Field(default=None, max_length=40, index=True)
+    recipient: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: RunStatus = Field(
+        default=RunStatus.queued, sa_column=Column(String(20), nullable=False)
+    )
+    attempts: int = 0
+    max_attempts: int = 1
+    interruptions: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    next_attempt_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    lease_expires_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    worker: str | None = Field(default=None, max_length=200)
+    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Attempt(SQLModel, table=True):
+    """One try of a run: when, how it ended, and why."""
+
+    __tablename__ = "attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("task_run.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    number: int
+    worker: str | None = Field(default=None, max_length=200)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    duration_ms: float | None = None
+    outcome: Outcome = Field(
+        default=Outcome.running, sa_column=Column(String(20), nullable=False)
+    )
+    error_type: str | None = Field(default=None, max_length=200)
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    traceback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    retry_delay_seconds: float | None = None
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first response to an ``Idempotency-Key``, kept so that a retried request replays it."""
+
+    __tablename__ = "idempotency_record"
+
+    caller: str = Field(primary_key=True, max_length=100)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    notification_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("notification.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token, stored only as its hash."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    token_hash: str = Field(max_length=128, unique=True)
+    scope: str = Field(max_length=20)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+# ---- public schemas -------------------------------------------------------------------------
+
+
+class AttemptPublic(SQLModel):
+    """One attempt of a run as the API shows it."""
+
+    number: int
+    worker: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: float | None
+    outcome: Outcome
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+    retry_delay_seconds: float | None
+    response: dict[str, Any] | None
+
+
+class TaskRunPublic(SQLModel):
+    """A run as the API lists it."""
+
+    id: str
+    task_name: str
+    notification_id: str | None
+    channel: str | None
+    recipient: str | None
+    status: RunStatus
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    last_error: str | None
+
+
+class TaskRunDetail(TaskRunPublic):
+    """A run in full: its (redacted) arguments and every attempt."""
+
+    args: dict[str, Any]
+    attempts_detail: list[AttemptPublic]
+
+
+class TaskPage(SQLModel):
+    """One page of runs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[TaskRunPublic]
+    next_cursor: str | None
+
+
+class TaskSummary(SQLModel):
+    """A run as the submit response names it."""
+
+    id: str
+    channel: str | None
+    to: str | None
+    status: RunStatus
+
+
+class NotificationAccepted(SQLModel):
+    """What ``POST /v1/notifications`` answers: the notification id and one task per recipient."""
+
+    id: str
+    status: str
+    tasks: list[TaskSummary]
+
+
+class NotificationPublic(SQLModel):
+    """A notification and the state of its runs."""
+
+    id: str
+    channel: str
+    destination: str | None
+    subject: str | None
+    message: str
+    data: dict[str, Any] | None
+    to: list[str]
+    created_at: datetime
+    status: str
+    tasks: list[TaskSummary]
+
+
+class NotificationCreate(SQLModel):
+    """A notification to send: through ``channel`` (default ``log``) to one or more recipients."""
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+    channel: str = Field(default="log", min_length=1, max_length=40)
+    to: str | list[str]
+    subject: str | None = None
+    message: str
+    data: dict[str, Any] | None = None
+
+    def recipients(self) -> list[str]:
+        """``to`` as a list, in order, without repeats."""
+        values = [self.to] if isinstance(self.to, str) else list(self.to)
+        return list(dict.fromkeys(values))

@@ -1,0 +1,79 @@
+"""The pieces one notifyd process runs, built from Settings: store, channels, tasks, tracker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from notifyd.channels import build_channels
+from notifyd.channels.base import Channel
+from notifyd.config import Settings
+from notifyd.db import make_engine
+from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
+from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
+
+
+@dataclass
+class Runtime:
+    """Settings plus everything built from them; passed down, never imported as a global."""
+
+    settings: Settings
+    engine: Engine
+    channels: dict[str, Channel]
+    registry: TaskRegistry
+    tracker: Tracker
+
+    async def start(self) -> None:
+        """Start writing and dispatching."""
+        await self.tracker.start()
+
+    async def stop(self) -> None:
+        """Stop dispatching within the grace period, close channels, dispose of the engine."""
+        await self.tracker.stop(self.settings.grace_seconds)
+        for channel in self.channels.values():
+            await channel.aclose()
+        self.engine.dispose()
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The store's engine as the settings describe it."""
+    return make_engine(
+        settings.db_url,
+        busy_timeout_ms=settings.busy_timeout_ms,
+        synchronous=settings.sqlite_synchronous,
+    )
+
+
+def build_runtime(
+    settings: Settings, *, engine: Engine | None = None, run_dispatcher: bool = True
+) -> Runtime:
+    """Build the runtime of one server or worker process."""
+    engine = engine or engine_for(settings)
+    channels = build_channels(settings)
+    registry = TaskRegistry()
+    register_delivery(registry)
+    limits = {
+        name: override.concurrency
+        for name, override in settings.channels.items()
+        if override.concurrency is not None
+    }
+    tracker = Tracker(
+        engine,
+        registry,
+        config=DispatcherConfig(
+            concurrency=settings.concurrency,
+            channel_concurrency=limits,
+            lease_seconds=settings.lease_seconds,
+            sweep_seconds=settings.sweep_seconds,
+            poll_seconds=settings.poll_seconds,
+            grace_seconds=settings.grace_seconds,
+        ),
+        retry=settings.retry,
+        retry_by_channel={
+            name: override.retry for name, override in settings.channels.items() if override.retry
+        },
+        extras={EXTRAS_KEY: DeliveryContext(engine, channels)},
+        run_dispatcher=run_dispatcher,
+    )
+    return Runtime(settings, engine, channels, registry, tracker)

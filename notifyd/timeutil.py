@@ -1,0 +1,85 @@
+"""Time and identifiers: UTC everywhere, and sortable ids that carry their creation time."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90s``, ``15m``, ``1h``, ``30d`` or ``2w`` into a timedelta."""
+    raw = text.strip().lower()
+    if len(raw) < 2 or raw[-1] not in _UNITS:
+        raise ValueError(f"invalid duration {text!r}: use a number and s, m, h, d or w, e.g. 30d")
+    try:
+        amount = float(raw[:-1])
+    except ValueError:
+        raise ValueError(f"invalid duration {text!r}: use a number and s, m, h, d or w") from None
+    if amount < 0:
+        raise ValueError(f"invalid duration {text!r}: must not be negative")
+    return timedelta(seconds=amount * _UNITS[raw[-1]])
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """A point in time: an ISO 8601 timestamp or a duration ago (``1h`` = one hour ago)."""
+    try:
+        return (now or utcnow()) - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"invalid time {text!r}: use an ISO 8601 timestamp or a duration such as 1h or 7d"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (the same on SQLite and PostgreSQL) and returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected datetime, got {type(value).__name__}")
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

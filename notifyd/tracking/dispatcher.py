@@ -1,0 +1,309 @@
+"""The dispatcher: claims due runs, runs them with bounded concurrency, records every attempt.
+
+One asyncio task loops: record finished attempts, renew leases, sweep expired leases, claim as
+many due runs as there are free slots, sleep until woken (a submit, a finished run) or the poll
+interval passes. All its writes go through the group-commit Writer, in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from notifyd.models import Outcome, RunStatus
+from notifyd.timeutil import new_id, utcnow
+from notifyd.tracking import queries
+from notifyd.tracking.errors import PermanentError, TaskError
+from notifyd.tracking.registry import TaskContext, TaskRegistry
+from notifyd.tracking.retry import RetryPolicy
+from notifyd.tracking.writer import Writer
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_TRACEBACK = 8000
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per dispatcher."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-6:]}"
+
+
+@dataclass
+class DispatcherConfig:
+    """How much the dispatcher runs at once and how it keeps and rescues its leases."""
+
+    concurrency: int = 32
+    channel_concurrency: Mapping[str, int] = field(default_factory=dict)
+    lease_seconds: float = 30.0
+    sweep_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    grace_seconds: float = 30.0
+
+
+class Dispatcher:
+    """Executes due runs of registered tasks, at least once each."""
+
+    def __init__(
+        self,
+        *,
+        writer: Writer,
+        registry: TaskRegistry,
+        config: DispatcherConfig,
+        retry_policy_for: Callable[[str | None], RetryPolicy],
+        extras: Mapping[str, Any] | None = None,
+        worker_id: str | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.writer = writer
+        self.registry = registry
+        self.config = config
+        self.retry_policy_for = retry_policy_for
+        self.extras = dict(extras or {})
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running_channels: Counter[str] = Counter()
+        self._results: list[queries.AttemptResult] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._threads = ThreadPoolExecutor(
+            max_workers=config.concurrency, thread_name_prefix="notifyd-task"
+        )
+        self._last_renew = 0.0
+        self._last_sweep = 0.0
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the loop; it sweeps expired leases at once."""
+        if self._loop_task is None:
+            self._stopping = False
+            self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
+
+    def wake(self) -> None:
+        """Look for due runs now (called after new runs are committed)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """How many runs this dispatcher is executing."""
+        return len(self._running)
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop claiming; let running attempts finish within the grace period; release the rest.
+
+        Runs still executing when the grace period ends are recorded as interrupted and made due
+        again at once, so the next start (or another worker) picks them up without waiting for
+        their lease to expire.
+        """
+        grace = self.config.grace_seconds if grace_seconds is None else grace_seconds
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        pending = list(self._running.values())
+        if pending:
+            log.info("waiting up to %.0fs for %d running task(s)", grace, len(pending))
+            _done, still = await asyncio.wait(pending, timeout=grace) if grace > 0 else ((), pending)
+            unfinished = [run_id for run_id, task in self._running.items() if task in still]
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.gather(*still, return_exceptions=True)
+        else:
+            unfinished = []
+        await self._flush()
+        if unfinished:
+            now = self.clock()
+            await self.writer.run(
+                partial(
+                    queries.interrupt_runs,
+                    now=now,
+                    reason=f"worker {self.worker_id} shut down before the attempt finished",
+                    error_type="Shutdown",
+                    run_ids=unfinished,
+                    worker=self.worker_id,
+                )
+            )
+            log.warning("released %d unfinished run(s) for the next start", len(unfinished))
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    # ---- the loop -----------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        while not self._stopping:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher step failed; retrying in %.1fs", self.config.poll_seconds)
+                await asyncio.sleep(self.config.poll_seconds)
+                continue
+            if self._stopping:
+                break
+            if not self._results:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+            self._wake.clear()
+
+    async def _tick(self) -> None:
+        await self._flush()
+        mono = time.monotonic()
+        if self._running and mono - self._last_renew >= self.config.lease_seconds / 3:
+            self._last_renew = mono
+            await self._renew()
+        if mono - self._last_sweep >= self.config.sweep_seconds:
+            self._last_sweep = mono
+            await self.sweep()
+        await self._claim()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        results, self._results = self._results, []
+        await self.writer.run(partial(queries.finish_attempts, results=results, worker=self.worker_id))
+
+    async def _renew(self) -> None:
+        until = self.clock() + timedelta(seconds=self.config.lease_seconds)
+        ids = list(self._running)
+        await self.writer.run(
+            partial(queries.renew_leases, run_ids=ids, worker=self.worker_id, until=until)
+        )
+
+    async def sweep(self) -> list[str]:
+        """Rescue runs whose lease expired: their attempt is interrupted and they run again."""
+        now = self.clock()
+        rescued = await self.writer.run(
+            partial(
+                queries.interrupt_runs,
+                now=now,
+                reason="the worker stopped renewing its lease (it died or hung)",
+                error_type="LeaseExpired",
+                expired_before=now,
+            )
+        )
+        if rescued:
+            log.warning("rescued %d run(s) whose lease expired", len(rescued))
+            self._wake.set()
+        return rescued
+
+    async def _claim(self) -> None:
+        free = self.config.concurrency - len(self._running)
+        if free <= 0 or self._stopping:
+            return
+        limits = self.config.channel_concurrency
+        channel_free = {name: cap - self._running_channels[name] for name, cap in limits.items()}
+        now = self.clock()
+        claimed = await self.writer.run(
+            partial(
+                queries.claim_due,
+                now=now,
+                limit=free,
+                worker=self.worker_id,
+                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                channel_free=channel_free,
+            )
+        )
+        if self._stopping:
+            # Claimed while shutting down: hand them straight back.
+            await self.writer.run(
+                partial(
+                    queries.interrupt_runs,
+                    now=now,
+                    reason="claimed during shutdown",
+                    error_type="Shutdown",
+                    run_ids=[run.id for run in claimed],
+                    worker=self.worker_id,
+                )
+            )
+            return
+        for run in claimed:
+            if run.channel:
+                self._running_channels[run.channel] += 1
+            task = asyncio.create_task(self._execute(run), name=f"notifyd-run-{run.id}")
+            self._running[run.id] = task
+        if len(claimed) == free:
+            self._wake.set()
+
+    # ---- one attempt --------------------------------------------------------------------
+
+    async def _execute(self, run: queries.ClaimedRun) -> None:
+        started = time.perf_counter()
+        try:
+            response = await self._call(run)
+        except asyncio.CancelledError:
+            self._forget(run)
+            raise
+        except Exception as exc:
+            result = self._failure(run, exc, started)
+        else:
+            result = queries.AttemptResult(
+                run_id=run.id,
+                attempt=run.attempt,
+                outcome=Outcome.succeeded,
+                finished_at=self.clock(),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                status=RunStatus.succeeded,
+                response=response if isinstance(response, dict) else None,
+            )
+        self._forget(run)
+        self._results.append(result)
+        self._wake.set()
+
+    def _forget(self, run: queries.ClaimedRun) -> None:
+        if self._running.pop(run.id, None) is not None and run.channel:
+            self._running_channels[run.channel] -= 1
+
+    async def _call(self, run: queries.ClaimedRun) -> Any:
+        task = self.registry.get(run.task_name)
+        if task is None:
+            raise PermanentError(f"no task is registered as {run.task_name!r} in this process")
+        ctx = TaskContext(run_id=run.id, attempt=run.attempt, extras=self.extras)
+        args, kwargs = task.call_args(run.args, ctx)
+        if task.is_async:
+            return await task.func(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, partial(task.func, *args, **kwargs))
+
+    def _failure(
+        self, run: queries.ClaimedRun, exc: Exception, started: float
+    ) -> queries.AttemptResult:
+        now = self.clock()
+        permanent = isinstance(exc, PermanentError)
+        retry_after = exc.retry_after if isinstance(exc, TaskError) else None
+        response = exc.response if isinstance(exc, TaskError) else None
+        charged = run.attempt - run.interruptions
+        delay = None
+        if not permanent and charged < run.max_attempts:
+            delay = self.retry_policy_for(run.channel).delay_after(charged, retry_after)
+        return queries.AttemptResult(
+            run_id=run.id,
+            attempt=run.attempt,
+            outcome=Outcome.permanent_error if permanent else Outcome.transient_error,
+            finished_at=now,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            status=RunStatus.failed if delay is None else RunStatus.retrying,
+            next_attempt_at=None if delay is None else now + timedelta(seconds=delay),
+            retry_delay_seconds=delay,
+            error_type=type(exc).__name__,
+            error_message=str(exc)[:2000],
+            traceback="".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+            response=response,
+        )

@@ -1,0 +1,28 @@
+"""How a task tells the dispatcher whether trying again can help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskError(Exception):
+    """A task failure that carries what the attempt should record."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        response: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.response = response
+
+
+class TransientError(TaskError):
+    """Trying again later may succeed (timeouts, 4xx SMTP replies, 5xx HTTP, refused connections)."""
+
+
+class PermanentError(TaskError):
+    """Trying again cannot succeed (a rejected address, 410 Gone, an unknown task): fail now."""

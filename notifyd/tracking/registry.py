@@ -1,0 +1,120 @@
+"""Task functions registered by name, and the context a task may ask for."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTEXT_PARAM = "ctx"
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Handed to a task that declares a ``ctx`` parameter: which run and attempt this is."""
+
+    run_id: str
+    attempt: int
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskFunction:
+    """A registered task: its name, the function, and how to call it."""
+
+    name: str
+    func: Callable[..., Any]
+    is_async: bool
+    wants_context: bool
+    signature: inspect.Signature
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Bind call arguments to parameter names; they must survive a JSON round trip."""
+        params = [p for p in self.signature.parameters.values() if p.name != CONTEXT_PARAM]
+        try:
+            bound = self.signature.replace(parameters=params).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task {self.name!r}: {exc}") from None
+        arguments = dict(bound.arguments)
+        try:
+            if json.loads(json.dumps(arguments)) != arguments:
+                raise TypeError("arguments change in a JSON round trip (use lists, not tuples)")
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"task {self.name!r}: arguments must be JSON values: {exc}") from None
+        return arguments
+
+    def call_args(
+        self, arguments: Mapping[str, Any], ctx: TaskContext
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Turn stored arguments back into ``*args, **kwargs`` for the function."""
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for param in self.signature.parameters.values():
+            if param.name == CONTEXT_PARAM:
+                kwargs[CONTEXT_PARAM] = ctx
+            elif param.name not in arguments:
+                continue
+            elif param.kind is param.VAR_POSITIONAL:
+                args.extend(arguments[param.name])
+            elif param.kind is param.VAR_KEYWORD:
+                kwargs.update(arguments[param.name])
+            elif param.kind is param.POSITIONAL_ONLY:
+                args.append(arguments[param.name])
+            else:
+                kwargs[param.name] = arguments[param.name]
+        return args, kwargs
+
+
+class TaskRegistry:
+    """Maps task names to functions. Names are what the database stores, so keep them stable."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskFunction] = {}
+
+    def register(self, func: Callable[..., Any], name: str | None = None) -> TaskFunction:
+        """Register ``func`` under ``name`` (default ``module.qualname``)."""
+        task_name = name or f"{func.__module__}.{func.__qualname__}"
+        signature = inspect.signature(func)
+        task = TaskFunction(
+            name=task_name,
+            func=func,
+            is_async=inspect.iscoroutinefunction(func),
+            wants_context=CONTEXT_PARAM in signature.parameters,
+            signature=signature,
+        )
+        existing = self._tasks.get(task_name)
+        if existing is not None and existing.func is not func:
+            raise ValueError(f"task name {task_name!r} is already registered")
+        self._tasks[task_name] = task
+        return task
+
+    def task(
+        self, name: str | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: ``@registry.task("send_report")``."""
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.register(func, name)
+            return func
+
+        return decorate
+
+    def get(self, name: str) -> TaskFunction | None:
+        """The task registered as ``name``."""
+        return self._tasks.get(name)
+
+    def lookup(self, func: Callable[..., Any]) -> TaskFunction:
+        """The registration of ``func``; a function that was never registered is refused."""
+        for task in self._tasks.values():
+            if task.func is func:
+                return task
+        raise LookupError(
+            f"{getattr(func, '__qualname__', func)!r} is not a registered task: "
+            "decorate it with @registry.task()"
+        )
+
+    def names(self) -> list[str]:
+        """Every registered name."""
+        return sorted(self._tasks)

@@ -1,0 +1,130 @@
+"""TrackedTasks: take it where a route would take BackgroundTasks, and the runs become durable.
+
+    @registry.task("send_report")
+    def send_report(user_id: int) -> None: ...
+
+    @app.post("/reports")
+    async def create(tasks: TrackedTasks) -> dict[str, str]:
+        run_id = tasks.add_task(send_report, 42)
+        return {"run": run_id}
+
+``add_task`` stages a run; the staged runs (and any rows added with ``add_write``) are committed
+in one transaction after the handler returns and before the response is sent. A handler that
+needs the commit earlier (to answer with what was stored) awaits ``tasks.commit()`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection
+
+from notifyd.models import RunStatus
+from notifyd.timeutil import new_id
+from notifyd.tracking import queries
+from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
+
+RUN_ID_PREFIX = "run"
+
+
+class TaskBatch:
+    """Runs (and other rows) staged by one request, committed together."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self._runs: list[dict[str, Any]] = []
+        self._writes: list[Callable[[Connection], Any]] = []
+        self.committed = False
+
+    def add_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+        """Stage a run of the registered task ``func``; returns the run id."""
+        return self.add_run(func, args=args, kwargs=kwargs)
+
+    def add_run(
+        self,
+        func: Callable[..., Any] | str,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        channel: str | None = None,
+        recipient: str | None = None,
+        notification_id: str | None = None,
+        max_attempts: int | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """Stage a run with notifyd's extra columns (channel, recipient, notification)."""
+        if self.committed:
+            raise RuntimeError("this batch was already committed")
+        registry = self.tracker.registry
+        task = registry.get(func) if isinstance(func, str) else registry.lookup(func)
+        if task is None:
+            raise LookupError(f"no task is registered as {func!r}")
+        arguments = task.bind(args, kwargs or {})
+        when = now or self.tracker.clock()
+        run_id = new_id(RUN_ID_PREFIX)
+        self._runs.append(
+            {
+                "id": run_id,
+                "task_name": task.name,
+                "notification_id": notification_id,
+                "channel": channel,
+                "recipient": recipient,
+                "args": arguments,
+                "status": RunStatus.queued.value,
+                "attempts": 0,
+                "max_attempts": max_attempts or self.tracker.retry_policy_for(channel).max_attempts,
+                "interruptions": 0,
+                "created_at": when,
+                "updated_at": when,
+                "next_attempt_at": when,
+            }
+        )
+        return run_id
+
+    def add_write(self, fn: Callable[[Connection], Any]) -> None:
+        """Stage another write to commit in the same transaction, before the runs."""
+        self._writes.append(fn)
+
+    @property
+    def pending(self) -> bool:
+        """Whether anything is staged and not yet committed."""
+        return bool(self._runs or self._writes) and not self.committed
+
+    async def commit(self) -> list[Any]:
+        """Commit everything staged in one transaction and wake the dispatcher."""
+        if self.committed:
+            return []
+        writes, runs = list(self._writes), list(self._runs)
+
+        def write(conn: Connection) -> list[Any]:
+            results = [fn(conn) for fn in writes]
+            queries.insert_runs(conn, runs)
+            return results
+
+        results = await self.tracker.writer.run(write)
+        self.committed = True
+        if runs:
+            self.tracker.committed()
+        return results
+
+
+def get_tracker(request: Request) -> Tracker:
+    """The app's Tracker (set by ``Tracker.lifespan`` or ``create_app``)."""
+    tracker: Tracker | None = getattr(request.app.state, APP_STATE_KEY, None)
+    if tracker is None:
+        raise RuntimeError("no Tracker on this app: use FastAPI(lifespan=tracker.lifespan)")
+    return tracker
+
+
+async def _tracked_tasks(request: Request) -> AsyncIterator[TaskBatch]:
+    batch = TaskBatch(get_tracker(request))
+    yield batch
+    # Reached only when the handler returned normally: a failed request stages nothing.
+    if batch.pending:
+        await batch.commit()
+
+
+TrackedTasks = Annotated[TaskBatch, Depends(_tracked_tasks, scope="function")]

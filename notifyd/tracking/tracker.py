@@ -1,0 +1,86 @@
+"""The Tracker ties a store to a registry, a group-commit writer and a dispatcher."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Engine
+
+from notifyd.config import RetryPolicySettings
+from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
+from notifyd.tracking.registry import TaskRegistry
+from notifyd.tracking.retry import RetryPolicy
+from notifyd.tracking.writer import Writer
+from notifyd.timeutil import utcnow
+
+APP_STATE_KEY = "notifyd_tracker"
+
+
+class Tracker:
+    """Everything a process needs to record runs durably and execute them."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: TaskRegistry,
+        *,
+        config: DispatcherConfig | None = None,
+        retry: RetryPolicySettings | None = None,
+        retry_by_channel: Mapping[str, RetryPolicySettings] | None = None,
+        extras: Mapping[str, Any] | None = None,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+        run_dispatcher: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.clock = clock
+        self.writer = Writer(engine)
+        rng = rng or random.Random()
+        default = RetryPolicy.from_settings(retry or RetryPolicySettings(max_attempts=1), rng)
+        by_channel = {
+            name: RetryPolicy.from_settings(policy, rng)
+            for name, policy in (retry_by_channel or {}).items()
+        }
+        self.retry_policy_for: Callable[[str | None], RetryPolicy] = (
+            lambda channel: by_channel.get(channel or "", default)
+        )
+        self.run_dispatcher = run_dispatcher
+        self.dispatcher = Dispatcher(
+            writer=self.writer,
+            registry=registry,
+            config=config or DispatcherConfig(),
+            retry_policy_for=self.retry_policy_for,
+            extras=extras,
+            clock=clock,
+        )
+
+    async def start(self) -> None:
+        """Start the writer and, unless this process only accepts, the dispatcher."""
+        self.writer.start()
+        if self.run_dispatcher:
+            await self.dispatcher.start()
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop the dispatcher (within the grace period), then the writer."""
+        if self.run_dispatcher:
+            await self.dispatcher.stop(grace_seconds)
+        self.writer.stop()
+
+    def committed(self) -> None:
+        """New runs were committed: let the dispatcher look for them now."""
+        if self.run_dispatcher:
+            self.dispatcher.wake()
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """A FastAPI lifespan that runs this tracker: ``FastAPI(lifespan=tracker.lifespan)``."""
+        setattr(app.state, APP_STATE_KEY, self)
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
