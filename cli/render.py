@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -82,8 +83,10 @@ def short(text: str | None, width: int = 60) -> str:
 
 def runs_table(runs: Sequence[TaskRunPublic]) -> Table:
     """The ``tasks list`` table, newest first."""
-    table = Table(title=f"{len(runs)} run(s), newest first", title_justify="left")
-    table.add_column("id", no_wrap=True, min_width=30)
+    table = Table(
+        title=f"{len(runs)} run(s), newest first", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("id", no_wrap=True)
     table.add_column("status", no_wrap=True, min_width=9)
     table.add_column("channel", no_wrap=True, min_width=7)
     table.add_column("recipient", overflow="fold", min_width=12)
