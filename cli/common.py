@@ -72,7 +72,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except NotifydError as exc:
             raise fail(exc.detail, exc.exit_code) from None
         except SQLAlchemyError as exc:
-            message = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+            message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise fail(f"database error: {message}") from None
 
     return wrapper

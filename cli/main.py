@@ -66,10 +66,13 @@ def _configure_logging(level: str) -> None:
 @handle_errors
 def serve(
     ctx: typer.Context,
-    host: Annotated[str | None, typer.Option(help="Address to bind.", show_default="127.0.0.1")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind.", show_default="127.0.0.1")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.", show_default="8000")] = None,
     db: Annotated[
-        str | None, typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False)
+        str | None,
+        typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -88,7 +91,9 @@ def serve(
     app_ = create_app(settings, runtime=runtime)
     logging.getLogger("notifyd").info(
         "notifyd %s serving on http://%s:%d (store: %s)",
-        __version__, settings.host, settings.port,
+        __version__,
+        settings.host,
+        settings.port,
         runtime.engine.url.render_as_string(hide_password=True),
     )
     uvicorn.run(
@@ -132,7 +137,9 @@ def send(
         str | None, typer.Option(help="Send at most once per key (kept 24 h).")
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the runs until they end.")] = False,
-    timeout: Annotated[float, typer.Option(help="With --wait: give up after this many seconds.")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up after this many seconds.")
+    ] = 60.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Send a notification through the API (a quick way to test a server)."""
@@ -183,7 +190,6 @@ def _follow(
                 states = ", ".join(f"{r['id']}: {r['status']}" for r in latest.values())
                 raise ClientError(f"gave up waiting after {timeout:.0f}s ({states})")
             time.sleep(0.2)
-
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -131,7 +131,9 @@ def run_detail(run: TaskRunDetail) -> Group:
     head.add_row("finished", when(run.finished_at))
     head.add_row("duration", duration(run.duration_ms))
     if run.status == RunStatus.retrying:
-        head.add_row("next attempt", f"{when(run.next_attempt_at)} ({relative(run.next_attempt_at)})")
+        head.add_row(
+            "next attempt", f"{when(run.next_attempt_at)} ({relative(run.next_attempt_at)})"
+        )
     if run.last_error:
         head.add_row("last error", Text(run.last_error, style="red"))
     head.add_row("arguments", json.dumps(run.args, indent=2, ensure_ascii=False))
@@ -148,7 +150,9 @@ def run_detail(run: TaskRunDetail) -> Group:
         if attempt.retry_delay_seconds is not None:
             body.add_row("retry after", duration(attempt.retry_delay_seconds * 1000))
         if attempt.error_type or attempt.error_message:
-            body.add_row("error", Text(f"{attempt.error_type}: {attempt.error_message}", style="red"))
+            body.add_row(
+                "error", Text(f"{attempt.error_type}: {attempt.error_message}", style="red")
+            )
         if attempt.response:
             body.add_row("response", json.dumps(attempt.response, ensure_ascii=False))
         if attempt.traceback:

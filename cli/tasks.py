@@ -36,8 +36,12 @@ def list_runs(
     since: Annotated[
         str | None, typer.Option(help="Created at or after: ISO time or a duration ago (1h, 7d).")
     ] = None,
-    until: Annotated[str | None, typer.Option(help="Created before: ISO time or a duration ago.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=service.MAX_PAGE, help="At most this many.")] = 20,
+    until: Annotated[
+        str | None, typer.Option(help="Created before: ISO time or a duration ago.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=service.MAX_PAGE, help="At most this many.")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List runs, newest first."""

@@ -1,2 +1,3 @@
 """notifyd: a self-hosted notification server."""
+
 __version__ = "0.1.0"

@@ -54,7 +54,10 @@ class NotifydClient:
         if to is not None:
             body["to"] = to
         for key, value in (
-            ("subject", subject), ("channel", channel), ("destination", destination), ("data", data)
+            ("subject", subject),
+            ("channel", channel),
+            ("destination", destination),
+            ("data", data),
         ):
             if value is not None:
                 body[key] = value
@@ -87,7 +90,9 @@ class NotifydClient:
                 f"cannot reach the notifyd server at {self.base_url} (is `notifyd serve` running?)"
             ) from None
         except httpx.TimeoutException:
-            raise ClientError(f"the notifyd server at {self.base_url} did not answer in time") from None
+            raise ClientError(
+                f"the notifyd server at {self.base_url} did not answer in time"
+            ) from None
         except httpx.HTTPError as exc:
             raise ClientError(f"request to {self.base_url} failed: {exc}") from None
         if response.is_success:
@@ -101,5 +106,7 @@ def _problem_detail(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("detail"):
-        return f"{response.status_code} {body.get('title', '')}: {body['detail']}".replace("  ", " ")
+        return f"{response.status_code} {body.get('title', '')}: {body['detail']}".replace(
+            "  ", " "
+        )
     return f"the server answered {response.status_code} {response.reason_phrase}"

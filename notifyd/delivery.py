@@ -22,7 +22,9 @@ EXTRAS_KEY = "delivery"
 class DeliveryContext:
     """What the delivery task needs: the store and the channels. Caches the (immutable) notifications."""
 
-    def __init__(self, engine: Engine, channels: Mapping[str, Channel], cache_size: int = 2048) -> None:
+    def __init__(
+        self, engine: Engine, channels: Mapping[str, Channel], cache_size: int = 2048
+    ) -> None:
         self.engine = engine
         self.channels = channels
         self._cache: OrderedDict[str, Notification] = OrderedDict()

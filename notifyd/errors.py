@@ -1,16 +1,16 @@
 """The NotifydError tree: each error knows its problem+json type, title, HTTP status and CLI exit code.
 
-    NotifydError                  500  something went wrong
-    ├── ConfigError                    the settings are unusable
-    ├── SchemaError                    the database schema is newer than the code, or behind
-    ├── NotFound                  404  no such notification / run
-    ├── InvalidState              409  the run is in the wrong state for the operation
-    ├── InProgress                409  the same Idempotency-Key is still being processed
-    ├── InvalidInput              422  the request is well-formed but unacceptable
-    ├── Unauthorized              401  missing or bad credentials
-    ├── Forbidden                 403  the token's scope does not allow this
-    ├── RateLimited               429  too many requests
-    └── ClientError                    `notifyd.client`: the server could not be reached, or refused
+NotifydError                  500  something went wrong
+├── ConfigError                    the settings are unusable
+├── SchemaError                    the database schema is newer than the code, or behind
+├── NotFound                  404  no such notification / run
+├── InvalidState              409  the run is in the wrong state for the operation
+├── InProgress                409  the same Idempotency-Key is still being processed
+├── InvalidInput              422  the request is well-formed but unacceptable
+├── Unauthorized              401  missing or bad credentials
+├── Forbidden                 403  the token's scope does not allow this
+├── RateLimited               429  too many requests
+└── ClientError                    `notifyd.client`: the server could not be reached, or refused
 """
 
 from __future__ import annotations

@@ -91,7 +91,9 @@ class TaskRun(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     worker: str | None = Field(default=None, max_length=200)
-    started_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
@@ -116,9 +118,7 @@ class Attempt(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     duration_ms: float | None = None
-    outcome: Outcome = Field(
-        default=Outcome.running, sa_column=Column(String(20), nullable=False)
-    )
+    outcome: Outcome = Field(default=Outcome.running, sa_column=Column(String(20), nullable=False))
     error_type: str | None = Field(default=None, max_length=200)
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     traceback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -254,7 +254,7 @@ class NotificationPublic(SQLModel):
 class NotificationCreate(SQLModel):
     """A notification to send: through ``channel`` (default ``log``) to one or more recipients."""
 
-    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+    model_config = {"extra": "forbid"}
 
     channel: str = Field(default="log", min_length=1, max_length=40)
     to: str | list[str]

@@ -11,6 +11,7 @@ from notifyd.channels.base import Channel
 from notifyd.config import Settings
 from notifyd.db import make_engine
 from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
+from notifyd.idempotency import IdempotencyKeys
 from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
 
 
@@ -23,6 +24,7 @@ class Runtime:
     channels: dict[str, Channel]
     registry: TaskRegistry
     tracker: Tracker
+    idempotency: IdempotencyKeys
 
     async def start(self) -> None:
         """Start writing and dispatching."""
@@ -76,4 +78,4 @@ def build_runtime(
         extras={EXTRAS_KEY: DeliveryContext(engine, channels)},
         run_dispatcher=run_dispatcher,
     )
-    return Runtime(settings, engine, channels, registry, tracker)
+    return Runtime(settings, engine, channels, registry, tracker, IdempotencyKeys(engine))

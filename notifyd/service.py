@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from notifyd.channels.base import Channel
 from notifyd.delivery import DELIVER_TASK
 from notifyd.errors import InvalidInput, NotFound
+from notifyd.idempotency import IdempotencyKeys, record_writer, request_hash
 from notifyd.models import (
     FINISHED_STATUSES,
     Attempt,
@@ -33,6 +37,7 @@ from notifyd.tracking.tasks import TaskBatch
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 MAX_PAGE = 500
+ANONYMOUS = "anonymous"
 
 
 def validate_submission(
@@ -42,7 +47,9 @@ def validate_submission(
     channel = channels.get(body.channel)
     if channel is None:
         offered = ", ".join(sorted(channels))
-        raise InvalidInput(f"channel: unknown channel {body.channel!r}; this server offers {offered}")
+        raise InvalidInput(
+            f"channel: unknown channel {body.channel!r}; this server offers {offered}"
+        )
     recipients = body.recipients()
     if not recipients:
         raise InvalidInput("to: at least one recipient is required")
@@ -56,14 +63,17 @@ def validate_submission(
     return channel, list(dict.fromkeys(canonical))
 
 
-async def submit_notification(
-    *,
-    batch: TaskBatch,
-    body: NotificationCreate,
-    channels: Mapping[str, Channel],
-    caller: str | None = None,
+@dataclass(frozen=True)
+class Submission:
+    """The answer to a submit, and whether it replays an earlier one (same Idempotency-Key)."""
+
+    accepted: NotificationAccepted
+    replayed: bool = False
+
+
+def _stage(
+    batch: TaskBatch, body: NotificationCreate, channels: Mapping[str, Channel], caller: str | None
 ) -> NotificationAccepted:
-    """Store the notification and one run per recipient in one transaction; return their ids."""
     channel, recipients = validate_submission(body, channels)
     now = batch.tracker.clock()
     notification_id = new_id("ntf")
@@ -87,15 +97,70 @@ async def submit_notification(
     for recipient in recipients:
         run_id = batch.add_run(
             DELIVER_TASK,
-            kwargs={"notification_id": notification_id, "channel": channel.name, "recipient": recipient},
+            kwargs={
+                "notification_id": notification_id,
+                "channel": channel.name,
+                "recipient": recipient,
+            },
             channel=channel.name,
             recipient=recipient,
             notification_id=notification_id,
             now=now,
         )
-        tasks.append(TaskSummary(id=run_id, channel=channel.name, to=recipient, status=RunStatus.queued))
-    await batch.commit()
+        tasks.append(
+            TaskSummary(id=run_id, channel=channel.name, to=recipient, status=RunStatus.queued)
+        )
     return NotificationAccepted(id=notification_id, status="accepted", tasks=tasks)
+
+
+async def submit_notification(
+    *,
+    batch: TaskBatch,
+    body: NotificationCreate,
+    channels: Mapping[str, Channel],
+    caller: str | None = None,
+    idempotency_key: str | None = None,
+    keys: IdempotencyKeys | None = None,
+) -> Submission:
+    """Store the notification and one run per recipient in one transaction; return their ids.
+
+    With an ``idempotency_key`` the first answer is stored in the same transaction and replayed
+    for a repeat of the same request (see notifyd.idempotency).
+    """
+    if idempotency_key is None or keys is None:
+        accepted = _stage(batch, body, channels, caller)
+        await batch.commit()
+        return Submission(accepted)
+    keys.check_key(idempotency_key)
+    who = caller or ANONYMOUS
+    fingerprint = request_hash(body.model_dump(mode="json"))
+    now = batch.tracker.clock()
+    with keys.claim(who, idempotency_key):
+        replay = await asyncio.to_thread(keys.lookup, who, idempotency_key, fingerprint, now)
+        if replay is None:
+            accepted = _stage(batch, body, channels, caller)
+            batch.add_write(
+                record_writer(
+                    caller=who,
+                    key=idempotency_key,
+                    fingerprint=fingerprint,
+                    notification_id=accepted.id,
+                    response=accepted.model_dump(mode="json"),
+                    now=now,
+                )
+            )
+            try:
+                await batch.commit()
+            except IntegrityError:
+                # Another process stored this key first: answer as it did.
+                replay = await asyncio.to_thread(
+                    keys.lookup, who, idempotency_key, fingerprint, now
+                )
+                if replay is None:
+                    raise
+            else:
+                return Submission(accepted)
+    return Submission(NotificationAccepted.model_validate(replay.response), replayed=True)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -204,7 +269,12 @@ def get_notification(*, session: Session, notification_id: str) -> NotificationP
         created_at=note.created_at,
         status=_notification_status([run.status for run in runs]),
         tasks=[
-            TaskSummary(id=run.id, channel=run.channel, to=run_public(run).recipient, status=RunStatus(run.status))
+            TaskSummary(
+                id=run.id,
+                channel=run.channel,
+                to=run_public(run).recipient,
+                status=RunStatus(run.status),
+            )
             for run in runs
         ],
     )

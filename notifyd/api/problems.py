@@ -71,7 +71,11 @@ async def _notifyd_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         log.error("request failed: %s", exc.detail)
     return problem_response(
-        exc.status, exc.detail, slug=exc.slug, title=exc.title, headers=headers,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        headers=headers,
         instance=request.url.path,
     )
 
@@ -84,7 +88,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
     return problem_response(
-        422, detail, slug="invalid-input", title="Invalid input", errors=errors,
+        422,
+        detail,
+        slug="invalid-input",
+        title="Invalid input",
+        errors=errors,
         instance=request.url.path,
     )
 
@@ -95,16 +103,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route for {request.method} {request.url.path}"
     return problem_response(
-        exc.status_code, detail, headers=dict(exc.headers or {}) or None,
+        exc.status_code,
+        detail,
+        headers=dict(exc.headers or {}) or None,
         instance=request.url.path,
     )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", "-")
-    log.exception("unexpected error (request id %s) on %s %s", request_id, request.method, request.url.path)
+    log.exception(
+        "unexpected error (request id %s) on %s %s", request_id, request.method, request.url.path
+    )
     return problem_response(
-        500, f"an unexpected error occurred; quote request id {request_id} when reporting it",
+        500,
+        f"an unexpected error occurred; quote request id {request_id} when reporting it",
         instance=request.url.path,
     )
 

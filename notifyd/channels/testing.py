@@ -32,7 +32,7 @@ class TestHoldChannel:
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Wait for the release file, then deliver to the log."""
-        while not self.release.exists():
+        while not self.release.exists():  # noqa: ASYNC110 - another process creates the file
             await asyncio.sleep(0.05)
         return await self.log.send(message, recipient)
 

@@ -120,7 +120,9 @@ class Dispatcher:
         pending = list(self._running.values())
         if pending:
             log.info("waiting up to %.0fs for %d running task(s)", grace, len(pending))
-            _done, still = await asyncio.wait(pending, timeout=grace) if grace > 0 else ((), pending)
+            _done, still = (
+                await asyncio.wait(pending, timeout=grace) if grace > 0 else ((), pending)
+            )
             unfinished = [run_id for run_id, task in self._running.items() if task in still]
             for task in still:
                 task.cancel()
@@ -178,7 +180,9 @@ class Dispatcher:
         if not self._results:
             return
         results, self._results = self._results, []
-        await self.writer.run(partial(queries.finish_attempts, results=results, worker=self.worker_id))
+        await self.writer.run(
+            partial(queries.finish_attempts, results=results, worker=self.worker_id)
+        )
 
     async def _renew(self) -> None:
         until = self.clock() + timedelta(seconds=self.config.lease_seconds)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
 
 from notifyd.models import DUE_STATUSES, Attempt, Outcome, RunStatus, TaskRun
 
@@ -96,7 +96,7 @@ def claim_due(
     )
     if full:
         query = query.where(or_(RUNS.c.channel.is_(None), RUNS.c.channel.not_in(full)))
-    picked = []
+    picked: list[Row[Any, Any, Any, Any, Any, Any, Any]] = []
     for row in conn.execute(query):
         if len(picked) == limit:
             break

@@ -90,9 +90,7 @@ class TaskRegistry:
         self._tasks[task_name] = task
         return task
 
-    def task(
-        self, name: str | None = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def task(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: ``@registry.task("send_report")``."""
 
         def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,7 +21,9 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: RetryPolicySettings, rng: random.Random | None = None) -> RetryPolicy:
+    def from_settings(
+        cls, settings: RetryPolicySettings, rng: random.Random | None = None
+    ) -> RetryPolicy:
         """Build the policy a settings block describes."""
         return cls(
             max_attempts=settings.max_attempts,

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from notifyd.config import RetryPolicySettings
+from notifyd.timeutil import utcnow
 from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
 from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.retry import RetryPolicy
 from notifyd.tracking.writer import Writer
-from notifyd.timeutil import utcnow
 
 APP_STATE_KEY = "notifyd_tracker"
 
@@ -45,8 +45,8 @@ class Tracker:
             name: RetryPolicy.from_settings(policy, rng)
             for name, policy in (retry_by_channel or {}).items()
         }
-        self.retry_policy_for: Callable[[str | None], RetryPolicy] = (
-            lambda channel: by_channel.get(channel or "", default)
+        self.retry_policy_for: Callable[[str | None], RetryPolicy] = lambda channel: by_channel.get(
+            channel or "", default
         )
         self.run_dispatcher = run_dispatcher
         self.dispatcher = Dispatcher(

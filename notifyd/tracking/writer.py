@@ -49,7 +49,9 @@ class Writer:
         """Start the writer thread (idempotent)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="notifyd-writer", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="notifyd-writer", daemon=True
+                )
                 self._thread.start()
 
     def stop(self) -> None:

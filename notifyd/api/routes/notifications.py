@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
 
 from notifyd import service
 from notifyd.api.deps import RuntimeDep, SessionDep
@@ -16,14 +18,33 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(422),
+    responses=problem_responses(409, 422),
 )
 async def create_notification(
-    body: NotificationCreate, tasks: TrackedTasks, runtime: RuntimeDep, response: Response
+    body: NotificationCreate,
+    tasks: TrackedTasks,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Send at most once per key (kept 24 h): a repeat replays the first answer.",
+        ),
+    ] = None,
 ) -> NotificationAccepted:
     """Accept a notification: it is stored durably before the 202, then delivered in the background."""
-    accepted = await service.submit_notification(batch=tasks, body=body, channels=runtime.channels)
+    submission = await service.submit_notification(
+        batch=tasks,
+        body=body,
+        channels=runtime.channels,
+        idempotency_key=idempotency_key,
+        keys=runtime.idempotency,
+    )
+    accepted = submission.accepted
     response.headers["Location"] = f"/v1/notifications/{accepted.id}"
+    if submission.replayed:
+        response.headers["Idempotency-Replay"] = "true"
     return accepted
 
 

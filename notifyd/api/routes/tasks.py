@@ -27,8 +27,13 @@ def list_tasks(
 ) -> TaskPage:
     """Runs newest first; follow ``next_cursor`` for more."""
     return service.list_runs(
-        session=session, status=status, channel=channel, since=since, until=until,
-        limit=limit, cursor=cursor,
+        session=session,
+        status=status,
+        channel=channel,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
     )
 
 

@@ -1,0 +1,188 @@
+"""The server a benchmark drives: ``python -m bench.server --mode notifyd|bare --port N --home DIR``.
+
+``notifyd`` is the real app from ``create_app`` plus two extra channels (``slow``: each send
+sleeps; ``null``: each send returns at once), ``POST /bench/inline`` (the same slow delivery,
+awaited before answering) and ``GET /bench/stats`` (peak asyncio tasks and threads, run counts).
+``bare`` is a FastAPI app whose one route returns JSON: the ceiling. Both run under the same
+uvicorn settings: uvloop, httptools, no access log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from notifyd.api.app import create_app
+from notifyd.channels.base import OutgoingMessage
+from notifyd.config import Settings
+from notifyd.db import read_session, upgrade
+from notifyd.models import NotificationCreate, TaskRun
+from notifyd.runtime import Runtime, build_runtime
+from notifyd.timeutil import new_id, utcnow
+
+SAMPLE_SECONDS = 0.05
+
+
+class SlowChannel:
+    """A channel whose every delivery takes ``seconds`` (an awaited sleep, like a slow peer)."""
+
+    name: ClassVar[str] = "slow"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def validate_recipient(self, recipient: str) -> str:
+        """Any non-blank name."""
+        value = recipient.strip()
+        if not value:
+            raise ValueError("recipient must not be blank")
+        return value
+
+    async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
+        """Wait, then report success."""
+        await asyncio.sleep(self.seconds)
+        return None
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class NullChannel(SlowChannel):
+    """A channel that delivers at once: the dispatcher's own cost, no channel's."""
+
+    name: ClassVar[str] = "null"
+
+    def __init__(self) -> None:
+        super().__init__(0.0)
+
+    async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
+        """Deliver nowhere."""
+        return None
+
+
+class Peaks:
+    """Samples the event loop's task count and the thread count; keeps the highest seen."""
+
+    def __init__(self) -> None:
+        self.tasks = 0
+        self.threads = 0
+
+    async def sample(self) -> None:
+        """Loop forever (cancelled at shutdown)."""
+        while True:
+            self.tasks = max(self.tasks, len(asyncio.all_tasks()))
+            self.threads = max(self.threads, threading.active_count())
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+
+def notifyd_app(settings: Settings, slow_seconds: float) -> FastAPI:
+    """notifyd's app with the benchmark's channels and endpoints."""
+    runtime = build_runtime(settings)
+    upgrade(runtime.engine)
+    slow = SlowChannel(slow_seconds)
+    # runtime.channels is read at submit and at delivery, so extra channels can be added here.
+    runtime.channels[slow.name] = slow
+    runtime.channels[NullChannel.name] = NullChannel()
+    app = create_app(settings, runtime=runtime)
+    peaks = Peaks()
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
+        sampler = asyncio.create_task(peaks.sample(), name="bench-sampler")
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            sampler.cancel()
+
+    app.router.lifespan_context = lifespan
+
+    @app.post("/bench/inline")
+    async def inline(body: NotificationCreate) -> dict[str, Any]:
+        """Deliver through the slow channel before answering: what a route without a queue does."""
+        message = OutgoingMessage(
+            delivery_id=new_id("run"),
+            notification_id=new_id("ntf"),
+            subject=body.subject,
+            message=body.message,
+            data=body.data,
+            created_at=utcnow(),
+        )
+        for recipient in body.recipients():
+            await slow.send(message, recipient)
+        return {"id": message.notification_id, "status": "delivered"}
+
+    @app.get("/bench/stats")
+    async def stats() -> dict[str, Any]:
+        """Peaks since start, what runs now, and run counts by status."""
+        return {
+            "peak_asyncio_tasks": peaks.tasks,
+            "peak_threads": peaks.threads,
+            "asyncio_tasks": len(asyncio.all_tasks()),
+            "threads": threading.active_count(),
+            "in_flight": runtime.tracker.dispatcher.in_flight,
+            "runs": await asyncio.to_thread(_run_counts, runtime),
+        }
+
+    return app
+
+
+def _run_counts(runtime: Runtime) -> dict[str, int]:
+    with read_session(runtime.engine) as session:
+        rows = session.execute(select(TaskRun.status, func.count()).group_by(TaskRun.status))
+        return {str(status): int(count) for status, count in rows}
+
+
+def bare_app() -> FastAPI:
+    """The ceiling: one async route returning a small JSON object, nothing else."""
+    app = FastAPI()
+
+    @app.post("/bare")
+    async def bare() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> None:
+    """Parse the flags and serve until terminated."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["notifyd", "bare"], required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--slow-seconds", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    if args.mode == "bare":
+        app = bare_app()
+    else:
+        settings = Settings(home=args.home, concurrency=args.concurrency, grace_seconds=0)
+        app = notifyd_app(settings, args.slow_seconds)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""What the benchmarks share: a server subprocess, /proc readings, percentiles and printing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ProcStatus:
+    """Memory, threads and CPU time of a process, from /proc."""
+
+    rss_kib: int
+    peak_rss_kib: int
+    threads: int
+    cpu_seconds: float
+
+
+def proc_status(pid: int) -> ProcStatus:
+    """Read VmRSS, VmHWM and Threads from /proc/PID/status and utime+stime from /proc/PID/stat."""
+    fields: dict[str, str] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return ProcStatus(
+        rss_kib=int(fields["VmRSS"].split()[0]),
+        peak_rss_kib=int(fields["VmHWM"].split()[0]),
+        threads=int(fields["Threads"]),
+        cpu_seconds=(int(stat[11]) + int(stat[12])) / CLOCK_TICKS,
+    )
+
+
+class BenchServer:
+    """``python -m bench.server`` in a subprocess on a free port with a temporary data dir."""
+
+    def __init__(self, mode: str, *, slow_seconds: float = 1.0, concurrency: int = 32) -> None:
+        self.mode = mode
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"notifyd-bench-{mode}-")
+        self.home = Path(self._tmp.name)
+        self.args = [
+            sys.executable, "-m", "bench.server", "--mode", mode, "--port", str(self.port),
+            "--home", str(self.home), "--slow-seconds", str(slow_seconds),
+            "--concurrency", str(concurrency),
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30.0) -> BenchServer:
+        """Start and wait until /healthz answers."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+        with (self.home / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bench server exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                self.get("/healthz")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"bench server did not answer within {timeout}s:\n{self.log()}")
+
+    def get(self, path: str) -> Any:
+        """GET a JSON resource from the server."""
+        with urllib.request.urlopen(self.url + path, timeout=10) as response:
+            return json.load(response)
+
+    def status(self) -> ProcStatus:
+        """The server process's memory, threads and CPU time now."""
+        return proc_status(self.pid)
+
+    def log(self) -> str:
+        """What the server printed."""
+        path = self.home / "server.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers; remove the data dir."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def title(text: str) -> None:
+    """Print a benchmark's heading."""
+    print(f"\n== {text}", flush=True)
+
+
+def row(label: str, *values: str) -> None:
+    """Print one aligned line of figures."""
+    print(f"  {label:<44}" + "  ".join(f"{value:>12}" for value in values), flush=True)
+
+
+def mib(kib: int) -> str:
+    """KiB as a MiB figure."""
+    return f"{kib / 1024:.1f} MiB"

@@ -1,0 +1,211 @@
+"""Operator control of runs: retry, cancel, prune, stats. Shared by the CLI and the API.
+
+Each function works on a Connection inside a write transaction: the server runs them through its
+group-commit writer, the CLI through ``write_connection`` straight on the store. Every state
+change is a conditional UPDATE, so it cannot race the dispatcher into a wrong state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, select, update
+
+from notifyd.errors import InvalidState, NotFound
+from notifyd.models import FINISHED_STATUSES, IdempotencyRecord, Notification, RunStatus
+from notifyd.tracking.queries import RUNS
+
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+IDEMPOTENCY = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+RETRYABLE = (RunStatus.failed, RunStatus.cancelled)
+CANCELLABLE = (RunStatus.queued, RunStatus.retrying)
+PRUNE_CHUNK = 2000
+
+MaxAttemptsFor = Callable[[str | None], int]
+
+
+def _status_of(conn: Connection, run_id: str) -> str:
+    status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one_or_none()
+    if status is None:
+        raise NotFound(f"no task run with id {run_id!r}")
+    return str(status)
+
+
+def _names(statuses: tuple[RunStatus, ...]) -> str:
+    return " or ".join(s.value for s in statuses)
+
+
+def _retry_values(now: datetime) -> dict[str, object]:
+    return {
+        "status": RunStatus.queued.value,
+        "next_attempt_at": now,
+        "finished_at": None,
+        "lease_expires_at": None,
+        "worker": None,
+        "updated_at": now,
+    }
+
+
+def retry_run(
+    conn: Connection, *, run_id: str, now: datetime, max_attempts_for: MaxAttemptsFor
+) -> str:
+    """Queue a failed or cancelled run again, now, with a fresh retry budget."""
+    row = conn.execute(
+        select(RUNS.c.channel, RUNS.c.attempts, RUNS.c.interruptions).where(RUNS.c.id == run_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no task run with id {run_id!r}")
+    # A retried run gets a fresh retry budget on top of the attempts it already made.
+    budget = row.attempts - row.interruptions + max_attempts_for(row.channel)
+    result = conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.status.in_([s.value for s in RETRYABLE]))
+        .values(max_attempts=budget, **_retry_values(now))
+    )
+    if result.rowcount == 0:
+        status = _status_of(conn, run_id)
+        raise InvalidState(
+            f"run {run_id} is {status}; only {_names(RETRYABLE)} runs can be retried"
+        )
+    return run_id
+
+
+def cancel_run(conn: Connection, *, run_id: str, now: datetime) -> str:
+    """Cancel a queued or retrying run: it will not be attempted again."""
+    result = conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == run_id, RUNS.c.status.in_([s.value for s in CANCELLABLE]))
+        .values(
+            status=RunStatus.cancelled.value,
+            next_attempt_at=None,
+            finished_at=now,
+            last_error="cancelled by an operator",
+            updated_at=now,
+        )
+    )
+    if result.rowcount == 0:
+        status = _status_of(conn, run_id)
+        raise InvalidState(
+            f"run {run_id} is {status}; only {_names(CANCELLABLE)} runs can be cancelled"
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a bulk operation touches."""
+
+    status: RunStatus = RunStatus.failed
+    channel: str | None = None
+    since: datetime | None = None
+
+    def condition(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses."""
+        clauses: list[ColumnElement[bool]] = [RUNS.c.status == self.status.value]
+        if self.channel is not None:
+            clauses.append(RUNS.c.channel == self.channel)
+        if self.since is not None:
+            clauses.append(RUNS.c.created_at >= self.since)
+        return clauses
+
+
+def count_runs(conn: Connection, selection: RunFilter) -> int:
+    """How many runs a bulk operation would touch."""
+    return int(
+        conn.execute(
+            select(func.count()).select_from(RUNS).where(*selection.condition())
+        ).scalar_one()
+    )
+
+
+def retry_runs(
+    conn: Connection, *, selection: RunFilter, now: datetime, max_attempts_for: MaxAttemptsFor
+) -> int:
+    """Queue every matching failed or cancelled run again; returns how many."""
+    if selection.status not in RETRYABLE:
+        raise InvalidState(
+            f"only {_names(RETRYABLE)} runs can be retried, not {selection.status.value}"
+        )
+    rows = conn.execute(
+        select(RUNS.c.id, RUNS.c.channel, RUNS.c.attempts, RUNS.c.interruptions).where(
+            *selection.condition()
+        )
+    ).all()
+    for row in rows:
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == row.id, RUNS.c.status == selection.status.value)
+            .values(
+                max_attempts=row.attempts - row.interruptions + max_attempts_for(row.channel),
+                **_retry_values(now),
+            )
+        )
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a prune removed."""
+
+    runs: int
+    notifications: int
+    idempotency_records: int
+
+
+def prune(conn: Connection, *, older_than: timedelta, now: datetime) -> PruneResult:
+    """Delete finished runs older than ``older_than`` (with their attempts), the notifications
+    left without runs, and expired idempotency records. Unfinished runs are never touched."""
+    cutoff = now - older_than
+    finished = [s.value for s in FINISHED_STATUSES]
+    runs = 0
+    while True:
+        ids = (
+            conn.execute(
+                select(RUNS.c.id)
+                .where(RUNS.c.status.in_(finished), RUNS.c.finished_at < cutoff)
+                .limit(PRUNE_CHUNK)
+            )
+            .scalars()
+            .all()
+        )
+        if not ids:
+            break
+        # Attempts go with their run (ON DELETE CASCADE).
+        runs += conn.execute(delete(RUNS).where(RUNS.c.id.in_(ids))).rowcount
+    orphaned = and_(
+        NOTIFICATIONS.c.created_at < cutoff,
+        ~exists().where(RUNS.c.notification_id == NOTIFICATIONS.c.id),
+    )
+    notifications = conn.execute(delete(NOTIFICATIONS).where(orphaned)).rowcount
+    idempotency = conn.execute(delete(IDEMPOTENCY).where(IDEMPOTENCY.c.expires_at < now)).rowcount
+    return PruneResult(runs=runs, notifications=notifications, idempotency_records=idempotency)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Counts by status and by channel, and how long the oldest due run has waited."""
+
+    by_status: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+    oldest_queued_at: datetime | None
+    oldest_queued_age_seconds: float | None
+
+
+def stats(conn: Connection, *, now: datetime) -> Stats:
+    """Count runs by status and channel; find the oldest queued run."""
+    by_status = {s.value: 0 for s in RunStatus}
+    by_channel: dict[str, dict[str, int]] = {}
+    rows = conn.execute(
+        select(RUNS.c.channel, RUNS.c.status, func.count()).group_by(RUNS.c.channel, RUNS.c.status)
+    ).all()
+    for channel, status, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        per = by_channel.setdefault(channel or "-", {})
+        per[status] = count
+    oldest_at: datetime | None = conn.execute(
+        select(func.min(RUNS.c.created_at)).where(RUNS.c.status == RunStatus.queued.value)
+    ).scalar_one_or_none()
+    age = (now - oldest_at).total_seconds() if oldest_at else None
+    return Stats(by_status, by_channel, oldest_at, age)
