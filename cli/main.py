@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -105,6 +106,24 @@ def serve(
         timeout_graceful_shutdown=max(int(settings.grace_seconds), 1),
         log_config=None,
     )
+
+
+@app.command()
+@handle_errors
+def worker(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Deliver queued runs without serving HTTP (scale out beside `serve` on PostgreSQL)."""
+    from notifyd.worker import run_worker
+
+    settings = settings_from(ctx, database_url=db_url_from_option(db))
+    _configure_logging(log_level)
+    asyncio.run(run_worker(settings))
 
 
 def _parse_data(data: str | None) -> dict[str, Any] | None:

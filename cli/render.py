@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from notifyd.models import RunStatus, TaskRunDetail, TaskRunPublic
+from notifyd.models import RunStatus, TaskRunDetail, TaskRunPublic, TaskStats
 from notifyd.timeutil import utcnow
 
 STATUS_STYLE = {
@@ -161,3 +161,22 @@ def run_detail(run: TaskRunDetail) -> Group:
     if not run.attempts_detail:
         parts.append(Text("no attempts yet", style="dim"))
     return Group(*parts)
+
+
+def stats_table(stats: TaskStats) -> Group:
+    """The ``tasks stats`` view."""
+    statuses = [s.value for s in RunStatus]
+    table = Table(box=box.SIMPLE_HEAD, title="runs by channel and status", title_justify="left")
+    table.add_column("channel")
+    for status in statuses:
+        table.add_column(status, justify="right", style=STATUS_STYLE[RunStatus(status)])
+    for channel, counts in sorted(stats.by_channel.items()):
+        table.add_row(channel, *(str(counts.get(s, 0)) for s in statuses))
+    table.add_row("[bold]all[/]", *(f"[bold]{stats.by_status.get(s, 0)}[/]" for s in statuses))
+    age = stats.oldest_queued_age_seconds
+    oldest = (
+        f"oldest queued run: created {when(stats.oldest_queued_at)}, waiting {duration(age * 1000)}"
+        if age is not None
+        else "no queued runs"
+    )
+    return Group(table, Text(oldest))

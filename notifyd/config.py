@@ -29,6 +29,20 @@ DEFAULT_RETENTION_DAYS = 30.0
 LOG_FILE_NAME = "notifications.log"
 DB_FILE_NAME = "notifyd.db"
 
+# Security: per-token rate limit, failed-auth limit per client IP, request and field limits.
+DEFAULT_RATE_LIMIT_BURST = 200
+DEFAULT_RATE_LIMIT_PER_SECOND = 50.0
+DEFAULT_AUTH_FAILURE_BURST = 30
+DEFAULT_AUTH_FAILURE_PER_MINUTE = 1.0
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+# How long a process trusts its in-memory copy of the token table: revocation takes effect within it.
+DEFAULT_TOKEN_CACHE_SECONDS = 2.0
+MAX_MESSAGE_CHARS = 32_768
+MAX_SUBJECT_CHARS = 1_000
+MAX_RECIPIENTS = 100
+MAX_RECIPIENT_CHARS = 2_048
+MAX_DATA_BYTES = 16 * 1024
+
 
 def default_home() -> Path:
     """The XDG data directory for notifyd (``$XDG_DATA_HOME/notifyd``)."""
@@ -98,6 +112,16 @@ class Settings(BaseSettings):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     access_log: bool = False
+
+    # Security (README "Security"): 0 disables a rate limit.
+    rate_limit_burst: int = Field(default=DEFAULT_RATE_LIMIT_BURST, ge=0)
+    rate_limit_per_second: float = Field(default=DEFAULT_RATE_LIMIT_PER_SECOND, ge=0)
+    auth_failure_burst: int = Field(default=DEFAULT_AUTH_FAILURE_BURST, ge=0)
+    auth_failure_per_minute: float = Field(default=DEFAULT_AUTH_FAILURE_PER_MINUTE, ge=0)
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    token_cache_seconds: float = Field(default=DEFAULT_TOKEN_CACHE_SECONDS, ge=0)
+    cors_origins: list[str] = Field(default_factory=list)
+    insecure_no_auth: bool = False
     # Test-only task functions (a blocking task for crash tests); never on in production.
     enable_test_tasks: bool = False
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, select, update
 
 from notifyd.errors import InvalidState, NotFound
-from notifyd.models import FINISHED_STATUSES, IdempotencyRecord, Notification, RunStatus
+from notifyd.models import FINISHED_STATUSES, IdempotencyRecord, Notification, RunStatus, TaskStats
 from notifyd.tracking.queries import RUNS
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -183,17 +183,7 @@ def prune(conn: Connection, *, older_than: timedelta, now: datetime) -> PruneRes
     return PruneResult(runs=runs, notifications=notifications, idempotency_records=idempotency)
 
 
-@dataclass(frozen=True)
-class Stats:
-    """Counts by status and by channel, and how long the oldest due run has waited."""
-
-    by_status: dict[str, int]
-    by_channel: dict[str, dict[str, int]]
-    oldest_queued_at: datetime | None
-    oldest_queued_age_seconds: float | None
-
-
-def stats(conn: Connection, *, now: datetime) -> Stats:
+def stats(conn: Connection, *, now: datetime) -> TaskStats:
     """Count runs by status and channel; find the oldest queued run."""
     by_status = {s.value: 0 for s in RunStatus}
     by_channel: dict[str, dict[str, int]] = {}
@@ -208,4 +198,9 @@ def stats(conn: Connection, *, now: datetime) -> Stats:
         select(func.min(RUNS.c.created_at)).where(RUNS.c.status == RunStatus.queued.value)
     ).scalar_one_or_none()
     age = (now - oldest_at).total_seconds() if oldest_at else None
-    return Stats(by_status, by_channel, oldest_at, age)
+    return TaskStats(
+        by_status=by_status,
+        by_channel=by_channel,
+        oldest_queued_at=oldest_at,
+        oldest_queued_age_seconds=age,
+    )

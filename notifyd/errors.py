@@ -36,6 +36,11 @@ class NotifydError(Exception):
         """The problem type URI."""
         return PROBLEM_BASE + self.slug
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers the problem response carries."""
+        return {}
+
 
 class ConfigError(NotifydError):
     slug, title, exit_code = "config", "Invalid configuration", 2
@@ -63,6 +68,16 @@ class InvalidInput(NotifydError):
 
 class Unauthorized(NotifydError):
     status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, *, invalid_token: bool = False) -> None:
+        super().__init__(detail)
+        self.invalid_token = invalid_token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The RFC 6750 challenge."""
+        error = ', error="invalid_token"' if self.invalid_token else ""
+        return {"WWW-Authenticate": f'Bearer realm="notifyd"{error}'}
 
 
 class Forbidden(NotifydError):

@@ -266,3 +266,12 @@ class NotificationCreate(SQLModel):
         """``to`` as a list, in order, without repeats."""
         values = [self.to] if isinstance(self.to, str) else list(self.to)
         return list(dict.fromkeys(values))
+
+
+class TaskStats(SQLModel):
+    """Run counts by status and by channel, and how long the oldest queued run has waited."""
+
+    by_status: dict[str, int]
+    by_channel: dict[str, dict[str, int]]
+    oldest_queued_at: datetime | None
+    oldest_queued_age_seconds: float | None

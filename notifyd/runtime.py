@@ -12,6 +12,7 @@ from notifyd.config import Settings
 from notifyd.db import make_engine
 from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
 from notifyd.idempotency import IdempotencyKeys
+from notifyd.retention import RetentionLoop
 from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
 
 
@@ -25,13 +26,19 @@ class Runtime:
     registry: TaskRegistry
     tracker: Tracker
     idempotency: IdempotencyKeys
+    retention: RetentionLoop | None = None
 
     async def start(self) -> None:
-        """Start writing and dispatching."""
+        """Start writing and dispatching (and pruning, when a retention period is set)."""
         await self.tracker.start()
+        if self.tracker.run_dispatcher and self.settings.retention_days > 0:
+            self.retention = RetentionLoop(self.tracker, self.settings.retention_days)
+            self.retention.start()
 
     async def stop(self) -> None:
         """Stop dispatching within the grace period, close channels, dispose of the engine."""
+        if self.retention is not None:
+            await self.retention.stop()
         await self.tracker.stop(self.settings.grace_seconds)
         for channel in self.channels.values():
             await channel.aclose()

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from notifyd import control
 from notifyd.channels.base import Channel
 from notifyd.delivery import DELIVER_TASK
 from notifyd.errors import InvalidInput, NotFound
@@ -29,6 +30,7 @@ from notifyd.models import (
     TaskRun,
     TaskRunDetail,
     TaskRunPublic,
+    TaskStats,
     TaskSummary,
 )
 from notifyd.redact import redact
@@ -278,3 +280,9 @@ def get_notification(*, session: Session, notification_id: str) -> NotificationP
             for run in runs
         ],
     )
+
+
+def task_stats(*, engine: Engine, now: datetime) -> TaskStats:
+    """Counts by status and channel, and the age of the oldest queued run."""
+    with engine.connect() as conn:
+        return control.stats(conn, now=now)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from notifyd.api.requestid import new_request_id
 from notifyd.errors import PROBLEM_BASE, NotifydError
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,9 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _notifyd_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NotifydError)
-    headers = None
+    headers = dict(exc.headers)
     if exc.retry_after is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if exc.status >= 500:
         log.error("request failed: %s", exc.detail)
     return problem_response(
@@ -75,7 +76,7 @@ async def _notifyd_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail,
         slug=exc.slug,
         title=exc.title,
-        headers=headers,
+        headers=headers or None,
         instance=request.url.path,
     )
 
@@ -111,7 +112,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    request_id = request.headers.get("x-request-id") or getattr(request.state, "request_id", "-")
+    request_id = getattr(request.state, "request_id", None) or new_request_id()
     log.exception(
         "unexpected error (request id %s) on %s %s", request_id, request.method, request.url.path
     )

@@ -1,0 +1,40 @@
+"""A request id for every request: in ``request.state.request_id``, the logs and ``X-Request-ID``."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = "X-Request-ID"
+# A caller's own id is kept only when it cannot smuggle anything into a log line.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def new_request_id() -> str:
+    """A fresh random request id."""
+    return secrets.token_hex(8)
+
+
+class RequestIdMiddleware:
+    """Pure ASGI middleware: reuse a safe ``X-Request-ID`` from the caller or make one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get(HEADER, "")
+        request_id = offered if _SAFE_ID.fullmatch(offered) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[HEADER] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
