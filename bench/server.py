@@ -72,28 +72,31 @@ class NullChannel(SlowChannel):
 class Peaks:
     """Samples the event loop's task count and the thread count; keeps the highest seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.tasks = 0
         self.threads = 0
+        self.in_flight = 0
 
     async def sample(self) -> None:
         """Loop forever (cancelled at shutdown)."""
         while True:
             self.tasks = max(self.tasks, len(asyncio.all_tasks()))
             self.threads = max(self.threads, threading.active_count())
+            self.in_flight = max(self.in_flight, self.runtime.tracker.dispatcher.in_flight)
             await asyncio.sleep(SAMPLE_SECONDS)
 
 
-def notifyd_app(settings: Settings, slow_seconds: float) -> FastAPI:
-    """notifyd's app with the benchmark's channels and endpoints."""
-    runtime = build_runtime(settings)
+def notifyd_app(settings: Settings, slow_seconds: float, *, dispatch: bool = True) -> FastAPI:
+    """notifyd's app with the benchmark's channels and endpoints; ``dispatch=False`` only accepts."""
+    runtime = build_runtime(settings, run_dispatcher=dispatch)
     upgrade(runtime.engine)
     slow = SlowChannel(slow_seconds)
     # runtime.channels is read at submit and at delivery, so extra channels can be added here.
     runtime.channels[slow.name] = slow
     runtime.channels[NullChannel.name] = NullChannel()
     app = create_app(settings, runtime=runtime)
-    peaks = Peaks()
+    peaks = Peaks(runtime)
     inner = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -123,15 +126,16 @@ def notifyd_app(settings: Settings, slow_seconds: float) -> FastAPI:
         return {"id": message.notification_id, "status": "delivered"}
 
     @app.get("/bench/stats")
-    async def stats() -> dict[str, Any]:
-        """Peaks since start, what runs now, and run counts by status."""
+    async def stats(runs: bool = False) -> dict[str, Any]:
+        """Peaks since start, what runs now and, with ``runs``, run counts by status."""
         return {
             "peak_asyncio_tasks": peaks.tasks,
             "peak_threads": peaks.threads,
+            "peak_in_flight": peaks.in_flight,
             "asyncio_tasks": len(asyncio.all_tasks()),
             "threads": threading.active_count(),
             "in_flight": runtime.tracker.dispatcher.in_flight,
-            "runs": await asyncio.to_thread(_run_counts, runtime),
+            "runs": await asyncio.to_thread(_run_counts, runtime) if runs else {},
         }
 
     return app
@@ -166,12 +170,13 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--slow-seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--no-dispatch", action="store_true", help="accept only, deliver nothing")
     args = parser.parse_args()
     if args.mode == "bare":
         app = bare_app()
     else:
         settings = Settings(home=args.home, concurrency=args.concurrency, grace_seconds=0)
-        app = notifyd_app(settings, args.slow_seconds)
+        app = notifyd_app(settings, args.slow_seconds, dispatch=not args.no_dispatch)
     uvicorn.run(
         app,
         host="127.0.0.1",

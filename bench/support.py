@@ -57,7 +57,14 @@ def proc_status(pid: int) -> ProcStatus:
 class BenchServer:
     """``python -m bench.server`` in a subprocess on a free port with a temporary data dir."""
 
-    def __init__(self, mode: str, *, slow_seconds: float = 1.0, concurrency: int = 32) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        slow_seconds: float = 1.0,
+        concurrency: int = 32,
+        dispatch: bool = True,
+    ) -> None:
         self.mode = mode
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,6 +75,8 @@ class BenchServer:
             "--home", str(self.home), "--slow-seconds", str(slow_seconds),
             "--concurrency", str(concurrency),
         ]  # fmt: skip
+        if not dispatch:
+            self.args.append("--no-dispatch")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

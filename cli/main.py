@@ -14,6 +14,7 @@ import typer
 
 from cli import db as db_commands
 from cli import tasks as task_commands
+from cli import tokens as token_commands
 from cli.common import console, db_url_from_option, handle_errors, settings_from
 from cli.render import print_json
 from notifyd import __version__
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(task_commands.app, name="tasks")
 app.add_typer(db_commands.app, name="db")
+app.add_typer(token_commands.app, name="tokens")
 
 
 def _version(value: bool) -> None:
@@ -76,26 +78,44 @@ def serve(
         typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Allow a non-loopback bind with no API tokens: anyone who reaches it can use it.",
+        ),
+    ] = False,
 ) -> None:
     """Migrate the database, then serve the API and deliver in the background."""
     import uvicorn
 
     from notifyd.api.app import create_app
+    from notifyd.auth import check_bind
     from notifyd.db import upgrade
     from notifyd.runtime import build_runtime
 
-    settings = settings_from(ctx, host=host, port=port, database_url=db_url_from_option(db))
+    settings = settings_from(
+        ctx,
+        host=host,
+        port=port,
+        database_url=db_url_from_option(db),
+        insecure_no_auth=insecure_no_auth or None,
+    )
     _configure_logging(log_level)
     settings.home.mkdir(parents=True, exist_ok=True)
     runtime = build_runtime(settings)
     upgrade(runtime.engine)
+    auth_mode = check_bind(
+        host=settings.host, insecure_no_auth=settings.insecure_no_auth, engine=runtime.engine
+    )
     app_ = create_app(settings, runtime=runtime)
     logging.getLogger("notifyd").info(
-        "notifyd %s serving on http://%s:%d (store: %s)",
+        "notifyd %s serving on http://%s:%d (store: %s; %s)",
         __version__,
         settings.host,
         settings.port,
         runtime.engine.url.render_as_string(hide_password=True),
+        auth_mode,
     )
     uvicorn.run(
         app_,

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +36,8 @@ DEFAULT_JITTER = 0.2
 DEFAULT_RETENTION_DAYS = 30.0
 LOG_FILE_NAME = "notifications.log"
 DB_FILE_NAME = "notifyd.db"
+DEFAULT_WEBHOOK_TIMEOUT = 15.0
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 # Security: per-token rate limit, failed-auth limit per client IP, request and field limits.
 DEFAULT_RATE_LIMIT_BURST = 200
@@ -85,6 +95,55 @@ class SmtpSettings(BaseModel):
     ca_file: Path | None = None
 
 
+class WebhookSettings(BaseModel):
+    """How the webhook channel sends: timeout, signing secret, and the SSRF guard's allow-list.
+
+    ``allow_cidrs`` opens address ranges the guard refuses by default (loopback, private, ...).
+    """
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    timeout: float = Field(default=DEFAULT_WEBHOOK_TIMEOUT, gt=0)
+    secret: SecretStr | None = None
+    allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
+
+    @field_validator("secret", mode="after")
+    @classmethod
+    def _standard_webhooks_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if not raw.startswith(WEBHOOK_SECRET_PREFIX):
+            raise ValueError(f"a webhook secret starts with {WEBHOOK_SECRET_PREFIX!r}")
+        try:
+            key = base64.b64decode(raw.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+        except ValueError:
+            raise ValueError("a webhook secret is whsec_ followed by base64") from None
+        if len(key) < 24:
+            raise ValueError("a webhook secret needs at least 24 bytes of key")
+        return value
+
+
+class DestinationSettings(BaseModel):
+    """A named destination (``[destinations.<name>]``): a channel, its recipients, their secrets.
+
+    ``smtp`` and ``webhook`` override the server's ``[smtp]`` and ``[webhook]`` field by field.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    channel: str = Field(min_length=1, max_length=40)
+    to: list[str] = Field(min_length=1)
+    description: str | None = None
+    smtp: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Everything notifyd can be told. Precedence: CLI flags > environment > TOML file > defaults."""
 
@@ -111,6 +170,8 @@ class Settings(BaseSettings):
     retry: RetryPolicySettings = Field(default_factory=RetryPolicySettings)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     access_log: bool = False
 
     # Security (README "Security"): 0 disables a rate limit.

@@ -225,10 +225,18 @@ def list_runs(
     return TaskPage(items=[run_public(run) for run in page], next_cursor=next_cursor)
 
 
-def get_run(*, session: Session, run_id: str) -> TaskRunDetail:
-    """One run in full, with its (redacted) arguments and every attempt."""
+def _owned_by(session: Session, notification_id: str | None, owner: str) -> bool:
+    note = session.get(Notification, notification_id) if notification_id else None
+    return note is not None and note.caller == owner
+
+
+def get_run(*, session: Session, run_id: str, owner: str | None = None) -> TaskRunDetail:
+    """One run in full, with its (redacted) arguments and every attempt.
+
+    With ``owner``, only a run of a notification that caller submitted is found.
+    """
     run = session.get(TaskRun, run_id)
-    if run is None:
+    if run is None or (owner is not None and not _owned_by(session, run.notification_id, owner)):
         raise NotFound(f"no task run with id {run_id!r}")
     attempts = session.exec(
         select(Attempt).where(Attempt.run_id == run_id).order_by(col(Attempt.number))
@@ -252,10 +260,12 @@ def _notification_status(statuses: list[str]) -> str:
     return "pending"
 
 
-def get_notification(*, session: Session, notification_id: str) -> NotificationPublic:
-    """A notification and the state of its runs."""
+def get_notification(
+    *, session: Session, notification_id: str, owner: str | None = None
+) -> NotificationPublic:
+    """A notification and the state of its runs; with ``owner``, only one that caller submitted."""
     note = session.get(Notification, notification_id)
-    if note is None:
+    if note is None or (owner is not None and note.caller != owner):
         raise NotFound(f"no notification with id {notification_id!r}")
     runs = session.exec(
         select(TaskRun).where(TaskRun.notification_id == notification_id).order_by(col(TaskRun.id))

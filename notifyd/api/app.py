@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from notifyd import __version__
 from notifyd.api.problems import install_problem_handlers
 from notifyd.api.routes import health, notifications, tasks
+from notifyd.api.security import install_security
 from notifyd.config import Settings
 from notifyd.db import check_schema
 from notifyd.runtime import Runtime, build_runtime
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)
     install_problem_handlers(app)
+    install_security(app, settings, runtime)
     app.include_router(notifications.router)
     app.include_router(tasks.router)
     app.include_router(health.router)

@@ -168,10 +168,13 @@ class Dispatcher:
     async def _tick(self) -> None:
         await self._flush()
         mono = time.monotonic()
-        if self._running and mono - self._last_renew >= self.config.lease_seconds / 3:
+        sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
+        renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
+        # Renewing before each sweep means a sweep never takes this worker's own live runs.
+        if self._running and (renew_due or sweep_due):
             self._last_renew = mono
             await self._renew()
-        if mono - self._last_sweep >= self.config.sweep_seconds:
+        if sweep_due:
             self._last_sweep = mono
             await self.sweep()
         await self._claim()

@@ -38,6 +38,9 @@ class TaskFunction:
         except TypeError as exc:
             raise TypeError(f"task {self.name!r}: {exc}") from None
         arguments = dict(bound.arguments)
+        for param in params:
+            if param.kind is param.VAR_POSITIONAL and param.name in arguments:
+                arguments[param.name] = list(arguments[param.name])
         try:
             if json.loads(json.dumps(arguments)) != arguments:
                 raise TypeError("arguments change in a JSON round trip (use lists, not tuples)")
@@ -47,24 +50,17 @@ class TaskFunction:
 
     def call_args(
         self, arguments: Mapping[str, Any], ctx: TaskContext
-    ) -> tuple[list[Any], dict[str, Any]]:
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Turn stored arguments back into ``*args, **kwargs`` for the function."""
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
+        values: dict[str, Any] = {}
         for param in self.signature.parameters.values():
             if param.name == CONTEXT_PARAM:
-                kwargs[CONTEXT_PARAM] = ctx
-            elif param.name not in arguments:
-                continue
-            elif param.kind is param.VAR_POSITIONAL:
-                args.extend(arguments[param.name])
-            elif param.kind is param.VAR_KEYWORD:
-                kwargs.update(arguments[param.name])
-            elif param.kind is param.POSITIONAL_ONLY:
-                args.append(arguments[param.name])
-            else:
-                kwargs[param.name] = arguments[param.name]
-        return args, kwargs
+                values[param.name] = ctx
+            elif param.name in arguments:
+                value = arguments[param.name]
+                values[param.name] = tuple(value) if param.kind is param.VAR_POSITIONAL else value
+        bound = inspect.BoundArguments(self.signature, values)  # type: ignore[arg-type,unused-ignore]
+        return bound.args, bound.kwargs
 
 
 class TaskRegistry:

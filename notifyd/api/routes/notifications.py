@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from notifyd import service
+from notifyd.api.auth import ReadOwnCaller, SendCaller
 from notifyd.api.deps import RuntimeDep, SessionDep
 from notifyd.api.problems import problem_responses
 from notifyd.models import NotificationAccepted, NotificationCreate, NotificationPublic
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 )
 async def create_notification(
     body: NotificationCreate,
+    caller: SendCaller,
     tasks: TrackedTasks,
     runtime: RuntimeDep,
     response: Response,
@@ -38,6 +40,7 @@ async def create_notification(
         batch=tasks,
         body=body,
         channels=runtime.channels,
+        caller=caller.name,
         idempotency_key=idempotency_key,
         keys=runtime.idempotency,
     )
@@ -49,6 +52,10 @@ async def create_notification(
 
 
 @router.get("/{notification_id}", responses=problem_responses(404))
-def read_notification(notification_id: str, session: SessionDep) -> NotificationPublic:
-    """A notification and the state of its delivery runs."""
-    return service.get_notification(session=session, notification_id=notification_id)
+def read_notification(
+    notification_id: str, caller: ReadOwnCaller, session: SessionDep
+) -> NotificationPublic:
+    """A notification and the state of its delivery runs (a ``send`` token sees only its own)."""
+    return service.get_notification(
+        session=session, notification_id=notification_id, owner=caller.owner
+    )

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from notifyd import control, service
+from notifyd.api.auth import AdminAccess, ReadAccess, ReadOwnCaller
 from notifyd.api.deps import RuntimeDep, SessionDep
 from notifyd.api.problems import problem_responses
 from notifyd.db import read_session
@@ -19,7 +20,7 @@ from notifyd.runtime import Runtime
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 
-@router.get("", responses=problem_responses(422))
+@router.get("", responses=problem_responses(422), dependencies=[ReadAccess])
 def list_tasks(
     session: SessionDep,
     status: RunStatus | None = None,
@@ -41,16 +42,16 @@ def list_tasks(
     )
 
 
-@router.get("/stats")
+@router.get("/stats", dependencies=[ReadAccess])
 def task_stats(runtime: RuntimeDep) -> TaskStats:
     """Counts by status and channel, and the age of the oldest queued run."""
     return service.task_stats(engine=runtime.engine, now=runtime.tracker.clock())
 
 
 @router.get("/{run_id}", responses=problem_responses(404))
-def read_task(run_id: str, session: SessionDep) -> TaskRunDetail:
-    """One run in full, with every attempt."""
-    return service.get_run(session=session, run_id=run_id)
+def read_task(run_id: str, caller: ReadOwnCaller, session: SessionDep) -> TaskRunDetail:
+    """One run in full, with every attempt (a ``send`` token sees only its own)."""
+    return service.get_run(session=session, run_id=run_id, owner=caller.owner)
 
 
 async def _read(runtime: Runtime, run_id: str) -> TaskRunDetail:
@@ -61,7 +62,7 @@ async def _read(runtime: Runtime, run_id: str) -> TaskRunDetail:
     return await asyncio.to_thread(read)
 
 
-@router.post("/{run_id}/retry", responses=problem_responses(404, 409))
+@router.post("/{run_id}/retry", responses=problem_responses(404, 409), dependencies=[AdminAccess])
 async def retry_task(run_id: str, runtime: RuntimeDep) -> TaskRunDetail:
     """Queue a failed or cancelled run again, now, with a fresh retry budget."""
     settings = runtime.settings
@@ -77,7 +78,7 @@ async def retry_task(run_id: str, runtime: RuntimeDep) -> TaskRunDetail:
     return await _read(runtime, run_id)
 
 
-@router.post("/{run_id}/cancel", responses=problem_responses(404, 409))
+@router.post("/{run_id}/cancel", responses=problem_responses(404, 409), dependencies=[AdminAccess])
 async def cancel_task(run_id: str, runtime: RuntimeDep) -> TaskRunDetail:
     """Cancel a queued or retrying run: it will not be attempted again."""
     await runtime.tracker.writer.run(

@@ -1,0 +1,99 @@
+"""``notifyd tokens``: create, list and revoke API tokens. Reads and writes the database directly."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import console, err_console, handle_errors, open_store, settings_from
+from cli.render import print_json, when
+from notifyd import auth
+from notifyd.auth import Scope, TokenPublic
+from notifyd.db import read_session, upgrade, write_session
+from notifyd.runtime import engine_for
+
+app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+@app.command("create")
+@handle_errors
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A unique name, e.g. the client that will use it.")],
+    scope: Annotated[
+        Scope, typer.Option(help="send: post (and read its own); read: read all; admin: all.")
+    ] = Scope.send,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, token included.")] = False,
+) -> None:
+    """Create a token and print it once: only its hash is stored."""
+    engine = engine_for(settings_from(ctx))
+    try:
+        upgrade(engine)
+        with write_session(engine) as session:
+            created = auth.create_token(session=session, name=name, scope=scope)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(console, created)
+        return
+    # The bare token on stdout, so that `TOKEN=$(notifyd tokens create ci)` works.
+    typer.echo(created.token)
+    err_console.print(
+        f"created token {name!r} with scope {scope}; store it now: it cannot be shown again",
+        highlight=False,
+    )
+
+
+def _table(tokens: list[TokenPublic]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for column in ("name", "scope", "created", "last used", "revoked"):
+        table.add_column(column)
+    for token in tokens:
+        table.add_row(
+            token.name,
+            token.scope.value,
+            when(token.created_at),
+            when(token.last_used_at),
+            when(token.revoked_at),
+        )
+    return table
+
+
+@app.command("list")
+@handle_errors
+def list_command(
+    ctx: typer.Context,
+    show_all: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List tokens: name, scope, created, last used (never the token)."""
+    engine = open_store(settings_from(ctx))
+    try:
+        with read_session(engine) as session:
+            tokens = auth.list_tokens(session=session, include_revoked=show_all)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(console, tokens)
+    elif not tokens:
+        err_console.print("no tokens: create one with `notifyd tokens create NAME`")
+    else:
+        console.print(_table(tokens))
+
+
+@app.command("revoke")
+@handle_errors
+def revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+) -> None:
+    """Revoke a token: servers refuse it within a few seconds."""
+    engine = open_store(settings_from(ctx))
+    try:
+        with write_session(engine) as session:
+            token = auth.revoke_token(session=session, name=name)
+    finally:
+        engine.dispose()
+    console.print(f"token {token.name!r} revoked at {when(token.revoked_at)}", highlight=False)

@@ -1,0 +1,138 @@
+"""Who is calling, and may they: bearer tokens, scopes and rate limits as route dependencies.
+
+Protect a route with a parameter or a route-level dependency::
+
+    @router.post("/{run_id}/retry", dependencies=[AdminAccess])
+    def retry(...): ...
+
+    @router.get("/{notification_id}")
+    def read(caller: Annotated[Principal, Security(require_scope(Scope.read, Scope.send))]): ...
+
+``admin`` passes every check. A ``send`` token that is let through a read route sees only its own
+notifications: pass ``principal.owner`` to the service as the caller filter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from notifyd.auth import Scope, open_mode_allowed
+from notifyd.config import Settings
+from notifyd.errors import Forbidden, RateLimited, Unauthorized
+from notifyd.ratelimit import Clock, RateLimiter
+from notifyd.tokencache import TokenCache
+
+log = logging.getLogger(__name__)
+STATE_KEY = "notifyd_guard"
+
+bearer = HTTPBearer(
+    auto_error=False,
+    description="An API token from `notifyd tokens create NAME --scope send|read|admin`.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request: a token's name and scope, or the open loopback mode."""
+
+    name: str | None
+    scope: Scope
+
+    @property
+    def owner(self) -> str | None:
+        """The caller whose notifications alone this principal may read; None for all."""
+        return self.name if self.scope == Scope.send else None
+
+
+OPEN = Principal(name=None, scope=Scope.admin)
+
+
+class Guard:
+    """The authentication state of one app: the token cache and the rate limiters."""
+
+    def __init__(
+        self, settings: Settings, tokens: TokenCache, *, clock: Clock = time.monotonic
+    ) -> None:
+        self.tokens = tokens
+        self.open_allowed = open_mode_allowed(
+            host=settings.host, insecure_no_auth=settings.insecure_no_auth
+        )
+        self.per_token = RateLimiter(
+            burst=settings.rate_limit_burst, rate=settings.rate_limit_per_second, clock=clock
+        )
+        self.failures = RateLimiter(
+            burst=settings.auth_failure_burst,
+            rate=settings.auth_failure_per_minute / 60,
+            clock=clock,
+        )
+
+    async def authenticate(self, request: Request, token: str | None) -> Principal:
+        """The caller, or Unauthorized / RateLimited."""
+        await self.tokens.refresh_if_stale()
+        if not self.tokens.any_active and self.open_allowed:
+            return OPEN
+        if not token:
+            raise Unauthorized("this API needs a token: send `Authorization: Bearer <token>`")
+        client = request.client.host if request.client else "unknown"
+        # Take from the client's failure budget before looking, so that a guess made while the
+        # budget is empty is refused unseen; a good token gives it back.
+        wait = self.failures.acquire(client)
+        if wait is not None:
+            raise RateLimited(
+                "too many failed authentications from this address; try again later",
+                retry_after=wait,
+            )
+        info = self.tokens.lookup(token)
+        if info is None:
+            log.warning("rejected an invalid API token from %s", client)
+            raise Unauthorized("the token is invalid or revoked", invalid_token=True)
+        self.failures.refund(client)
+        wait = self.per_token.acquire(info.name)
+        if wait is not None:
+            raise RateLimited(
+                f"rate limit of token {info.name!r} exceeded; slow down", retry_after=wait
+            )
+        self.tokens.touch(info)
+        return Principal(name=info.name, scope=info.scope)
+
+
+def get_guard(request: Request) -> Guard:
+    """The app's Guard, set by ``install_security``."""
+    guard: Guard = getattr(request.app.state, STATE_KEY)
+    return guard
+
+
+def require_scope(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting tokens with one of ``scopes`` (and ``admin`` tokens)."""
+    allowed = {*scopes, Scope.admin}
+    wanted = " or ".join(sorted(allowed))
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        token = credentials.credentials if credentials else None
+        principal = await get_guard(request).authenticate(request, token)
+        if principal.scope not in allowed:
+            raise Forbidden(
+                f"this needs a token with scope {wanted}; {principal.name!r} has {principal.scope}"
+            )
+        return principal
+
+    dependency.__name__ = f"require_{'_or_'.join(sorted(allowed))}"
+    return dependency
+
+
+SendCaller = Annotated[Principal, Security(require_scope(Scope.send))]
+ReadCaller = Annotated[Principal, Security(require_scope(Scope.read))]
+ReadOwnCaller = Annotated[Principal, Security(require_scope(Scope.read, Scope.send))]
+AdminCaller = Annotated[Principal, Security(require_scope(Scope.admin))]
+AdminAccess: Any = Security(require_scope(Scope.admin))
+ReadAccess: Any = Security(require_scope(Scope.read))

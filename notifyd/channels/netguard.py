@@ -1,0 +1,153 @@
+"""The SSRF guard: outbound HTTP reaches only public addresses, or ranges the operator allowed.
+
+The guard sits in the HTTP client's network backend, where a connection is opened: it resolves
+the name once, refuses it if ANY resolved address is forbidden, and connects to the address it
+checked. No second lookup happens, so DNS rebinding has no window, and names such as
+``localhost`` are judged by what they resolve to. TLS still uses the URL's host name (SNI and
+certificate checks), and the ``Host`` header is the URL's, because httpcore sets both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+import httpcore
+import httpx
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+# Ranges Python's ``is_global`` may call global but that no webhook should reach.
+_EXTRA_FORBIDDEN: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("100.64.0.0/10"),  # CGNAT (also holds cloud metadata, 100.100.100.200)
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
+    ipaddress.ip_network("fec0::/10"),  # deprecated site-local
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class BlockedAddress(Exception):
+    """The destination resolves to an address the guard refuses."""
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (v4-mapped, 6to4, NAT64), if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_forbidden(address: IPAddress, allow: Sequence[IPNetwork] = ()) -> bool:
+    """Whether the guard refuses ``address``: anything not global unicast, unless allowed."""
+    candidates = [address]
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        candidates.append(inner)
+    if any(candidate in network for candidate in candidates for network in allow):
+        return False
+    return any(_not_public(candidate) for candidate in candidates)
+
+
+def _not_public(address: IPAddress) -> bool:
+    if address.is_multicast or address.is_unspecified or not address.is_global:
+        return True
+    return any(address in network for network in _EXTRA_FORBIDDEN)
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve ``host`` with the system resolver (off the event loop)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """A network backend that connects only to checked addresses."""
+
+    def __init__(
+        self,
+        allow: Iterable[IPNetwork] = (),
+        *,
+        resolver: Resolver = system_resolver,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.allow = tuple(allow)
+        self.resolver = resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def checked_addresses(self, host: str, port: int) -> list[str]:
+        """Every address ``host`` resolves to, or BlockedAddress if any is forbidden."""
+        try:
+            addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+        except ValueError:
+            try:
+                addresses = await self.resolver(host, port)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+        for text in addresses:
+            if is_forbidden(ipaddress.ip_address(text.split("%", 1)[0]), self.allow):
+                raise BlockedAddress(
+                    f"{host} resolves to {text}, a non-public address the SSRF guard refuses "
+                    "(allow it with webhook.allow_cidrs)"
+                )
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Resolve and check ``host``, then connect to the first checked address that answers."""
+        addresses = await self.checked_addresses(host, port)
+        options = list(socket_options) if socket_options is not None else None
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        """Unix sockets are never a webhook destination."""
+        raise BlockedAddress("unix sockets are not allowed")
+
+    async def sleep(self, seconds: float) -> None:
+        """Delegate to the inner backend."""
+        await self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on a GuardedBackend.
+
+    httpx does not take a network backend, so the pool it built is replaced with one that does;
+    proxies are not supported (a proxy would resolve the name itself, past the guard).
+    """
+
+    def __init__(self, backend: GuardedBackend, *, verify: Any = True) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)

@@ -1,0 +1,197 @@
+"""The ``webhook`` channel: POST the notification as JSON, signed per Standard Webhooks.
+
+Only 2xx is success. Redirects are not followed. 410 Gone is permanent; every other failure
+(3xx, 4xx, 5xx, timeouts, connection errors) is transient, with the peer's ``Retry-After``
+passed to the retry policy, as Standard Webhooks senders do. Destinations are guarded against
+SSRF (see ``netguard``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from notifyd import __version__
+from notifyd.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
+from notifyd.channels.netguard import (
+    BlockedAddress,
+    GuardedBackend,
+    GuardedTransport,
+    IPNetwork,
+    Resolver,
+    system_resolver,
+)
+from notifyd.channels.options import destination_of, overlay
+from notifyd.config import WEBHOOK_SECRET_PREFIX, WebhookSettings
+from notifyd.redact import MASK
+from notifyd.timeutil import utcnow
+
+MAX_RECORDED_BODY = 20 * 1024
+USER_AGENT = f"notifyd/{__version__}"
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``."""
+    key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def payload(message: OutgoingMessage) -> bytes:
+    """The JSON body: the notification, the same on every retry."""
+    document = {
+        "id": message.notification_id,
+        "subject": message.subject,
+        "message": message.message,
+        "data": message.data,
+        "created_at": message.created_at.isoformat(),
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - utcnow()).total_seconds(), 0.0)
+
+
+class WebhookChannel:
+    """Delivers to HTTP endpoints; ``to`` is the endpoint URL."""
+
+    name: ClassVar[str] = "webhook"
+
+    def __init__(self, settings: WebhookSettings, *, resolver: Resolver = system_resolver) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self._clients: dict[tuple[IPNetwork, ...], httpx.AsyncClient] = {}
+
+    def validate_recipient(self, recipient: str) -> str:
+        """An absolute http(s) URL with a host."""
+        value = recipient.strip()
+        if any(ch.isspace() or ord(ch) < 32 for ch in value):
+            raise ValueError("a webhook URL must not contain spaces or control characters")
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if url.scheme not in ("http", "https"):
+            raise ValueError("a webhook URL must start with http:// or https://")
+        if not url.host:
+            raise ValueError("a webhook URL needs a host")
+        return value
+
+    def describe_recipient(self, recipient: str) -> str:
+        """The URL as shown: its origin only, since paths and queries often carry tokens."""
+        url = httpx.URL(recipient)
+        port = f":{url.port}" if url.port else ""
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        rest = "" if url.raw_path in (b"", b"/") else f"/{MASK}"
+        return f"{url.scheme}://{host}{port}{rest}"
+
+    def _client(self, allow: tuple[IPNetwork, ...]) -> httpx.AsyncClient:
+        client = self._clients.get(allow)
+        if client is None:
+            backend = GuardedBackend(allow, resolver=self.resolver)
+            client = httpx.AsyncClient(
+                transport=GuardedTransport(backend),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"user-agent": USER_AGENT},
+            )
+            self._clients[allow] = client
+        return client
+
+    async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
+        """POST the signed notification; classify the answer."""
+        destination = destination_of(message)
+        settings = overlay(self.settings, destination.webhook if destination else None)
+        body = payload(message)
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.delivery_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        if settings.secret is not None:
+            headers["webhook-signature"] = sign(
+                settings.secret.get_secret_value(), message.delivery_id, timestamp, body
+            )
+        client = self._client(tuple(settings.allow_cidrs))
+        host = httpx.URL(recipient).host
+        started = time.perf_counter()
+        try:
+            async with client.stream(
+                "POST", recipient, content=body, headers=headers, timeout=settings.timeout
+            ) as response:
+                summary = await _summary(response, started)
+        except BlockedAddress as exc:
+            raise PermanentDeliveryError(str(exc)) from None
+        except httpx.TimeoutException:
+            raise TransientDeliveryError(
+                f"{host} did not answer within {settings.timeout:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise TransientDeliveryError(f"request to {host} failed: {detail}") from None
+        return _classify(response, summary, host)
+
+    async def aclose(self) -> None:
+        """Close every connection pool."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+async def _summary(response: httpx.Response, started: float) -> dict[str, Any]:
+    """Status, duration and at most 20 KB of the body, read without downloading more."""
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RECORDED_BODY:
+            truncated = True
+            break
+    raw = b"".join(chunks)[:MAX_RECORDED_BODY]
+    summary: dict[str, Any] = {
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        "body": raw.decode(response.encoding or "utf-8", errors="replace"),
+    }
+    if truncated:
+        summary["body_truncated"] = True
+    if response.is_redirect and "location" in response.headers:
+        summary["location"] = response.headers["location"]
+    if "retry-after" in response.headers:
+        summary["retry_after"] = response.headers["retry-after"]
+    return summary
+
+
+def _classify(response: httpx.Response, summary: dict[str, Any], host: str) -> dict[str, Any]:
+    status = response.status_code
+    if response.is_success:
+        return summary
+    reason = f"{host} answered {status} {response.reason_phrase}".rstrip()
+    if status == 410:
+        raise PermanentDeliveryError(f"{reason}: the endpoint is gone", response=summary)
+    if response.is_redirect:
+        reason += " (redirects are not followed)"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    raise TransientDeliveryError(reason, retry_after=retry_after, response=summary)

@@ -1,0 +1,125 @@
+"""The active API tokens, held in memory so that authenticating a request costs no query.
+
+The whole table of active tokens (a handful of rows) is reloaded when the copy is older than
+``ttl`` seconds, so a new or revoked token takes effect in every process within ``ttl``. A token's
+``last_used_at`` is written lazily, at most once per ``touch_interval`` and through the
+group-commit writer, so the accept path gains no write of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from notifyd.auth import Scope, hash_token, hashes_match, plausible_token
+from notifyd.models import ApiToken
+from notifyd.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+SubmitWrite = Callable[[Callable[[Connection], Any]], "Future[Any]"]
+DEFAULT_TOUCH_INTERVAL = 60.0
+API_TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a request learns about the token it presented."""
+
+    id: int
+    name: str
+    scope: Scope
+    token_hash: str
+
+
+class TokenCache:
+    """Active tokens by hash, reloaded every ``ttl`` seconds at most."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl: float,
+        submit_write: SubmitWrite | None = None,
+        touch_interval: float = DEFAULT_TOUCH_INTERVAL,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._submit_write = submit_write
+        self._touch_interval = touch_interval
+        self._clock = clock
+        self._by_hash: dict[str, TokenInfo] = {}
+        self._loaded_at: float | None = None
+        self._lock = threading.Lock()
+        self._touched: dict[int, float] = {}
+
+    @property
+    def any_active(self) -> bool:
+        """Whether at least one token was active at the last load."""
+        return bool(self._by_hash)
+
+    def stale(self) -> bool:
+        """Whether the copy must be reloaded before it is trusted."""
+        return self._loaded_at is None or self._clock() - self._loaded_at >= self._ttl
+
+    async def refresh_if_stale(self) -> None:
+        """Reload the copy off the event loop when it is too old."""
+        if self.stale():
+            await asyncio.to_thread(self.refresh)
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload the active tokens (once, however many threads ask at the same time)."""
+        with self._lock:
+            if not force and not self.stale():
+                return
+            query = select(API_TOKENS).where(API_TOKENS.c.revoked_at.is_(None))
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+            self._by_hash = {
+                row.token_hash: TokenInfo(row.id, row.name, Scope(row.scope), row.token_hash)
+                for row in rows
+            }
+            self._loaded_at = self._clock()
+
+    def lookup(self, token: str) -> TokenInfo | None:
+        """The active token ``token`` is, or None."""
+        if not plausible_token(token):
+            return None
+        candidate = hash_token(token)
+        info = self._by_hash.get(candidate)
+        if info is None or not hashes_match(info.token_hash, candidate):
+            return None
+        return info
+
+    def touch(self, info: TokenInfo) -> None:
+        """Note that ``info`` was used; written at most once per touch interval."""
+        if self._submit_write is None:
+            return
+        now = self._clock()
+        last = self._touched.get(info.id)
+        if last is not None and now - last < self._touch_interval:
+            return
+        self._touched[info.id] = now
+        when = utcnow()
+
+        def write(conn: Connection) -> None:
+            conn.execute(
+                update(API_TOKENS).where(API_TOKENS.c.id == info.id).values(last_used_at=when)
+            )
+
+        self._submit_write(write).add_done_callback(_log_failure)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not record a token's last use: %s", type(future.exception()).__name__)

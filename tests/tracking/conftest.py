@@ -1,0 +1,122 @@
+"""Fixtures for the tracking suite: a migrated store (SQLite and PostgreSQL), a fake clock, a tracker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from notifyd.config import RetryPolicySettings
+from notifyd.db import make_engine, read_session, upgrade
+from notifyd.models import Attempt, TaskRun
+from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Engine]:
+    """A migrated store on SQLite or PostgreSQL."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def registry() -> TaskRegistry:
+    return TaskRegistry()
+
+
+TrackerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_tracker(store: Engine, registry: TaskRegistry, clock: FakeClock) -> TrackerFactory:
+    """Build a tracker with fast polling and a 3-attempt policy (10 s, then 60 s, no jitter)."""
+
+    @asynccontextmanager
+    async def factory(
+        *, retry: RetryPolicySettings | None = None, **config: Any
+    ) -> AsyncIterator[Tracker]:
+        settings = {"poll_seconds": 0.02, "sweep_seconds": 0.05, "lease_seconds": 30.0, **config}
+        tracker = Tracker(
+            store,
+            registry,
+            config=DispatcherConfig(**settings),
+            retry=retry or RetryPolicySettings(max_attempts=3, schedule=[10, 60], jitter=0),
+            clock=clock,
+        )
+        await tracker.start()
+        try:
+            yield tracker
+        finally:
+            await tracker.stop(grace_seconds=1)
+
+    return factory
+
+
+async def enqueue(tracker: Tracker, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """Commit one run of ``func`` and return its id."""
+    batch = TaskBatch(tracker)
+    run_id = batch.add_task(func, *args, **kwargs)
+    await batch.commit()
+    return run_id
+
+
+def load_run(engine: Engine, run_id: str) -> TaskRun:
+    with read_session(engine) as session:
+        run = session.get(TaskRun, run_id)
+        assert run is not None
+        return run
+
+
+def load_attempts(engine: Engine, run_id: str) -> list[Attempt]:
+    with read_session(engine) as session:
+        return list(
+            session.exec(
+                select(Attempt).where(Attempt.run_id == run_id).order_by(col(Attempt.number))
+            ).all()
+        )
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``check`` (which may read the store) until it holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(check):
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def wait_status(engine: Engine, run_id: str, status: str, timeout: float = 10.0) -> TaskRun:
+    await wait_until(lambda: load_run(engine, run_id).status == status, timeout)
+    return load_run(engine, run_id)

@@ -1,0 +1,368 @@
+"""The dispatcher on SQLite and PostgreSQL: attempts, retries on a fake clock, leases, shutdown, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, update
+
+from notifyd.config import RetryPolicySettings
+from notifyd.db import write_connection
+from notifyd.models import Outcome, RunStatus
+from notifyd.tracking import PermanentError, TaskContext, TaskRegistry, TransientError
+from notifyd.tracking.queries import ATTEMPTS, RUNS
+from tests.tracking.conftest import (
+    FakeClock,
+    TrackerFactory,
+    enqueue,
+    load_attempts,
+    load_run,
+    wait_status,
+    wait_until,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_success_records_one_attempt(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    seen: list[tuple[str, int]] = []
+
+    @registry.task("greet")
+    async def greet(name: str, ctx: TaskContext) -> dict[str, Any]:
+        seen.append((name, ctx.attempt))
+        return {"greeted": name}
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, greet, "ada")
+        run = await wait_status(store, run_id, "succeeded")
+    assert seen == [("ada", 1)]
+    assert run.attempts == 1 and run.finished_at is not None and run.last_error is None
+    [attempt] = load_attempts(store, run_id)
+    assert attempt.outcome == Outcome.succeeded
+    assert attempt.response == {"greeted": "ada"}
+    assert attempt.finished_at is not None and attempt.duration_ms is not None
+
+
+async def test_sync_task_runs_off_the_event_loop(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    threads: list[str] = []
+
+    @registry.task("sync")
+    def sync_task() -> None:
+        threads.append(threading.current_thread().name)
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, sync_task)
+        await wait_status(store, run_id, "succeeded")
+    assert threads and threads[0].startswith("notifyd-task")
+
+
+async def test_transient_errors_follow_the_schedule_on_a_fake_clock(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    calls: list[int] = []
+
+    @registry.task("flaky")
+    async def flaky(ctx: TaskContext) -> None:
+        calls.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise TransientError(f"try {ctx.attempt} failed")
+
+    async with make_tracker() as tracker:
+        start = clock()
+        run_id = await enqueue(tracker, flaky)
+        run = await wait_status(store, run_id, "retrying")
+        assert run.next_attempt_at == start + timedelta(seconds=10)
+        await asyncio.sleep(0.2)
+        assert calls == [1], "not due yet: the clock has not moved"
+        clock.advance(10)
+        await wait_until(
+            lambda: (r := load_run(store, run_id)).attempts == 2 and r.status == "retrying"
+        )
+        run = load_run(store, run_id)
+        assert run.next_attempt_at == start + timedelta(seconds=70)
+        clock.advance(60)
+        run = await wait_status(store, run_id, "succeeded")
+    assert calls == [1, 2, 3]
+    attempts = load_attempts(store, run_id)
+    assert [a.outcome for a in attempts] == [
+        Outcome.transient_error,
+        Outcome.transient_error,
+        Outcome.succeeded,
+    ]
+    assert [a.retry_delay_seconds for a in attempts] == [10, 60, None]
+    assert attempts[0].error_type == "TransientError"
+    assert attempts[0].error_message == "try 1 failed"
+    assert attempts[0].traceback and "try 1 failed" in attempts[0].traceback
+
+
+async def test_unexpected_exceptions_are_transient_and_attempts_run_out(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    @registry.task("broken")
+    async def broken() -> None:
+        raise ValueError("boom")
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, broken)
+        for attempt, delay in ((1, 10), (2, 60)):
+            await wait_until(
+                lambda a=attempt: (  # type: ignore[misc]
+                    (r := load_run(store, run_id)).attempts == a and r.status == "retrying"
+                )
+            )
+            clock.advance(delay)
+        run = await wait_status(store, run_id, "failed")
+    assert run.attempts == 3
+    assert run.last_error == "ValueError: boom"
+    assert [a.outcome for a in load_attempts(store, run_id)] == [Outcome.transient_error] * 3
+
+
+async def test_permanent_error_fails_at_once(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    @registry.task("refused")
+    async def refused() -> None:
+        raise PermanentError("550 no such user", response={"code": 550})
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, refused)
+        run = await wait_status(store, run_id, "failed")
+    assert run.attempts == 1
+    [attempt] = load_attempts(store, run_id)
+    assert attempt.outcome == Outcome.permanent_error
+    assert attempt.response == {"code": 550}
+    assert attempt.retry_delay_seconds is None
+
+
+async def test_retry_after_is_honoured_within_bounds(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    @registry.task("throttled")
+    async def throttled() -> None:
+        raise TransientError("429", retry_after=15)
+
+    async with make_tracker() as tracker:
+        start = clock()
+        run_id = await enqueue(tracker, throttled)
+        run = await wait_status(store, run_id, "retrying")
+    assert run.next_attempt_at == start + timedelta(seconds=15)
+    assert load_attempts(store, run_id)[0].retry_delay_seconds == 15
+
+
+async def test_a_run_whose_task_is_not_registered_fails_permanently(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    @registry.task("gone")
+    async def gone() -> None:
+        return None
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, gone)
+        await wait_status(store, run_id, "succeeded")
+        with write_connection(store) as conn:
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(task_name="not.registered", status="queued", next_attempt_at=tracker.clock())
+            )
+        tracker.committed()
+        run = await wait_status(store, run_id, "failed")
+    assert "not.registered" in (run.last_error or "")
+
+
+async def test_expired_lease_is_rescued_and_the_run_runs_again(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    done = asyncio.Event()
+
+    @registry.task("once")
+    async def once() -> None:
+        done.set()
+
+    async with make_tracker() as tracker:
+        # A run that a dead worker had claimed: running, attempt 1 open, lease long expired.
+        await tracker.dispatcher.stop(grace_seconds=0)
+        tracker.run_dispatcher = False
+        run_id = await enqueue(tracker, once)
+        with write_connection(store) as conn:
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(
+                    status="running",
+                    attempts=1,
+                    worker="dead-worker",
+                    lease_expires_at=clock() - timedelta(seconds=1),
+                    started_at=clock(),
+                )
+            )
+            conn.execute(
+                ATTEMPTS.insert().values(
+                    run_id=run_id, number=1, worker="dead-worker", started_at=clock(), outcome="running"
+                )
+            )
+    async with make_tracker() as tracker:
+        run = await wait_status(store, run_id, "succeeded")
+    assert done.is_set()
+    attempts = load_attempts(store, run_id)
+    assert [a.outcome for a in attempts] == [Outcome.interrupted, Outcome.succeeded]
+    assert attempts[0].error_type == "LeaseExpired"
+    assert run.interruptions == 1 and run.attempts == 2
+
+
+async def test_lease_is_renewed_while_a_run_is_running(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    release = asyncio.Event()
+
+    @registry.task("slow")
+    async def slow() -> None:
+        await release.wait()
+
+    async with make_tracker(lease_seconds=0.3) as tracker:
+        run_id = await enqueue(tracker, slow)
+        run = await wait_status(store, run_id, "running")
+        first_lease = run.lease_expires_at
+        assert first_lease is not None
+        for _ in range(5):  # 1 s of fake time in steps shorter than the lease
+            clock.advance(0.2)
+            await wait_until(
+                lambda: (load_run(store, run_id).lease_expires_at or first_lease) > clock()
+            )
+        # The sweep ran meanwhile (every 0.05 s) and left the renewed run alone.
+        assert load_run(store, run_id).status == "running"
+        release.set()
+        await wait_status(store, run_id, "succeeded")
+    assert [a.outcome for a in load_attempts(store, run_id)] == [Outcome.succeeded]
+
+
+async def test_stop_releases_unfinished_runs_for_an_immediate_restart(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    started = asyncio.Event()
+    calls: list[int] = []
+
+    @registry.task("stuck")
+    async def stuck(ctx: TaskContext) -> None:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            started.set()
+            await asyncio.sleep(3600)
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, stuck)
+        await asyncio.wait_for(started.wait(), 10)
+        await tracker.dispatcher.stop(grace_seconds=0.1)
+        tracker.run_dispatcher = False
+    run = load_run(store, run_id)
+    assert run.status == RunStatus.retrying
+    assert run.lease_expires_at is None and run.worker is None
+    [attempt] = load_attempts(store, run_id)
+    assert attempt.outcome == Outcome.interrupted and attempt.error_type == "Shutdown"
+    # The next start picks it up at once, without waiting for a lease to expire.
+    async with make_tracker(lease_seconds=3600) as tracker:
+        await wait_status(store, run_id, "succeeded")
+    assert calls == [1, 2]
+
+
+async def test_stop_waits_for_running_attempts_within_the_grace_period(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    started = asyncio.Event()
+
+    @registry.task("short")
+    async def short() -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+
+    async with make_tracker() as tracker:
+        run_id = await enqueue(tracker, short)
+        await asyncio.wait_for(started.wait(), 10)
+        await tracker.dispatcher.stop(grace_seconds=10)
+        tracker.run_dispatcher = False
+    assert load_run(store, run_id).status == RunStatus.succeeded
+
+
+@pytest.mark.parametrize(("limits", "expected"), [({}, 3), ({"slow": 2}, 2)])
+async def test_concurrency_is_bounded_globally_and_per_channel(
+    store: Engine,
+    registry: TaskRegistry,
+    make_tracker: TrackerFactory,
+    limits: dict[str, int],
+    expected: int,
+) -> None:
+    active = 0
+    peak = 0
+
+    @registry.task("bounded")
+    async def bounded() -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.05)
+        active -= 1
+
+    async with make_tracker(concurrency=3, channel_concurrency=limits) as tracker:
+        batch_ids = []
+        from notifyd.tracking import TaskBatch
+
+        batch = TaskBatch(tracker)
+        for _ in range(12):
+            batch_ids.append(batch.add_run(bounded, channel="slow"))
+        await batch.commit()
+        for run_id in batch_ids:
+            await wait_status(store, run_id, "succeeded")
+    assert peak == expected
+
+
+async def test_a_run_that_keeps_killing_its_worker_is_given_up(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    from notifyd.tracking.queries import MAX_INTERRUPTIONS
+
+    @registry.task("poison")
+    async def poison() -> None:
+        return None
+
+    async with make_tracker() as tracker:
+        await tracker.dispatcher.stop(grace_seconds=0)
+        tracker.run_dispatcher = False
+        run_id = await enqueue(tracker, poison)
+    with write_connection(store) as conn:
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run_id)
+            .values(
+                status="running",
+                attempts=MAX_INTERRUPTIONS,
+                interruptions=MAX_INTERRUPTIONS - 1,
+                worker="dead",
+                lease_expires_at=clock() - timedelta(seconds=1),
+            )
+        )
+    async with make_tracker() as tracker:
+        run = await wait_status(store, run_id, "failed")
+    assert "giving up" in (run.last_error or "")
+
+
+async def test_retry_policy_per_channel(store: Engine, registry: TaskRegistry) -> None:
+    from notifyd.tracking import Tracker
+
+    tracker = Tracker(
+        store,
+        registry,
+        retry=RetryPolicySettings(max_attempts=2, schedule=[5], jitter=0),
+        retry_by_channel={"email": RetryPolicySettings(max_attempts=4, schedule=[1, 2], jitter=0)},
+    )
+    assert tracker.retry_policy_for("email").max_attempts == 4
+    assert tracker.retry_policy_for("email").delay_after(2) == 2
+    assert tracker.retry_policy_for("webhook").max_attempts == 2
+    assert tracker.retry_policy_for(None).delay_after(1) == 5
