@@ -11,7 +11,9 @@ from sqlalchemy import Engine
 
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.db import read_session
+from notifyd.destinations import Destinations
 from notifyd.models import Notification
+from notifyd.routing import delivery_target
 from notifyd.tracking.errors import PermanentError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 
@@ -23,10 +25,15 @@ class DeliveryContext:
     """What the delivery task needs: the store and the channels. Caches the (immutable) notifications."""
 
     def __init__(
-        self, engine: Engine, channels: Mapping[str, Channel], cache_size: int = 2048
+        self,
+        engine: Engine,
+        channels: Mapping[str, Channel],
+        cache_size: int = 2048,
+        destinations: Destinations | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
+        self.destinations = destinations or Destinations()
         self._cache: OrderedDict[str, Notification] = OrderedDict()
         self._cache_size = cache_size
 
@@ -50,13 +57,32 @@ class DeliveryContext:
 
 
 async def deliver(
-    ctx: TaskContext, notification_id: str, channel: str, recipient: str
+    ctx: TaskContext,
+    notification_id: str,
+    channel: str,
+    recipient: str,
+    destination: str | None = None,
+    recipient_key: str | None = None,
+    secret_recipient: str | None = None,
 ) -> dict[str, Any] | None:
-    """Deliver notification ``notification_id`` to ``recipient`` through ``channel``."""
+    """Deliver notification ``notification_id`` to ``recipient`` through ``channel``.
+
+    For a named ``destination``, the recipient and its secrets come from the configuration
+    (``recipient_key`` says which); ``secret_recipient`` is an ad-hoc recipient in full when
+    ``recipient`` is only its masked form (see notifyd.routing).
+    """
     delivery: DeliveryContext = ctx.extras[EXTRAS_KEY]
     target = delivery.channels.get(channel)
     if target is None:
         raise PermanentError(f"channel {channel!r} is not configured on this server")
+    address, options = delivery_target(
+        delivery.destinations,
+        channel=channel,
+        recipient=recipient,
+        destination=destination,
+        recipient_key=recipient_key,
+        secret_recipient=secret_recipient,
+    )
     note = await delivery.notification(notification_id)
     message = OutgoingMessage(
         delivery_id=ctx.run_id,
@@ -66,8 +92,9 @@ async def deliver(
         data=note.data,
         created_at=note.created_at,
         attempt=ctx.attempt,
+        options=options,
     )
-    return await target.send(message, recipient)
+    return await target.send(message, address)
 
 
 def register_delivery(registry: TaskRegistry) -> None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from pydantic import model_validator
 from sqlmodel import Field, SQLModel
 
 from notifyd.timeutil import UTCDateTime, utcnow
@@ -252,18 +253,28 @@ class NotificationPublic(SQLModel):
 
 
 class NotificationCreate(SQLModel):
-    """A notification to send: through ``channel`` (default ``log``) to one or more recipients."""
+    """A notification to send: through ``channel`` (default ``log``) to one or more recipients,
+    or to a ``destination`` configured on the server (which brings its channel and recipients)."""
 
     model_config = {"extra": "forbid"}
 
     channel: str = Field(default="log", min_length=1, max_length=40)
-    to: str | list[str]
+    to: str | list[str] | None = None
+    destination: str | None = Field(default=None, min_length=1, max_length=100)
     subject: str | None = None
     message: str
     data: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _to_or_destination(self) -> NotificationCreate:
+        if (self.to is None) == (self.destination is None):
+            raise ValueError("give either to (recipients) or destination (a configured name)")
+        return self
+
     def recipients(self) -> list[str]:
         """``to`` as a list, in order, without repeats."""
+        if self.to is None:
+            return []
         values = [self.to] if isinstance(self.to, str) else list(self.to)
         return list(dict.fromkeys(values))
 

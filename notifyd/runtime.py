@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -11,6 +11,7 @@ from notifyd.channels.base import Channel
 from notifyd.config import Settings
 from notifyd.db import make_engine
 from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
+from notifyd.destinations import Destinations
 from notifyd.idempotency import IdempotencyKeys
 from notifyd.retention import RetentionLoop
 from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
@@ -27,6 +28,7 @@ class Runtime:
     tracker: Tracker
     idempotency: IdempotencyKeys
     retention: RetentionLoop | None = None
+    destinations: Destinations = field(default_factory=Destinations)
 
     async def start(self) -> None:
         """Start writing and dispatching (and pruning, when a retention period is set)."""
@@ -60,6 +62,7 @@ def build_runtime(
     """Build the runtime of one server or worker process."""
     engine = engine or engine_for(settings)
     channels = build_channels(settings)
+    destinations = Destinations.from_settings(settings, channels)
     registry = TaskRegistry()
     register_delivery(registry)
     limits = {
@@ -82,7 +85,15 @@ def build_runtime(
         retry_by_channel={
             name: override.retry for name, override in settings.channels.items() if override.retry
         },
-        extras={EXTRAS_KEY: DeliveryContext(engine, channels)},
+        extras={EXTRAS_KEY: DeliveryContext(engine, channels, destinations=destinations)},
         run_dispatcher=run_dispatcher,
     )
-    return Runtime(settings, engine, channels, registry, tracker, IdempotencyKeys(engine))
+    return Runtime(
+        settings,
+        engine,
+        channels,
+        registry,
+        tracker,
+        IdempotencyKeys(engine),
+        destinations=destinations,
+    )

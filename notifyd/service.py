@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from notifyd import control
 from notifyd.channels.base import Channel
 from notifyd.delivery import DELIVER_TASK
+from notifyd.destinations import Destinations
 from notifyd.errors import InvalidInput, NotFound
 from notifyd.idempotency import IdempotencyKeys, record_writer, request_hash
 from notifyd.models import (
@@ -34,6 +35,7 @@ from notifyd.models import (
     TaskSummary,
 )
 from notifyd.redact import redact
+from notifyd.routing import Route, adhoc_route, destination_route
 from notifyd.timeutil import new_id
 from notifyd.tracking.tasks import TaskBatch
 
@@ -73,20 +75,32 @@ class Submission:
     replayed: bool = False
 
 
+def _route(
+    body: NotificationCreate, channels: Mapping[str, Channel], destinations: Destinations | None
+) -> Route:
+    if body.destination is not None:
+        return destination_route(body, destinations or Destinations())
+    return adhoc_route(*validate_submission(body, channels))
+
+
 def _stage(
-    batch: TaskBatch, body: NotificationCreate, channels: Mapping[str, Channel], caller: str | None
+    batch: TaskBatch,
+    body: NotificationCreate,
+    channels: Mapping[str, Channel],
+    caller: str | None,
+    destinations: Destinations | None = None,
 ) -> NotificationAccepted:
-    channel, recipients = validate_submission(body, channels)
+    route = _route(body, channels, destinations)
     now = batch.tracker.clock()
     notification_id = new_id("ntf")
     row: dict[str, Any] = {
         "id": notification_id,
-        "channel": channel.name,
-        "destination": None,
+        "channel": route.channel,
+        "destination": route.destination,
         "subject": body.subject,
         "message": body.message,
         "data": body.data,
-        "recipients": recipients,
+        "recipients": [target.shown for target in route.targets],
         "caller": caller,
         "created_at": now,
     }
@@ -96,21 +110,17 @@ def _stage(
 
     batch.add_write(insert_notification)
     tasks = []
-    for recipient in recipients:
+    for target in route.targets:
         run_id = batch.add_run(
             DELIVER_TASK,
-            kwargs={
-                "notification_id": notification_id,
-                "channel": channel.name,
-                "recipient": recipient,
-            },
-            channel=channel.name,
-            recipient=recipient,
+            kwargs={"notification_id": notification_id, "channel": route.channel, **target.args},
+            channel=route.channel,
+            recipient=target.shown,
             notification_id=notification_id,
             now=now,
         )
         tasks.append(
-            TaskSummary(id=run_id, channel=channel.name, to=recipient, status=RunStatus.queued)
+            TaskSummary(id=run_id, channel=route.channel, to=target.shown, status=RunStatus.queued)
         )
     return NotificationAccepted(id=notification_id, status="accepted", tasks=tasks)
 
@@ -122,6 +132,7 @@ async def submit_notification(
     channels: Mapping[str, Channel],
     caller: str | None = None,
     idempotency_key: str | None = None,
+    destinations: Destinations | None = None,
     keys: IdempotencyKeys | None = None,
 ) -> Submission:
     """Store the notification and one run per recipient in one transaction; return their ids.
@@ -130,7 +141,7 @@ async def submit_notification(
     for a repeat of the same request (see notifyd.idempotency).
     """
     if idempotency_key is None or keys is None:
-        accepted = _stage(batch, body, channels, caller)
+        accepted = _stage(batch, body, channels, caller, destinations)
         await batch.commit()
         return Submission(accepted)
     keys.check_key(idempotency_key)
@@ -140,7 +151,7 @@ async def submit_notification(
     with keys.claim(who, idempotency_key):
         replay = await asyncio.to_thread(keys.lookup, who, idempotency_key, fingerprint, now)
         if replay is None:
-            accepted = _stage(batch, body, channels, caller)
+            accepted = _stage(batch, body, channels, caller, destinations)
             batch.add_write(
                 record_writer(
                     caller=who,

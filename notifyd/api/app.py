@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from notifyd import __version__
 from notifyd.api.problems import install_problem_handlers
-from notifyd.api.routes import health, notifications, tasks
+from notifyd.api.routes import destinations, health, notifications, tasks
 from notifyd.api.security import install_security
 from notifyd.config import Settings
 from notifyd.db import check_schema
@@ -42,5 +42,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     install_security(app, settings, runtime)
     app.include_router(notifications.router)
     app.include_router(tasks.router)
+    app.include_router(destinations.router)
     app.include_router(health.router)
     return app

@@ -34,7 +34,9 @@ class AppriseChannel:
     def _service(self, url: str) -> Any:
         service = self._apprise.Apprise.instantiate(url.strip())
         if service is None:
-            raise ValueError("not an Apprise URL this server can use (unknown service or bad format)")
+            raise ValueError(
+                "not an Apprise URL this server can use (unknown service or bad format)"
+            )
         return service
 
     def validate_recipient(self, recipient: str) -> str:

@@ -110,7 +110,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
@@ -121,7 +121,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in addresses:
             try:
                 return await self.inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address,
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
                     socket_options=options,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
@@ -130,7 +133,10 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise error
 
     async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Unix sockets are never a webhook destination."""
         raise BlockedAddress("unix sockets are not allowed")

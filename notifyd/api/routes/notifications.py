@@ -40,6 +40,7 @@ async def create_notification(
         batch=tasks,
         body=body,
         channels=runtime.channels,
+        destinations=runtime.destinations,
         caller=caller.name,
         idempotency_key=idempotency_key,
         keys=runtime.idempotency,

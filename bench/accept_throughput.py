@@ -1,0 +1,89 @@
+"""Accepted notifications per second against a bare FastAPI endpoint, 32 connections, same run.
+
+Three servers under the same uvicorn settings (uvloop, httptools, no access log), one at a time:
+a bare FastAPI route returning JSON (the ceiling); notifyd accepting ``POST /v1/notifications``
+for the ``log`` channel while its dispatcher delivers them (the real figure); and notifyd with
+the dispatcher off (the accept path alone, to tell where the time goes). The server's CPU time
+per request and the generator's own CPU share are printed so that a saturated generator would
+show.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import uvloop
+
+from bench.load import LoadResult, post_request, run_load
+from bench.support import BenchServer, row, title
+
+CONNECTIONS = 32
+BODY = {
+    "channel": "log",
+    "to": "bench@example.com",
+    "subject": "Benchmark",
+    "message": "Hello from notifyd's throughput benchmark",
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One load run and what it cost the server and the generator."""
+
+    load: LoadResult
+    server_cpu: float
+    client_cpu: float
+
+
+def measure(server: BenchServer, path: str, *, warmup: int, requests: int) -> Measured:
+    """Warm up, then send ``requests`` requests with CONNECTIONS connections."""
+    request = post_request(server.port, path, BODY)
+    uvloop.run(run_load(server.port, request, connections=CONNECTIONS, requests=warmup))
+    before, client_before = server.status().cpu_seconds, time.process_time()
+    load = uvloop.run(
+        run_load(server.port, request, connections=CONNECTIONS, requests=requests, deadline=40)
+    )
+    server_cpu = server.status().cpu_seconds - before
+    return Measured(load, server_cpu, time.process_time() - client_before)
+
+
+def report(label: str, m: Measured, ceiling: float | None) -> None:
+    """Print one server's line."""
+    n = max(m.load.count, 1)
+    ratio = f"{m.load.rate / ceiling:.1%}" if ceiling else "1 (ceiling)"
+    row(
+        label,
+        f"{m.load.rate:,.0f}/s",
+        f"{m.load.ms(0.5):.1f} ms",
+        f"{m.load.ms(0.99):.1f} ms",
+        f"{m.server_cpu / n * 1e6:,.0f} us",
+        f"{m.client_cpu / m.load.elapsed:.0%}",
+        ratio,
+    )
+    if m.load.errors or set(m.load.statuses) - {200, 202}:
+        print(f"    answers: {m.load.describe_statuses()}")
+
+
+def main() -> None:
+    """Run the three servers in turn and print the table."""
+    title(f"accept throughput: POST, {CONNECTIONS} connections, closed loop, loopback")
+    row("server", "requests/s", "p50", "p99", "server CPU/req", "generator", "of ceiling")
+    with BenchServer("bare") as bare:
+        ceiling = measure(bare, "/bare", warmup=3000, requests=30000)
+    report("bare FastAPI endpoint returning JSON", ceiling, None)
+    with BenchServer("notifyd") as server:
+        full = measure(server, "/v1/notifications", warmup=1000, requests=10000)
+    report("notifyd POST /v1/notifications (delivering)", full, ceiling.load.rate)
+    with BenchServer("notifyd", dispatch=False) as server:
+        accept = measure(server, "/v1/notifications", warmup=1000, requests=10000)
+    report("notifyd, accept path only (dispatcher off)", accept, ceiling.load.rate)
+    print(
+        f"  ratio notifyd/bare: {full.load.rate / ceiling.load.rate:.3f} "
+        f"(accept path alone {accept.load.rate / ceiling.load.rate:.3f}); "
+        "'generator' is the load generator's share of one core"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The named destinations clients may send to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Security
+
+from notifyd.api.auth import require_scope
+from notifyd.api.deps import RuntimeDep
+from notifyd.auth import Scope
+from notifyd.destinations import DestinationPublic
+
+router = APIRouter(prefix="/v1/destinations", tags=["destinations"])
+
+
+@router.get("", dependencies=[Security(require_scope(Scope.read, Scope.send))])
+def list_destinations(runtime: RuntimeDep) -> list[DestinationPublic]:
+    """The configured destinations: names and channels only (recipients and secrets stay private)."""
+    return runtime.destinations.public()

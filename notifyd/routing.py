@@ -1,0 +1,96 @@
+"""Where a submission goes, as runs store it, and back again at delivery time.
+
+A run stores what may be shown. An ad-hoc recipient whose channel masks it when shown (an Apprise
+URL with its token, a webhook URL) is stored in full under ``secret_recipient``, which every view
+of a run's arguments masks; a destination's run stores only the destination's name and a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from notifyd.channels.base import Channel
+from notifyd.channels.options import DESTINATION_OPTION
+from notifyd.destinations import Destinations, recipient_key
+from notifyd.errors import InvalidInput
+from notifyd.models import NotificationCreate
+
+
+@runtime_checkable
+class DescribesRecipients(Protocol):
+    """A channel whose recipients may hold secrets, and which says how to show them."""
+
+    def describe_recipient(self, recipient: str) -> str:
+        """The recipient as it may be shown and stored in clear."""
+        ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """One run to stage: the recipient as shown, and the delivery task's recipient arguments."""
+
+    shown: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """The channel, the destination (if named) and one target per run."""
+
+    channel: str
+    destination: str | None
+    targets: list[Target]
+
+
+def adhoc_route(channel: Channel, recipients: list[str]) -> Route:
+    """The route to recipients given in ``to`` (already validated and canonical)."""
+    targets = []
+    for recipient in recipients:
+        shown = recipient
+        if isinstance(channel, DescribesRecipients):
+            shown = channel.describe_recipient(recipient)
+        args: dict[str, Any] = {"recipient": shown}
+        if shown != recipient:
+            args["secret_recipient"] = recipient
+        targets.append(Target(shown, args))
+    return Route(channel.name, None, targets)
+
+
+def destination_route(body: NotificationCreate, destinations: Destinations) -> Route:
+    """The route to the destination ``body`` names."""
+    assert body.destination is not None
+    destination = destinations.get(body.destination)
+    if "channel" in body.model_fields_set and body.channel != destination.channel:
+        raise InvalidInput(
+            f"channel: destination {destination.name!r} delivers through "
+            f"{destination.channel!r}; leave channel out"
+        )
+    targets = [
+        Target(
+            destination.label(index),
+            {
+                "recipient": destination.label(index),
+                "destination": destination.name,
+                "recipient_key": recipient_key(recipient),
+            },
+        )
+        for index, recipient in enumerate(destination.recipients)
+    ]
+    return Route(destination.channel, destination.name, targets)
+
+
+def delivery_target(
+    destinations: Destinations,
+    *,
+    channel: str,
+    recipient: str,
+    destination: str | None,
+    recipient_key: str | None,
+    secret_recipient: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """The recipient to deliver to and the message options, from a run's stored arguments."""
+    if destination is not None:
+        settings, resolved = destinations.resolve(destination, recipient_key or "", channel)
+        return resolved, {DESTINATION_OPTION: settings}
+    return secret_recipient or recipient, {}
