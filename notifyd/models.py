@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
-from pydantic import model_validator
 from sqlmodel import Field, SQLModel
 
+from notifyd.config import (
+    MAX_DATA_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_RECIPIENT_CHARS,
+    MAX_RECIPIENTS,
+    MAX_SUBJECT_CHARS,
+)
 from notifyd.timeutil import UTCDateTime, utcnow
 
 
@@ -252,6 +260,31 @@ class NotificationPublic(SQLModel):
     tasks: list[TaskSummary]
 
 
+def _within_limits(to: str | list[str]) -> str | list[str]:
+    values = [to] if isinstance(to, str) else to
+    if len(values) > MAX_RECIPIENTS:
+        raise ValueError(f"at most {MAX_RECIPIENTS} recipients per notification")
+    if any(len(value) > MAX_RECIPIENT_CHARS for value in values):
+        raise ValueError(f"a recipient may have at most {MAX_RECIPIENT_CHARS} characters")
+    return to
+
+
+_RECIPIENT_SCHEMA = {"type": "string", "maxLength": MAX_RECIPIENT_CHARS}
+# Checked after the union so that an error names ``to``, not one branch of the union.
+Recipients = Annotated[
+    str | list[str],
+    AfterValidator(_within_limits),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _RECIPIENT_SCHEMA,
+                {"type": "array", "items": _RECIPIENT_SCHEMA, "maxItems": MAX_RECIPIENTS},
+            ]
+        }
+    ),
+]
+
+
 class NotificationCreate(SQLModel):
     """A notification to send: through ``channel`` (default ``log``) to one or more recipients,
     or to a ``destination`` configured on the server (which brings its channel and recipients)."""
@@ -259,11 +292,20 @@ class NotificationCreate(SQLModel):
     model_config = {"extra": "forbid"}
 
     channel: str = Field(default="log", min_length=1, max_length=40)
-    to: str | list[str] | None = None
+    to: Recipients | None = None
     destination: str | None = Field(default=None, min_length=1, max_length=100)
-    subject: str | None = None
-    message: str
-    data: dict[str, Any] | None = None
+    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    data: dict[str, Any] | None = Field(
+        default=None, description=f"Extra JSON, at most {MAX_DATA_BYTES} bytes serialized."
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _data_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value).encode()) > MAX_DATA_BYTES:
+            raise ValueError(f"at most {MAX_DATA_BYTES} bytes of JSON")
+        return value
 
     @model_validator(mode="after")
     def _to_or_destination(self) -> NotificationCreate:

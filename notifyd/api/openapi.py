@@ -2,8 +2,8 @@
 
 Routes document their own errors (``problem_responses``); what every route of a kind can answer
 is added here, so that a new route is documented correctly without remembering the list:
-500 everywhere, 401/403/429 where a token is required, 413 where there is a body, 422 where
-there is anything to validate.
+500 everywhere, 401/403/429 where a token is required, 400 and 413 where there is a body, 422
+where there is anything to validate.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def complete_operation(operation: dict[str, Any]) -> None:
         for status in (401, 403, 429):
             _add(responses, status)
     if "requestBody" in operation:
+        _add(responses, 400)  # a body JSON cannot parse at all (nested too deep)
         _add(responses, 413)
     if "requestBody" in operation or operation.get("parameters"):
         _add(responses, 422)

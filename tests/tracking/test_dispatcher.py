@@ -171,7 +171,9 @@ async def test_a_run_whose_task_is_not_registered_fails_permanently(
             conn.execute(
                 update(RUNS)
                 .where(RUNS.c.id == run_id)
-                .values(task_name="not.registered", status="queued", next_attempt_at=tracker.clock())
+                .values(
+                    task_name="not.registered", status="queued", next_attempt_at=tracker.clock()
+                )
             )
         tracker.committed()
         run = await wait_status(store, run_id, "failed")
@@ -206,7 +208,11 @@ async def test_expired_lease_is_rescued_and_the_run_runs_again(
             )
             conn.execute(
                 ATTEMPTS.insert().values(
-                    run_id=run_id, number=1, worker="dead-worker", started_at=clock(), outcome="running"
+                    run_id=run_id,
+                    number=1,
+                    worker="dead-worker",
+                    started_at=clock(),
+                    outcome="running",
                 )
             )
     async with make_tracker() as tracker:

@@ -44,5 +44,7 @@ def test_retry_after_is_clamped_between_one_and_two_times_the_schedule(
 
 
 def test_the_last_schedule_entry_repeats_past_its_end() -> None:
-    policy = RetryPolicy.from_settings(RetryPolicySettings(max_attempts=20, schedule=[1, 2], jitter=0))
+    policy = RetryPolicy.from_settings(
+        RetryPolicySettings(max_attempts=20, schedule=[1, 2], jitter=0)
+    )
     assert policy.delay_after(10) == 2
