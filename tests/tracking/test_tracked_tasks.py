@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from notifyd.db import read_session
 from notifyd.models import TaskRun
-from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker, TrackedTasks
+from notifyd.tracking import DispatcherConfig, TaskRegistry, TrackedTasks, Tracker
 from tests.support import wait_for
 
 

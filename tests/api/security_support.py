@@ -1,0 +1,51 @@
+"""Helpers for the security tests: tokens in a store, a fake clock, every /v1 route with sample paths."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import Engine
+
+from notifyd import auth
+from notifyd.auth import Scope
+from notifyd.db import write_session
+
+
+def create_token(engine: Engine, name: str, scope: Scope) -> str:
+    """Create a token in the store and return its secret."""
+    with write_session(engine) as session:
+        return auth.create_token(session=session, name=name, scope=scope).token
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every API route under /v1."""
+    return sorted(
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path.startswith("/v1")
+        for method in route.methods
+    )
+
+
+def sample_path(template: str) -> str:
+    """A concrete path for a route template: every parameter becomes ``missing``."""
+    parts = ["missing" if p.startswith("{") and p.endswith("}") else p for p in template.split("/")]
+    return "/".join(parts)
