@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
 from notifyd import auth
@@ -36,12 +35,12 @@ class FakeClock:
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path template) of every API route under /v1."""
+    """(method, path template) of every API operation under /v1, as the OpenAPI schema lists them."""
     return sorted(
-        (method, route.path)
-        for route in app.routes
-        if isinstance(route, APIRoute) and route.path.startswith("/v1")
-        for method in route.methods
+        (method.upper(), path)
+        for path, item in app.openapi()["paths"].items()
+        if path.startswith("/v1")
+        for method in item
     )
 
 

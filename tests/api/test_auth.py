@@ -23,6 +23,7 @@ from tests.support import wait_for
 SEND, READ, ADMIN = Scope.send, Scope.read, Scope.admin
 # The scopes each API route admits. A new route must be added here: test_every_route_is_listed.
 ROUTE_SCOPES: dict[tuple[str, str], set[Scope]] = {
+    ("GET", "/v1/destinations"): {SEND, READ, ADMIN},
     ("POST", "/v1/notifications"): {SEND, ADMIN},
     ("GET", "/v1/notifications/{notification_id}"): {SEND, READ, ADMIN},
     ("GET", "/v1/tasks"): {READ, ADMIN},

@@ -107,16 +107,16 @@ def load_attempts(engine: Engine, run_id: str) -> list[Attempt]:
         )
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_until(check: Callable[[], bool], limit: float = 10.0) -> None:
     """Poll ``check`` (which may read the store) until it holds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit
     while not await asyncio.to_thread(check):
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
 
 
-async def wait_status(engine: Engine, run_id: str, status: str, timeout: float = 10.0) -> TaskRun:
-    await wait_until(lambda: load_run(engine, run_id).status == status, timeout)
+async def wait_status(engine: Engine, run_id: str, status: str, limit: float = 10.0) -> TaskRun:
+    await wait_until(lambda: load_run(engine, run_id).status == status, limit)
     return load_run(engine, run_id)
