@@ -115,11 +115,11 @@ async def test_implicit_tls(mailbox: Mailbox, ca: trustme.CA, ca_file: Path) -> 
 
 async def test_untrusted_certificate_is_transient(mailbox: Mailbox, ca: trustme.CA) -> None:
     context = server_tls_context(ca.issue_cert("127.0.0.1", "localhost"))
-    with SmtpServer(mailbox, tls_context=context, require_starttls=True) as server:
-        with pytest.raises(TransientDeliveryError):
-            await EmailChannel(smtp(server.port, security="starttls")).send(
-                outgoing(), "ops@example.org"
-            )
+    server = SmtpServer(mailbox, tls_context=context, require_starttls=True)
+    with server, pytest.raises(TransientDeliveryError):
+        await EmailChannel(smtp(server.port, security="starttls")).send(
+            outgoing(), "ops@example.org"
+        )
     assert mailbox.messages == []
 
 

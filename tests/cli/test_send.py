@@ -1,0 +1,53 @@
+"""``notifyd send`` against a live server."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.support import free_port
+
+
+def test_send_prints_ids(runner: CliRunner, live_server: str) -> None:
+    result = runner.invoke(
+        app, ["send", "--to", "alice@example.com", "--subject", "Hi", "--message", "Hello"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "ntf_" in result.output and "run_" in result.output and "alice@example.com" in result.output
+    )
+
+
+def test_send_wait_follows_to_the_end(runner: CliRunner, live_server: str) -> None:
+    result = runner.invoke(
+        app, ["send", "--to", "a", "--to", "b", "-m", "Hello", "--wait", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["id"].startswith("ntf_")
+    assert [t["status"] for t in body["tasks"]] == ["succeeded", "succeeded"]
+
+
+def test_send_idempotency_key_replays(runner: CliRunner, live_server: str) -> None:
+    args = ["send", "--to", "a", "-m", "once", "--idempotency-key", "order-42", "--json"]
+    first = json.loads(runner.invoke(app, args).output)
+    second = runner.invoke(app, args[:-1])
+    assert "replayed" in second.output and first["id"] in second.output
+
+
+def test_send_reports_api_errors_in_one_line(runner: CliRunner, live_server: str) -> None:
+    result = runner.invoke(app, ["send", "--channel", "pigeon", "--to", "a", "-m", "x"])
+    assert result.exit_code == 1
+    assert "unknown channel 'pigeon'" in result.output and "Traceback" not in result.output
+    bad = runner.invoke(app, ["send", "--to", "a", "-m", "x", "--data", "[1]"])
+    assert bad.exit_code == 1 and "--data" in bad.output
+
+
+def test_unreachable_server_is_one_line(runner: CliRunner) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = runner.invoke(app, ["send", "--server", url, "--to", "a", "-m", "x"])
+    assert result.exit_code == 1
+    assert f"cannot reach the notifyd server at {url}" in result.output
+    assert len(result.output.strip().splitlines()) == 1
