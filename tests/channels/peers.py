@@ -76,7 +76,7 @@ class Receiver:
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     def next_reply(self, path: str) -> Reply:
         """The reply for ``path``: the next of its list, or the default 200."""

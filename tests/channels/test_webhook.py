@@ -86,7 +86,9 @@ async def test_gone_is_permanent(receiver: Receiver) -> None:
 
 @pytest.mark.parametrize("retry_after", ["7", "date"])
 async def test_too_many_requests_passes_retry_after(receiver: Receiver, retry_after: str) -> None:
-    header = "7" if retry_after == "7" else format_datetime(utcnow().replace(microsecond=0), usegmt=True)
+    header = (
+        "7" if retry_after == "7" else format_datetime(utcnow().replace(microsecond=0), usegmt=True)
+    )
     receiver.replies["/busy"] = Reply(429, headers={"Retry-After": header})
     async with webhook() as channel:
         with pytest.raises(TransientDeliveryError) as caught:
@@ -189,9 +191,7 @@ async def test_one_forbidden_address_among_several_refuses_the_name(receiver: Re
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1", "10.1.2.3"]
 
-    channel = WebhookChannel(
-        WebhookSettings(allow_cidrs=["127.0.0.1/32"]), resolver=resolver
-    )
+    channel = WebhookChannel(WebhookSettings(allow_cidrs=["127.0.0.1/32"]), resolver=resolver)
     try:
         with pytest.raises(PermanentDeliveryError, match="10.1.2.3"):
             await channel.send(outgoing(), f"http://multi.example.test:{receiver.port}/hook")
@@ -202,7 +202,13 @@ async def test_one_forbidden_address_among_several_refuses_the_name(receiver: Re
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.org/hook", "/relative/path", "http://", "example.org/hook", "http://exa mple.org/"],
+    [
+        "ftp://example.org/hook",
+        "/relative/path",
+        "http://",
+        "example.org/hook",
+        "http://exa mple.org/",
+    ],
 )
 def test_invalid_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
@@ -211,7 +217,9 @@ def test_invalid_urls_are_refused(url: str) -> None:
 
 def test_shown_url_hides_path_query_and_credentials() -> None:
     channel = WebhookChannel(WebhookSettings())
-    shown = channel.describe_recipient("https://user:pw@hooks.example.org:8443/T0/B0/XXXX?token=abc")
+    shown = channel.describe_recipient(
+        "https://user:pw@hooks.example.org:8443/T0/B0/XXXX?token=abc"
+    )
     assert shown == "https://hooks.example.org:8443/********"
     assert channel.describe_recipient("https://hooks.example.org") == "https://hooks.example.org"
 

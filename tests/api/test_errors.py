@@ -1,0 +1,108 @@
+"""Every error is problem+json; a crash is a 500 with a request id and no internals; CORS is opt-in."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from notifyd.api.app import create_app
+from notifyd.db import upgrade
+from notifyd.runtime import engine_for
+from tests.conftest import make_settings
+
+PROBLEM_KEYS = {"type", "title", "status", "detail"}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert PROBLEM_KEYS <= set(body)
+    assert body["status"] == status
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("GET", "/v1/notifications/ntf_missing", 404),
+        ("GET", "/v1/tasks/run_missing", 404),
+        ("DELETE", "/v1/notifications", 405),
+        ("PUT", "/v1/tasks", 405),
+        ("GET", "/v1/tasks?limit=0", 422),
+        ("GET", "/v1/tasks?since=yesterday", 422),
+    ],
+)
+def test_errors_are_problems(client: TestClient, method: str, path: str, status: int) -> None:
+    assert_problem(client.request(method, path), status)
+
+
+def test_405_names_the_allowed_methods(client: TestClient) -> None:
+    response = client.delete("/v1/notifications")
+    assert "POST" in response.headers["allow"]
+
+
+@pytest.fixture
+def crashing_app(app: FastAPI) -> FastAPI:
+    def explode() -> None:
+        raise RuntimeError("internal detail: password=hunter2 at /srv/secret/path.py")
+
+    app.add_api_route("/v1/explode", explode, methods=["GET"])
+    return app
+
+
+def test_unexpected_error_is_500_without_internals(
+    crashing_app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(crashing_app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/explode", headers={"X-Request-ID": "req-42"})
+    body = assert_problem(response, 500)
+    assert "hunter2" not in response.text and "secret" not in response.text
+    assert "RuntimeError" not in response.text and "Traceback" not in response.text
+    assert "req-42" in str(body["detail"])
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("req-42" in r.getMessage() and r.exc_info for r in logged)
+
+
+def test_request_ids(client: TestClient) -> None:
+    mine = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 16
+    hostile = client.get("/healthz", headers={"X-Request-ID": "a b%0a" + "x" * 100})
+    assert hostile.headers["x-request-id"] != "a b%0a" + "x" * 100
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    origin = {"Origin": "https://evil.example"}
+    assert "access-control-allow-origin" not in client.get("/v1/tasks", headers=origin).headers
+    preflight = client.options(
+        "/v1/notifications",
+        headers={**origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    assert preflight.status_code == 405
+
+
+def test_cors_when_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home", cors_origins=["https://app.example"])
+    upgrade(engine_for(settings))
+    with TestClient(create_app(settings)) as client:
+        preflight = client.options(
+            "/v1/notifications",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = client.get("/v1/tasks", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers

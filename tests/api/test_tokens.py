@@ -1,0 +1,166 @@
+"""Tokens in the store (only hashes) and the in-memory token cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine
+
+from notifyd import auth
+from notifyd.auth import Scope
+from notifyd.db import read_session, upgrade, write_session
+from notifyd.errors import InvalidInput, NotFound
+from notifyd.runtime import engine_for
+from notifyd.tokencache import TokenCache
+from tests.api.security_support import FakeClock, create_token
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = engine_for(make_settings(tmp_path / "home"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_tokens_are_random_and_high_entropy() -> None:
+    tokens = {auth.generate_token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(t.startswith("ntd_") and len(t) >= 4 + 43 for t in tokens)
+
+
+def test_the_store_holds_only_the_hash(engine: Engine, tmp_path: Path) -> None:
+    token = create_token(engine, "ci", Scope.send)
+    with engine.connect() as conn:
+        rows = [tuple(row) for row in conn.exec_driver_sql("SELECT * FROM api_token")]
+    assert token not in repr(rows)
+    assert auth.hash_token(token) in repr(rows)
+    engine.dispose()  # checkpoint the WAL so that the file holds everything
+    for path in (tmp_path / "home").iterdir():
+        assert token.encode() not in path.read_bytes(), path
+        assert token[4:].encode() not in path.read_bytes(), path
+
+
+def test_create_list_revoke(engine: Engine) -> None:
+    create_token(engine, "b-sender", Scope.send)
+    create_token(engine, "a-admin", Scope.admin)
+    with write_session(engine) as session:
+        listed = auth.list_tokens(session=session)
+        assert [(t.name, t.scope) for t in listed] == [("a-admin", "admin"), ("b-sender", "send")]
+        assert "token" not in listed[0].model_dump()
+        revoked = auth.revoke_token(session=session, name="b-sender")
+        assert revoked.revoked_at is not None
+        again = auth.revoke_token(session=session, name="b-sender")
+        assert again.revoked_at == revoked.revoked_at
+    with read_session(engine) as session:
+        assert [t.name for t in auth.list_tokens(session=session)] == ["a-admin"]
+        assert len(auth.list_tokens(session=session, include_revoked=True)) == 2
+        assert auth.count_active_tokens(session) == 1
+
+
+def test_names_are_unique_and_never_reused(engine: Engine) -> None:
+    create_token(engine, "ci", Scope.send)
+    with pytest.raises(InvalidInput, match="already exists"):
+        create_token(engine, "ci", Scope.read)
+    with write_session(engine) as session:
+        auth.revoke_token(session=session, name="ci")
+    with pytest.raises(InvalidInput, match="revoked"):
+        create_token(engine, "ci", Scope.read)
+
+
+@pytest.mark.parametrize("name", ["", " ", "-x", "a b", "x" * 101, "naïve"])
+def test_bad_names(engine: Engine, name: str) -> None:
+    with pytest.raises(InvalidInput, match="name"):
+        create_token(engine, name, Scope.send)
+
+
+def test_revoking_an_unknown_token(engine: Engine) -> None:
+    with write_session(engine) as session, pytest.raises(NotFound):
+        auth.revoke_token(session=session, name="ghost")
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.8.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.1", False), ("example.org", False)],
+)  # fmt: skip
+def test_loopback(host: str, loopback: bool) -> None:
+    assert auth.is_loopback(host) is loopback
+
+
+def test_refusal_to_serve() -> None:
+    assert auth.refusal_to_serve(host="127.0.0.1", insecure_no_auth=False, active_tokens=0) is None
+    assert auth.refusal_to_serve(host="0.0.0.0", insecure_no_auth=False, active_tokens=1) is None
+    assert auth.refusal_to_serve(host="0.0.0.0", insecure_no_auth=True, active_tokens=0) is None
+    message = auth.refusal_to_serve(host="0.0.0.0", insecure_no_auth=False, active_tokens=0)
+    assert message is not None
+    assert "notifyd tokens create" in message and "--insecure-no-auth" in message
+
+
+# ---- the cache ------------------------------------------------------------------------------
+
+
+class RecordingWriter:
+    """Stands in for the group-commit writer: runs nothing, counts the writes."""
+
+    def __init__(self) -> None:
+        self.writes: list[Callable[[Connection], Any]] = []
+
+    def __call__(self, fn: Callable[[Connection], Any]) -> Future[Any]:
+        self.writes.append(fn)
+        future: Future[Any] = Future()
+        future.set_result(None)
+        return future
+
+
+def test_cache_reloads_only_when_stale(engine: Engine) -> None:
+    clock = FakeClock()
+    cache = TokenCache(engine, ttl=2.0, clock=clock)
+    assert cache.stale()
+    cache.refresh()
+    assert not cache.any_active
+    token = create_token(engine, "late", Scope.read)
+    cache.refresh()
+    assert cache.lookup(token) is None  # still the old copy
+    clock.advance(2.0)
+    cache.refresh()
+    info = cache.lookup(token)
+    assert info is not None and info.name == "late" and info.scope == Scope.read
+    with write_session(engine) as session:
+        auth.revoke_token(session=session, name="late")
+    clock.advance(2.0)
+    cache.refresh()
+    assert cache.lookup(token) is None
+    assert not cache.any_active
+
+
+@pytest.mark.parametrize("candidate", ["", "ntd_", "ntd_" + "a" * 200, "x" * 47])
+def test_cache_rejects_junk(engine: Engine, candidate: str) -> None:
+    create_token(engine, "real", Scope.read)
+    cache = TokenCache(engine, ttl=60)
+    cache.refresh()
+    assert cache.lookup(candidate) is None
+
+
+def test_last_use_is_written_at_most_once_per_interval(engine: Engine) -> None:
+    token = create_token(engine, "busy", Scope.send)
+    clock, writer = FakeClock(), RecordingWriter()
+    cache = TokenCache(engine, ttl=60, submit_write=writer, touch_interval=60, clock=clock)
+    cache.refresh()
+    info = cache.lookup(token)
+    assert info is not None
+    for _ in range(1000):
+        cache.touch(info)
+    assert len(writer.writes) == 1
+    clock.advance(60)
+    cache.touch(info)
+    assert len(writer.writes) == 2
+    with engine.begin() as conn:
+        writer.writes[0](conn)
+    with read_session(engine) as session:
+        assert auth.list_tokens(session=session)[0].last_used_at is not None
