@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli import db as db_commands
+from cli import destinations as destination_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
 from cli.common import console, db_url_from_option, handle_errors, settings_from
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(task_commands.app, name="tasks")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(token_commands.app, name="tokens")
+app.add_typer(destination_commands.app, name="destinations")
 
 
 def _version(value: bool) -> None:
@@ -166,6 +168,10 @@ def send(
     to: Annotated[
         list[str] | None, typer.Option("--to", "-t", help="A recipient; repeat for more.")
     ] = None,
+    destination: Annotated[
+        str | None,
+        typer.Option("--destination", "-d", help="A destination configured on the server."),
+    ] = None,
     subject: Annotated[str | None, typer.Option("--subject", "-s", help="The subject.")] = None,
     channel: Annotated[str | None, typer.Option(help="log, email, webhook, apprise, …")] = None,
     data: Annotated[str | None, typer.Option(help="Extra data: a JSON object.")] = None,
@@ -182,6 +188,8 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Send a notification through the API (a quick way to test a server)."""
+    if not to and destination is None:
+        raise InvalidInput("give --to (recipients) or --destination (a configured name)")
     settings = settings_from(ctx, server_url=server)
     token = settings.token.get_secret_value() if settings.token else None
     with NotifydClient(settings.base_url, token=token) as client:
@@ -190,6 +198,7 @@ def send(
             message=message,
             subject=subject,
             channel=channel,
+            destination=destination,
             data=_parse_data(data),
             idempotency_key=idempotency_key,
         )

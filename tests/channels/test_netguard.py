@@ -50,7 +50,8 @@ def test_forbidden(address: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+    "address",
+    ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"],
 )
 def test_public(address: str) -> None:
     assert not is_forbidden(ipaddress.ip_address(address))
@@ -90,9 +91,7 @@ async def test_connects_to_the_address_it_checked_not_to_the_name() -> None:
         return next(answers)
 
     inner = RecordingBackend()
-    backend = GuardedBackend(
-        [ipaddress.ip_network("127.0.0.1/32")], resolver=resolver, inner=inner
-    )
+    backend = GuardedBackend([ipaddress.ip_network("127.0.0.1/32")], resolver=resolver, inner=inner)
     with pytest.raises(httpcore.ConnectError):
         await backend.connect_tcp("rebind.example.test", 80)
     assert inner.connected == ["127.0.0.1"]

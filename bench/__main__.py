@@ -1,0 +1,26 @@
+"""``python -m bench``: every benchmark in turn (a few minutes on a 2-core machine)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+from bench import accept_latency, accept_throughput, drain
+
+
+def main() -> None:
+    """Run the benchmarks in sequence and print their figures."""
+    print(
+        f"notifyd benchmarks: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"{platform.machine()}; all traffic on 127.0.0.1"
+    )
+    started = time.monotonic()
+    accept_latency.main()
+    accept_throughput.main()
+    drain.main()
+    print(f"\ndone in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
