@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from functools import partial
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Query
 from notifyd import control, service
 from notifyd.api.auth import AdminAccess, ReadAccess, ReadOwnCaller
 from notifyd.api.deps import RuntimeDep, SessionDep
+from notifyd.api.params import DateTimeParam
 from notifyd.api.problems import problem_responses
 from notifyd.db import read_session
 from notifyd.models import RunStatus, TaskPage, TaskRunDetail, TaskStats
@@ -25,8 +25,8 @@ def list_tasks(
     session: SessionDep,
     status: RunStatus | None = None,
     channel: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: DateTimeParam | None = None,
+    until: DateTimeParam | None = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: str | None = None,
 ) -> TaskPage:
