@@ -65,6 +65,8 @@ def _configure_logging(level: str) -> None:
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's full URL at INFO; webhook URLs may carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -147,8 +147,9 @@ class DestinationSettings(BaseModel):
 class Settings(BaseSettings):
     """Everything notifyd can be told. Precedence: CLI flags > environment > TOML file > defaults."""
 
+    # hide_input_in_errors: a mistyped password or secret must not be echoed in the error.
     model_config = SettingsConfigDict(
-        env_prefix="NOTIFYD_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="NOTIFYD_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
     )
 
     config: Path | None = None

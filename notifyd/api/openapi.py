@@ -2,8 +2,8 @@
 
 Routes document their own errors (``problem_responses``); what every route of a kind can answer
 is added here, so that a new route is documented correctly without remembering the list:
-500 everywhere, 401/403/429 where a token is required, 400 and 413 where there is a body, 422
-where there is anything to validate.
+500 and 422 everywhere (an unknown query parameter is refused), 401/403/429 where a token is
+required, 400 and 413 where there is a body.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ def complete_operation(operation: dict[str, Any]) -> None:
     if "requestBody" in operation:
         _add(responses, 400)  # a body JSON cannot parse at all (nested too deep)
         _add(responses, 413)
-    if "requestBody" in operation or operation.get("parameters"):
-        _add(responses, 422)
+    _add(responses, 422)  # at least an unknown query parameter
     for code, response in responses.items():
         if code[:1] in ("4", "5"):
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}}

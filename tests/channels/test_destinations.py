@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import trustme
+from pydantic import ValidationError
 from standardwebhooks import Webhook
 
 from notifyd.channels import build_channels
@@ -217,3 +218,16 @@ def test_overlay_replaces_only_fields_set() -> None:
     merged = overlay(base, override)
     assert (merged.host, merged.port, merged.username) == ("mail.example.org", 587, "dest")
     assert overlay(base, None) is base
+
+
+def test_configuration_errors_do_not_echo_secrets(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(
+            home=tmp_path,
+            destinations={  # type: ignore[arg-type]
+                "x": {"channel": "email", "to": "a@b.org", "smtp": {"password": ["pw-in-list"]}},
+                "y": {"channel": "webhook", "to": "x", "webhook": {"secret": "whsec_shh!!"}},
+            },
+        )
+    assert "pw-in-list" not in str(caught.value)
+    assert "shh" not in str(caught.value)

@@ -79,12 +79,12 @@ def test_every_acknowledged_notification_survives_a_kill_right_after_its_202(
 ) -> None:
     home = tmp_path / "home"
     acknowledged: list[str] = []
+    lock = threading.Lock()
     port = None
     for _round in range(4):
-        server = ServerProcess(home, port=port).start()
+        server = ServerProcess(home, env=LOOPBACK_ENV, port=port).start()
         port = server.port
         stop = threading.Event()
-        lock = threading.Lock()
 
         def poster(server: ServerProcess = server, stop: threading.Event = stop) -> None:
             with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -108,7 +108,7 @@ def test_every_acknowledged_notification_survives_a_kill_right_after_its_202(
         for p in posters:
             p.join(timeout=60)
         server.kill()
-    with ServerProcess(home, port=port) as server, httpx.Client(base_url=server.url) as client:
+    with ServerProcess(home, env=LOOPBACK_ENV, port=port) as server, httpx.Client(base_url=server.url) as client:
         for notification_id in acknowledged:
             assert client.get(f"/v1/notifications/{notification_id}").status_code == 200
         wait_for(
