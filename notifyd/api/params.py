@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,16 +23,23 @@ def _rfc3339(value: object) -> object:
 
 
 DateTimeParam = Annotated[datetime, BeforeValidator(_rfc3339)]
-_INDEX_KEY = "notifyd_query_names"
+_INDEX_KEY = "notifyd_query_params"
 
 
-def _query_names(app: FastAPI) -> dict[tuple[str, str], frozenset[str]]:
-    index: dict[tuple[str, str], frozenset[str]] | None = getattr(app.state, _INDEX_KEY, None)
+def _is_array(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "array" or any(_is_array(s) for s in schema.get("anyOf", []))
+
+
+def _query_params(app: FastAPI) -> dict[tuple[str, str], dict[str, bool]]:
+    """Per (method, path): the declared query parameters, and whether each may repeat."""
+    index: dict[tuple[str, str], dict[str, bool]] | None = getattr(app.state, _INDEX_KEY, None)
     if index is None:
         index = {
-            (method.upper(), path): frozenset(
-                p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"
-            )
+            (method.upper(), path): {
+                p["name"]: _is_array(p.get("schema", {}))
+                for p in operation.get("parameters", [])
+                if p.get("in") == "query"
+            }
             for path, item in app.openapi().get("paths", {}).items()
             for method, operation in item.items()
             if isinstance(operation, dict)
@@ -42,22 +49,18 @@ def _query_names(app: FastAPI) -> dict[tuple[str, str], frozenset[str]]:
 
 
 def forbid_unknown_query(request: Request) -> None:
-    """Refuse query parameters the operation does not declare (a typo must not widen a query)."""
+    """Refuse undeclared or repeated query parameters (a typo must not widen a query)."""
     if not request.url.query:
         return
     path = getattr(request.scope.get("route"), "path", None)
-    allowed = _query_names(request.app).get((request.method, str(path)))
-    if allowed is None:  # a route outside the schema: nothing to check against
+    declared = _query_params(request.app).get((request.method, str(path)))
+    if declared is None:  # a route outside the schema: nothing to check against
         return
-    unknown = [name for name in request.query_params if name not in allowed]
-    if unknown:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", name),
-                    "msg": "unknown query parameter",
-                    "type": "extra_forbidden",
-                }
-                for name in unknown
-            ]
-        )
+    errors: list[dict[str, Any]] = []
+    for name in dict.fromkeys(request.query_params):
+        if name not in declared:
+            errors.append({"loc": ("query", name), "msg": "unknown query parameter"})
+        elif not declared[name] and len(request.query_params.getlist(name)) > 1:
+            errors.append({"loc": ("query", name), "msg": "given more than once"})
+    if errors:
+        raise RequestValidationError([{**error, "type": "extra_forbidden"} for error in errors])
