@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -145,3 +146,23 @@ def test_bad_config_file_is_one_line(runner: CliRunner, tmp_path: Any) -> None:
     result = _invoke(runner, "--config", str(config), "tasks", "list")
     assert result.exit_code != 0
     assert "Traceback" not in result.output and "configuration" in result.output
+
+
+def test_retrying_runs_show_their_next_attempt(
+    runner: CliRunner, client: TestClient, migrated: Engine
+) -> None:
+    [run_id] = _delivered(runner, client, 1)
+    with write_connection(migrated) as conn:
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run_id)
+            .values(
+                status="retrying",
+                next_attempt_at=utcnow() + timedelta(minutes=5),
+                last_error="TransientDeliveryError: 451 try later",
+            )
+        )
+    listed = _invoke(runner, "tasks", "list")
+    assert "next in 4m" in listed.output and "451 try later" in listed.output
+    shown = _invoke(runner, "tasks", "show", run_id)
+    assert "next attempt" in shown.output and "in 4m" in shown.output

@@ -108,7 +108,10 @@ def test_every_acknowledged_notification_survives_a_kill_right_after_its_202(
         for p in posters:
             p.join(timeout=60)
         server.kill()
-    with ServerProcess(home, env=LOOPBACK_ENV, port=port) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        ServerProcess(home, env=LOOPBACK_ENV, port=port) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         for notification_id in acknowledged:
             assert client.get(f"/v1/notifications/{notification_id}").status_code == 200
         wait_for(

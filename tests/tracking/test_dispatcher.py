@@ -372,3 +372,29 @@ async def test_retry_policy_per_channel(store: Engine, registry: TaskRegistry) -
     assert tracker.retry_policy_for("email").delay_after(2) == 2
     assert tracker.retry_policy_for("webhook").max_attempts == 2
     assert tracker.retry_policy_for(None).delay_after(1) == 5
+
+
+async def test_two_dispatchers_sharing_one_queue_run_each_run_once(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    executed: list[str] = []
+
+    @registry.task("count")
+    async def count(ctx: TaskContext) -> None:
+        executed.append(ctx.run_id)
+        await asyncio.sleep(0.001)
+
+    async with make_tracker(concurrency=8) as first, make_tracker(concurrency=8) as second:
+        from notifyd.tracking import TaskBatch
+
+        batch = TaskBatch(first)
+        ids = [batch.add_run(count) for _ in range(200)]
+        await batch.commit()
+        second.committed()
+        await wait_until(
+            lambda: all(load_run(store, i).status == "succeeded" for i in ids[-5:]), limit=30
+        )
+        await wait_until(lambda: len(executed) >= 200, limit=30)
+    assert sorted(executed) == sorted(ids), "every run exactly once"
+    workers = {a.worker for i in ids[:50] for a in load_attempts(store, i)}
+    assert len(workers) == 2, "both dispatchers took a share"

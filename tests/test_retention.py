@@ -1,0 +1,62 @@
+"""Automatic pruning keeps recent and unfinished runs and removes old finished ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from notifyd.db import write_connection
+from notifyd.models import Notification, TaskRun
+from notifyd.retention import RetentionLoop
+from notifyd.timeutil import utcnow
+from notifyd.tracking import TaskBatch, TaskRegistry, Tracker
+from notifyd.tracking.queries import RUNS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _count(engine: Engine, model: type) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+async def test_prune_once_removes_only_old_finished_runs(migrated: Engine) -> None:
+    registry = TaskRegistry()
+
+    @registry.task("noop")
+    def noop() -> None:
+        return None
+
+    tracker = Tracker(migrated, registry, run_dispatcher=False)
+    await tracker.start()
+    try:
+        batch = TaskBatch(tracker)
+        old_done, old_queued, new_done = (batch.add_run(noop) for _ in range(3))
+        await batch.commit()
+        long_ago = utcnow() - timedelta(days=40)
+        with write_connection(migrated) as conn:
+            for run_id, status, finished in (
+                (old_done, "succeeded", long_ago),
+                (old_queued, "queued", None),
+                (new_done, "failed", utcnow()),
+            ):
+                conn.execute(
+                    update(RUNS)
+                    .where(RUNS.c.id == run_id)
+                    .values(status=status, finished_at=finished, created_at=long_ago)
+                )
+        result = await RetentionLoop(tracker, retention_days=30).prune_once()
+    finally:
+        await tracker.stop()
+    assert result.runs == 1
+    with migrated.connect() as conn:
+        left = set(conn.execute(select(RUNS.c.id)).scalars())
+    assert left == {old_queued, new_done}
+    assert _count(migrated, TaskRun) == 2 and _count(migrated, Notification) == 0
