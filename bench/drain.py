@@ -23,7 +23,7 @@ from sqlalchemy import Engine, func, select
 from bench.load import post_request, run_load
 from bench.support import BenchServer, ProcStatus, mib, row, title
 from notifyd.db import make_engine, read_session, upgrade, write_connection
-from notifyd.models import RunStatus, TaskRun
+from notifyd.models import Outcome, RunStatus
 from notifyd.timeutil import utcnow
 from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker, queries
 
@@ -34,6 +34,7 @@ BOUNDED_NOTIFICATIONS = 10_000
 SLOW_SECONDS = 0.5
 DRAIN_WINDOW = 5.0
 POLL = 0.05
+DRAIN_TIMEOUT = 120.0
 
 registry = TaskRegistry()
 
@@ -51,7 +52,7 @@ def _store(home: Path) -> Engine:
 
 def _succeeded(engine: Engine) -> int:
     with read_session(engine) as session:
-        query = select(func.count()).where(TaskRun.status == RunStatus.succeeded.value)
+        query = select(func.count()).where(queries.RUNS.c.status == RunStatus.succeeded.value)
         return int(session.execute(query).scalar_one())
 
 
@@ -71,8 +72,10 @@ async def dispatcher_rate(home: Path, n: int) -> tuple[float, float]:
     await _enqueue(tracker, n)
     started = time.perf_counter()
     await tracker.dispatcher.start()
-    deadline = started + 120
-    while await asyncio.to_thread(_succeeded, engine) < n and time.perf_counter() < deadline:
+    # Poll the store, the source of truth, for at most DRAIN_TIMEOUT seconds.
+    for _ in range(int(DRAIN_TIMEOUT / POLL)):
+        if await asyncio.to_thread(_succeeded, engine) >= n:
+            break
         await asyncio.sleep(POLL)
     elapsed = time.perf_counter() - started
     done = await asyncio.to_thread(_succeeded, engine)
@@ -105,7 +108,7 @@ async def naive_rate(home: Path, n: int) -> float:
         result = queries.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,
-            outcome=queries.Outcome.succeeded,
+            outcome=Outcome.succeeded,
             finished_at=utcnow(),
             duration_ms=0.0,
             status=RunStatus.succeeded,
@@ -172,7 +175,11 @@ def bounded_work() -> None:
         with ProcSampler(server) as sampler:
             load = uvloop.run(
                 run_load(
-                    server.port, request, connections=32, requests=BOUNDED_NOTIFICATIONS, deadline=60
+                    server.port,
+                    request,
+                    connections=32,
+                    requests=BOUNDED_NOTIFICATIONS,
+                    deadline=60,
                 )
             )
             time.sleep(DRAIN_WINDOW)
@@ -195,7 +202,11 @@ def bounded_work() -> None:
         f"{peak.peak_rss_kib / idle.rss_kib:.2f}",
     )
     row("threads (peak sampled)", str(idle.threads), str(sampler.max_threads))
-    row("asyncio tasks (peak sampled)", str(idle_stats["asyncio_tasks"]), str(stats["peak_asyncio_tasks"]))
+    row(
+        "asyncio tasks (peak sampled)",
+        str(idle_stats["asyncio_tasks"]),
+        str(stats["peak_asyncio_tasks"]),
+    )
     row("runs in flight (peak sampled)", str(idle_stats["in_flight"]), str(stats["peak_in_flight"]))
 
 

@@ -25,9 +25,10 @@ from notifyd.api.app import create_app
 from notifyd.channels.base import OutgoingMessage
 from notifyd.config import Settings
 from notifyd.db import read_session, upgrade
-from notifyd.models import NotificationCreate, TaskRun
+from notifyd.models import NotificationCreate
 from notifyd.runtime import Runtime, build_runtime
 from notifyd.timeutil import new_id, utcnow
+from notifyd.tracking import queries
 
 SAMPLE_SECONDS = 0.05
 
@@ -143,7 +144,8 @@ def notifyd_app(settings: Settings, slow_seconds: float, *, dispatch: bool = Tru
 
 def _run_counts(runtime: Runtime) -> dict[str, int]:
     with read_session(runtime.engine) as session:
-        rows = session.execute(select(TaskRun.status, func.count()).group_by(TaskRun.status))
+        column = queries.RUNS.c.status
+        rows = session.execute(select(column, func.count()).group_by(column))
         return {str(status): int(count) for status, count in rows}
 
 

@@ -133,7 +133,10 @@ class BenchServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -147,8 +150,9 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def title(text: str) -> None:
-    """Print a benchmark's heading."""
-    print(f"\n== {text}", flush=True)
+    """Print a benchmark's heading and the machine's load (other work skews the figures)."""
+    load = os.getloadavg()[0]
+    print(f"\n== {text}  [load average {load:.1f} on {os.cpu_count()} CPUs]", flush=True)
 
 
 def row(label: str, *values: str) -> None:

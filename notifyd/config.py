@@ -106,6 +106,7 @@ class WebhookSettings(BaseModel):
     timeout: float = Field(default=DEFAULT_WEBHOOK_TIMEOUT, gt=0)
     secret: SecretStr | None = None
     allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
+    ca_file: Path | None = None  # also trust this CA (endpoints with a private CA)
 
     @field_validator("secret", mode="after")
     @classmethod

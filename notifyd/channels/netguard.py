@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -153,7 +154,6 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     proxies are not supported (a proxy would resolve the name itself, past the guard).
     """
 
-    def __init__(self, backend: GuardedBackend, *, verify: Any = True) -> None:
-        super().__init__(verify=verify, trust_env=False)
-        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+    def __init__(self, backend: GuardedBackend, *, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(verify=ssl_context, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)

@@ -14,6 +14,7 @@ import hmac
 import json
 import time
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -35,6 +36,8 @@ from notifyd.timeutil import utcnow
 
 MAX_RECORDED_BODY = 20 * 1024
 USER_AGENT = f"notifyd/{__version__}"
+# One connection pool per (allow-list, extra CA): destinations may differ in both.
+PoolKey = tuple[tuple[IPNetwork, ...], Path | None]
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -79,7 +82,7 @@ class WebhookChannel:
     def __init__(self, settings: WebhookSettings, *, resolver: Resolver = system_resolver) -> None:
         self.settings = settings
         self.resolver = resolver
-        self._clients: dict[tuple[IPNetwork, ...], httpx.AsyncClient] = {}
+        self._clients: dict[PoolKey, httpx.AsyncClient] = {}
 
     def validate_recipient(self, recipient: str) -> str:
         """An absolute http(s) URL with a host."""
@@ -104,17 +107,21 @@ class WebhookChannel:
         rest = "" if url.raw_path in (b"", b"/") else f"/{MASK}"
         return f"{url.scheme}://{host}{port}{rest}"
 
-    def _client(self, allow: tuple[IPNetwork, ...]) -> httpx.AsyncClient:
-        client = self._clients.get(allow)
+    def _client(self, settings: WebhookSettings) -> httpx.AsyncClient:
+        key: PoolKey = (tuple(settings.allow_cidrs), settings.ca_file)
+        client = self._clients.get(key)
         if client is None:
-            backend = GuardedBackend(allow, resolver=self.resolver)
+            backend = GuardedBackend(settings.allow_cidrs, resolver=self.resolver)
+            ssl_context = httpx.create_ssl_context(trust_env=False)
+            if settings.ca_file is not None:
+                ssl_context.load_verify_locations(cafile=settings.ca_file)
             client = httpx.AsyncClient(
-                transport=GuardedTransport(backend),
+                transport=GuardedTransport(backend, ssl_context=ssl_context),
                 follow_redirects=False,
                 trust_env=False,
                 headers={"user-agent": USER_AGENT},
             )
-            self._clients[allow] = client
+            self._clients[key] = client
         return client
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
@@ -132,7 +139,7 @@ class WebhookChannel:
             headers["webhook-signature"] = sign(
                 settings.secret.get_secret_value(), message.delivery_id, timestamp, body
             )
-        client = self._client(tuple(settings.allow_cidrs))
+        client = self._client(settings)
         host = httpx.URL(recipient).host
         started = time.perf_counter()
         try:

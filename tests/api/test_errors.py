@@ -37,6 +37,11 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         ("PUT", "/v1/tasks", 405),
         ("GET", "/v1/tasks?limit=0", 422),
         ("GET", "/v1/tasks?since=yesterday", 422),
+        ("GET", "/v1/tasks?since=0.5", 422),  # not read as a Unix time
+        ("GET", "/v1/tasks?since=2026-01-31T09:00:00", 422),  # no offset: ambiguous
+        ("GET", "/v1/tasks?staus=failed", 422),  # a typo must not widen the query
+        ("GET", "/v1/tasks?cursor=a&cursor=b", 422),
+        ("GET", "/v1/tasks/stats?x=1", 422),
     ],
 )
 def test_errors_are_problems(client: TestClient, method: str, path: str, status: int) -> None:
@@ -106,3 +111,10 @@ def test_cors_when_configured(tmp_path: Path) -> None:
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/v1/tasks", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_unknown_query_parameters_are_named(client: TestClient) -> None:
+    body = assert_problem(client.get("/v1/tasks?limit=5&staus=failed"), 422)
+    assert body["errors"] == [{"field": "staus", "message": "unknown query parameter"}]
+    assert client.get("/v1/tasks?since=2026-01-31T09:00:00Z&limit=5").status_code == 200
+

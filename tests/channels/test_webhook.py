@@ -8,9 +8,11 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from pydantic import ValidationError
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -20,7 +22,7 @@ from notifyd.config import WebhookSettings
 from notifyd.timeutil import utcnow
 from tests.channels.conftest import Serve
 from tests.channels.helpers import outgoing, submit, wait_run
-from tests.channels.peers import Receiver, Reply
+from tests.channels.peers import Receiver, Reply, server_tls_context
 from tests.support import free_port
 
 pytestmark = pytest.mark.anyio
@@ -186,6 +188,30 @@ async def test_connects_to_the_checked_address_keeping_the_host_name(receiver: R
     assert lookups == ["hooks.example.test"]
     [request] = receiver.on("/hook")
     assert request.headers["host"] == f"hooks.example.test:{receiver.port}"
+
+
+async def test_https_verifies_the_url_name_not_the_address(ca: trustme.CA, ca_file: Path) -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    # The certificate names only hooks.example.test: TLS must check the name, not 127.0.0.1.
+    tls = server_tls_context(ca.issue_cert("hooks.example.test"))
+    with Receiver(tls=tls) as receiver:
+        url = f"https://hooks.example.test:{receiver.port}/hook"
+        trusted = WebhookSettings(allow_cidrs=["127.0.0.1/32"], ca_file=ca_file)
+        channel = WebhookChannel(trusted, resolver=resolver)
+        untrusting = WebhookChannel(
+            WebhookSettings(allow_cidrs=["127.0.0.1/32"]), resolver=resolver
+        )
+        try:
+            result = await channel.send(outgoing(), url)
+            with pytest.raises(TransientDeliveryError):
+                await untrusting.send(outgoing(), url)
+        finally:
+            await channel.aclose()
+            await untrusting.aclose()
+    assert result is not None and result["status"] == 200
+    assert len(receiver.on("/hook")) == 1
 
 
 async def test_one_forbidden_address_among_several_refuses_the_name(receiver: Receiver) -> None:

@@ -163,6 +163,6 @@ def test_retrying_runs_show_their_next_attempt(
             )
         )
     listed = _invoke(runner, "tasks", "list")
-    assert "next in 4m" in listed.output and "451 try later" in listed.output
+    assert "next in 4m" in listed.output and "TransientDeliveryError" in listed.output
     shown = _invoke(runner, "tasks", "show", run_id)
     assert "next attempt" in shown.output and "in 4m" in shown.output
