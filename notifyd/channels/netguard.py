@@ -88,13 +88,21 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self.resolver = resolver
         self.inner = inner or httpcore.AnyIOBackend()
 
-    async def checked_addresses(self, host: str, port: int) -> list[str]:
+    async def checked_addresses(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (the connect timeout covers the lookup)
+    ) -> list[str]:
         """Every address ``host`` resolves to, or BlockedAddress if any is forbidden."""
         try:
             addresses = [str(ipaddress.ip_address(host.strip("[]")))]
         except ValueError:
             try:
-                addresses = await self.resolver(host, port)
+                async with asyncio.timeout(timeout):
+                    addresses = await self.resolver(host, port)
+            except TimeoutError:
+                raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
             except OSError as exc:
                 raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
         if not addresses:
@@ -116,7 +124,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         """Resolve and check ``host``, then connect to the first checked address that answers."""
-        addresses = await self.checked_addresses(host, port)
+        addresses = await self.checked_addresses(host, port, timeout)
         options = list(socket_options) if socket_options is not None else None
         error: Exception | None = None
         for address in addresses:

@@ -117,4 +117,3 @@ def test_unknown_query_parameters_are_named(client: TestClient) -> None:
     body = assert_problem(client.get("/v1/tasks?limit=5&staus=failed"), 422)
     assert body["errors"] == [{"field": "staus", "message": "unknown query parameter"}]
     assert client.get("/v1/tasks?since=2026-01-31T09:00:00Z&limit=5").status_code == 200
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -117,3 +118,12 @@ async def test_unresolvable_names_are_connection_errors() -> None:
 
     with pytest.raises(httpcore.ConnectError, match="cannot resolve"):
         await GuardedBackend(resolver=resolver).connect_tcp("nowhere.invalid", 80)
+
+
+async def test_a_hanging_lookup_is_bounded_by_the_connect_timeout() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        await asyncio.Event().wait()
+        return []
+
+    with pytest.raises(httpcore.ConnectTimeout):
+        await GuardedBackend(resolver=resolver).connect_tcp("slow.example.test", 80, timeout=0.1)
