@@ -52,9 +52,17 @@ class ServerProcess:
     """``notifyd serve`` as a subprocess on a free port with its own data dir."""
 
     def __init__(
-        self, home: Path, *, env: dict[str, str] | None = None, port: int | None = None
+        self,
+        home: Path,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        log_level: str = "info",
     ) -> None:
         self.home = home
+        self.args = args
+        self.log_level = log_level
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -74,7 +82,7 @@ class ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [NOTIFYD, "serve", "--port", str(self.port), "--log-level", "info"],
+            [NOTIFYD, "serve", "--port", str(self.port), "--log-level", self.log_level, *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from notifyd.channels.base import OutgoingMessage, TransientDeliveryError
+from notifyd.redact import MASK
 
 MAX_LOG_LINES = 5
 
@@ -45,9 +47,11 @@ class AppriseChannel:
         return recipient.strip()
 
     def describe_recipient(self, recipient: str) -> str:
-        """Apprise's privacy form of the URL: tokens and passwords cut short."""
-        privacy: str = self._service(recipient).url(privacy=True)
-        return privacy.split("?", 1)[0]
+        """Apprise's privacy form of the URL (tokens cut short), its path and query masked too:
+        the generic ``json://``/``xml://``/``form://`` services leave tokens in paths alone."""
+        privacy = urlsplit(self._service(recipient).url(privacy=True))
+        path = "" if privacy.path in ("", "/") else f"/{MASK}"
+        return f"{privacy.scheme}://{privacy.netloc}{path}"
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Notify in a worker thread; any failure is transient."""

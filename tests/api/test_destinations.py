@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from notifyd.api.app import create_app
 from notifyd.config import Settings
+from notifyd.db import upgrade
+from notifyd.runtime import engine_for
 from tests.conftest import make_settings
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -49,3 +52,12 @@ def test_documented_in_openapi(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/destinations"]["get"]
     assert operation["summary"] or operation["description"]
     assert "200" in operation["responses"]
+
+
+def test_empty_without_destinations(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "bare")
+    engine = engine_for(settings)
+    upgrade(engine)
+    engine.dispose()
+    with TestClient(create_app(settings)) as bare:
+        assert bare.get("/v1/destinations").json() == []

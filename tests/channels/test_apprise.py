@@ -43,10 +43,13 @@ def test_unparseable_urls_are_refused_without_echoing_them(url: str) -> None:
     assert not url or url not in str(caught.value)
 
 
-def test_shown_form_hides_the_token() -> None:
-    shown = AppriseChannel().describe_recipient(TELEGRAM)
+def test_shown_form_hides_tokens() -> None:
+    channel = AppriseChannel()
+    shown = channel.describe_recipient(TELEGRAM)
     assert shown.startswith("tgram://")
     assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in shown
+    generic = channel.describe_recipient("json://hooks.example.org/hooks/t0ken?key=abc")
+    assert generic == "json://hooks.example.org/********"
 
 
 def test_unparseable_url_is_422_at_submit(serve: Serve) -> None:
