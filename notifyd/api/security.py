@@ -30,7 +30,7 @@ def install_security(app: FastAPI, settings: Settings, runtime: Runtime) -> Guar
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],
             expose_headers=["Location", "Retry-After", "Idempotency-Replay", REQUEST_ID_HEADER],
             allow_credentials=False,
