@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyd.config import Settings, load_settings
 from notifyd.db import check_schema, current_revision
-from notifyd.errors import NotifydError
+from notifyd.errors import ConfigError, NotifydError
 from notifyd.runtime import engine_for
 
 P = ParamSpec("P")
@@ -41,8 +42,14 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     values = {"database_url": root.get("database_url"), **overrides}
     try:
         return load_settings(root.get("config"), **values)
-    except Exception as exc:  # pydantic's ValidationError, a bad TOML file, ...
-        raise NotifydError(f"invalid configuration: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
+        raise ConfigError(f"invalid configuration: {exc}".splitlines()[0]) from None
 
 
 def open_store(settings: Settings) -> Engine:

@@ -205,6 +205,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_path = _config_path(init_settings)
         if config_path is not None:
+            if not config_path.is_file():
+                raise FileNotFoundError(f"config file {config_path} does not exist")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
         return tuple(sources)
 

@@ -39,3 +39,8 @@ def test_config_path_can_be_given_directly(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'home = "{tmp_path / "data"}"\n')
     assert load_settings(config).home == tmp_path / "data"
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")

@@ -48,8 +48,12 @@ def _query_params(app: FastAPI) -> dict[tuple[str, str], dict[str, bool]]:
     return index
 
 
-def forbid_unknown_query(request: Request) -> None:
-    """Refuse undeclared or repeated query parameters (a typo must not widen a query)."""
+async def forbid_unknown_query(request: Request) -> None:
+    """Refuse undeclared or repeated query parameters (a typo must not widen a query).
+
+    ``async`` so that it runs on the event loop: a sync dependency would cost every request a
+    thread hop.
+    """
     if not request.url.query:
         return
     path = getattr(request.scope.get("route"), "path", None)
