@@ -260,12 +260,28 @@ class NotificationPublic(SQLModel):
     tasks: list[TaskSummary]
 
 
+def _storable(text: str) -> str:
+    # Text a database can store: PostgreSQL refuses NUL, every driver refuses lone surrogates.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+
+
 def _within_limits(to: str | list[str]) -> str | list[str]:
     values = [to] if isinstance(to, str) else to
     if len(values) > MAX_RECIPIENTS:
         raise ValueError(f"at most {MAX_RECIPIENTS} recipients per notification")
     if any(len(value) > MAX_RECIPIENT_CHARS for value in values):
         raise ValueError(f"a recipient may have at most {MAX_RECIPIENT_CHARS} characters")
+    for value in values:
+        _storable(value)
     return to
 
 
@@ -294,8 +310,8 @@ class NotificationCreate(SQLModel):
     channel: str = Field(default="log", min_length=1, max_length=40)
     to: Recipients | None = None
     destination: str | None = Field(default=None, min_length=1, max_length=100)
-    subject: str | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
-    message: str = Field(max_length=MAX_MESSAGE_CHARS)
+    subject: StorableText | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
+    message: StorableText = Field(max_length=MAX_MESSAGE_CHARS)
     data: dict[str, Any] | None = Field(
         default=None, description=f"Extra JSON, at most {MAX_DATA_BYTES} bytes serialized."
     )
@@ -303,7 +319,14 @@ class NotificationCreate(SQLModel):
     @field_validator("data")
     @classmethod
     def _data_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(json.dumps(value).encode()) > MAX_DATA_BYTES:
+        if value is None:
+            return None
+        try:
+            # NaN and Infinity parse, but are not JSON: PostgreSQL and webhook receivers refuse them.
+            size = len(json.dumps(value, allow_nan=False).encode())
+        except ValueError:
+            raise ValueError("numbers must be finite (no NaN or Infinity)") from None
+        if size > MAX_DATA_BYTES:
             raise ValueError(f"at most {MAX_DATA_BYTES} bytes of JSON")
         return value
 

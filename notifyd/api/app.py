@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from notifyd import __version__
-from notifyd.api.params import forbid_unknown_query
+from notifyd.api.params import strict_parameters
 from notifyd.api.problems import install_problem_handlers
 from notifyd.api.routes import destinations, health, notifications, tasks
 from notifyd.api.security import install_security
@@ -36,7 +36,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         version=__version__,
         summary="Accept notifications at once; deliver them durably; see every run.",
         lifespan=lifespan,
-        dependencies=[Depends(forbid_unknown_query)],
+        dependencies=[Depends(strict_parameters)],
     )
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)

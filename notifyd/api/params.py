@@ -1,4 +1,4 @@
-"""Query parameters: accept exactly what the OpenAPI schema says, nothing looser, nothing more."""
+"""Path and query parameters: exactly what the OpenAPI schema says, nothing looser, no NULs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def _rfc3339(value: object) -> object:
 
 DateTimeParam = Annotated[datetime, BeforeValidator(_rfc3339)]
 _INDEX_KEY = "notifyd_query_params"
+# PostgreSQL cannot store or even compare text holding NUL; no identifier or filter needs one.
+NUL_MESSAGE = "must not contain NUL characters"
 
 
 def _is_array(schema: dict[str, Any]) -> bool:
@@ -48,23 +50,33 @@ def _query_params(app: FastAPI) -> dict[tuple[str, str], dict[str, bool]]:
     return index
 
 
-async def forbid_unknown_query(request: Request) -> None:
-    """Refuse undeclared or repeated query parameters (a typo must not widen a query).
+def _query_errors(request: Request) -> list[dict[str, Any]]:
+    path = getattr(request.scope.get("route"), "path", None)
+    declared = _query_params(request.app).get((request.method, str(path)))
+    errors: list[dict[str, Any]] = []
+    for name in dict.fromkeys(request.query_params):
+        values = request.query_params.getlist(name)
+        if declared is not None and name not in declared:
+            errors.append({"loc": ("query", name), "msg": "unknown query parameter"})
+        elif declared is not None and not declared[name] and len(values) > 1:
+            errors.append({"loc": ("query", name), "msg": "given more than once"})
+        elif any("\x00" in value for value in values):
+            errors.append({"loc": ("query", name), "msg": NUL_MESSAGE})
+    return errors
+
+
+async def strict_parameters(request: Request) -> None:
+    """Refuse undeclared or repeated query parameters (a typo must not widen a query) and NULs.
 
     ``async`` so that it runs on the event loop: a sync dependency would cost every request a
     thread hop.
     """
-    if not request.url.query:
-        return
-    path = getattr(request.scope.get("route"), "path", None)
-    declared = _query_params(request.app).get((request.method, str(path)))
-    if declared is None:  # a route outside the schema: nothing to check against
-        return
-    errors: list[dict[str, Any]] = []
-    for name in dict.fromkeys(request.query_params):
-        if name not in declared:
-            errors.append({"loc": ("query", name), "msg": "unknown query parameter"})
-        elif not declared[name] and len(request.query_params.getlist(name)) > 1:
-            errors.append({"loc": ("query", name), "msg": "given more than once"})
+    errors = [
+        {"loc": ("path", name), "msg": NUL_MESSAGE}
+        for name, value in request.path_params.items()
+        if isinstance(value, str) and "\x00" in value
+    ]
+    if request.url.query:
+        errors += _query_errors(request)
     if errors:
-        raise RequestValidationError([{**error, "type": "extra_forbidden"} for error in errors])
+        raise RequestValidationError([{**error, "type": "value_error"} for error in errors])

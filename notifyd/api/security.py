@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from notifyd.api.auth import STATE_KEY, Guard
 from notifyd.api.bodylimit import BodyLimitMiddleware
+from notifyd.api.cors import ProblemCORSMiddleware
 from notifyd.api.openapi import install_openapi
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import RequestIdMiddleware
@@ -28,7 +28,7 @@ def install_security(app: FastAPI, settings: Settings, runtime: Runtime) -> Guar
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", REQUEST_ID_HEADER],

@@ -111,6 +111,11 @@ def test_cors_when_configured(tmp_path: Path) -> None:
         assert preflight.headers["access-control-allow-origin"] == "https://app.example"
         other = client.get("/v1/tasks", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+        refused = client.options(
+            "/v1/notifications",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert_problem(refused, 400)
 
 
 def test_unknown_query_parameters_are_named(client: TestClient) -> None:

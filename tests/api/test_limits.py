@@ -148,3 +148,36 @@ def test_malformed_bodies_are_problems(client: TestClient, body: bytes) -> None:
     response = client.post("/v1/notifications", content=body, headers=JSON)
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("field", "body"),
+    [
+        ("message", '{"to": "ops", "message": "a\\u0000b"}'),
+        ("subject", '{"to": "ops", "message": "m", "subject": "\\u0000"}'),
+        ("to", '{"to": ["ops", "x\\u0000"], "message": "m"}'),
+        ("to", '{"to": "\\udfff", "message": "m"}'),
+        ("data", '{"to": "ops", "message": "m", "data": {"n": NaN}}'),
+        ("data", '{"to": "ops", "message": "m", "data": {"n": 1e999}}'),
+    ],
+)
+def test_text_a_store_cannot_keep_is_422(client: TestClient, field: str, body: str) -> None:
+    """NUL (PostgreSQL refuses it), lone surrogates (every driver does), NaN (not JSON)."""
+    response = client.post("/v1/notifications", content=body, headers=JSON)
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/tasks/run%00", "run_id"),
+        ("/v1/notifications/%00", "notification_id"),
+        ("/v1/tasks?channel=log%00", "channel"),
+        ("/v1/tasks?cursor=%00", "cursor"),
+    ],
+)
+def test_nul_in_parameters_is_422(client: TestClient, path: str, field: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
