@@ -71,12 +71,13 @@ async def strict_parameters(request: Request) -> None:
     ``async`` so that it runs on the event loop: a sync dependency would cost every request a
     thread hop.
     """
+    # Read from the scope: this runs on every request, and Request.url is not free.
     errors = [
         {"loc": ("path", name), "msg": NUL_MESSAGE}
-        for name, value in request.path_params.items()
+        for name, value in request.scope.get("path_params", {}).items()
         if isinstance(value, str) and "\x00" in value
     ]
-    if request.url.query:
+    if request.scope.get("query_string"):
         errors += _query_errors(request)
     if errors:
         raise RequestValidationError([{**error, "type": "value_error"} for error in errors])
