@@ -46,10 +46,14 @@ class DeliveryContext:
         found = await asyncio.to_thread(self._load, notification_id)
         if found is None:
             raise PermanentError(f"notification {notification_id} no longer exists")
-        self._cache[notification_id] = found
+        self.remember(found)
+        return found
+
+    def remember(self, note: Notification) -> None:
+        """Cache a notification this process just stored, so its delivery need not read it back."""
+        self._cache[note.id] = note
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return found
 
     def _load(self, notification_id: str) -> Notification | None:
         with read_session(self.engine) as session:

@@ -27,6 +27,7 @@ class Runtime:
     registry: TaskRegistry
     tracker: Tracker
     idempotency: IdempotencyKeys
+    delivery: DeliveryContext
     retention: RetentionLoop | None = None
     destinations: Destinations = field(default_factory=Destinations)
 
@@ -70,6 +71,7 @@ def build_runtime(
         for name, override in settings.channels.items()
         if override.concurrency is not None
     }
+    delivery = DeliveryContext(engine, channels, destinations=destinations)
     tracker = Tracker(
         engine,
         registry,
@@ -85,7 +87,7 @@ def build_runtime(
         retry_by_channel={
             name: override.retry for name, override in settings.channels.items() if override.retry
         },
-        extras={EXTRAS_KEY: DeliveryContext(engine, channels, destinations=destinations)},
+        extras={EXTRAS_KEY: delivery},
         run_dispatcher=run_dispatcher,
     )
     return Runtime(
@@ -95,5 +97,6 @@ def build_runtime(
         registry,
         tracker,
         IdempotencyKeys(engine),
+        delivery,
         destinations=destinations,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,6 +89,7 @@ def _stage(
     channels: Mapping[str, Channel],
     caller: str | None,
     destinations: Destinations | None = None,
+    on_stored: Callable[[Notification], None] | None = None,
 ) -> NotificationAccepted:
     route = _route(body, channels, destinations)
     now = batch.tracker.clock()
@@ -109,6 +110,8 @@ def _stage(
         conn.execute(insert(NOTIFICATIONS), row)
 
     batch.add_write(insert_notification)
+    if on_stored is not None:
+        batch.on_commit(lambda: on_stored(Notification(**row)))
     tasks = []
     for target in route.targets:
         run_id = batch.add_run(
@@ -134,14 +137,16 @@ async def submit_notification(
     idempotency_key: str | None = None,
     destinations: Destinations | None = None,
     keys: IdempotencyKeys | None = None,
+    on_stored: Callable[[Notification], None] | None = None,
 ) -> Submission:
     """Store the notification and one run per recipient in one transaction; return their ids.
 
     With an ``idempotency_key`` the first answer is stored in the same transaction and replayed
-    for a repeat of the same request (see notifyd.idempotency).
+    for a repeat of the same request (see notifyd.idempotency). ``on_stored`` receives the
+    notification once it is committed (the server primes its delivery cache with it).
     """
     if idempotency_key is None or keys is None:
-        accepted = _stage(batch, body, channels, caller, destinations)
+        accepted = _stage(batch, body, channels, caller, destinations, on_stored)
         await batch.commit()
         return Submission(accepted)
     keys.check_key(idempotency_key)
@@ -151,7 +156,7 @@ async def submit_notification(
     with keys.claim(who, idempotency_key):
         replay = await asyncio.to_thread(keys.lookup, who, idempotency_key, fingerprint, now)
         if replay is None:
-            accepted = _stage(batch, body, channels, caller, destinations)
+            accepted = _stage(batch, body, channels, caller, destinations, on_stored)
             batch.add_write(
                 record_writer(
                     caller=who,

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import new_request_id
 from notifyd.errors import PROBLEM_BASE, NotifydError
 
@@ -120,6 +121,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         500,
         f"an unexpected error occurred; quote request id {request_id} when reporting it",
         instance=request.url.path,
+        # Sent from outside every middleware, so the request id middleware cannot add it.
+        headers={REQUEST_ID_HEADER: request_id},
     )
 
 

@@ -37,6 +37,7 @@ class TaskBatch:
         self.tracker = tracker
         self._runs: list[dict[str, Any]] = []
         self._writes: list[Callable[[Connection], Any]] = []
+        self._after: list[Callable[[], None]] = []
         self.committed = False
 
     def add_task(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
@@ -88,6 +89,10 @@ class TaskBatch:
         """Stage another write to commit in the same transaction, before the runs."""
         self._writes.append(fn)
 
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once the batch is committed, before the dispatcher is woken."""
+        self._after.append(fn)
+
     @property
     def pending(self) -> bool:
         """Whether anything is staged and not yet committed."""
@@ -106,6 +111,8 @@ class TaskBatch:
 
         results = await self.tracker.writer.run(write)
         self.committed = True
+        for fn in self._after:
+            fn()
         if runs:
             self.tracker.committed()
         return results

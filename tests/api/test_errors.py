@@ -71,6 +71,7 @@ def test_unexpected_error_is_500_without_internals(
     assert "hunter2" not in response.text and "secret" not in response.text
     assert "RuntimeError" not in response.text and "Traceback" not in response.text
     assert "req-42" in str(body["detail"])
+    assert response.headers["x-request-id"] == "req-42"
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("req-42" in r.getMessage() and r.exc_info for r in logged)
 

@@ -44,6 +44,7 @@ async def create_notification(
         caller=caller.name,
         idempotency_key=idempotency_key,
         keys=runtime.idempotency,
+        on_stored=runtime.delivery.remember,
     )
     accepted = submission.accepted
     response.headers["Location"] = f"/v1/notifications/{accepted.id}"
