@@ -39,6 +39,10 @@ class RateLimiter:
         # Least recently used first, so that memory stays bounded however many keys arrive.
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many keys have a bucket."""
+        return len(self._buckets)
+
     @property
     def enabled(self) -> bool:
         """Whether this limiter limits anything."""

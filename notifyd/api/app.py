@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,10 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         check_schema(runtime.engine, allow_behind=False)
         await runtime.start()
+        # Everything built so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which otherwise stall requests for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
