@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,6 +23,22 @@ DELIVER_TASK = "notifyd.deliver"
 EXTRAS_KEY = "delivery"
 
 
+@dataclass(frozen=True, slots=True)
+class NotificationContent:
+    """What a delivery needs of a notification (immutable once stored, so safe to cache)."""
+
+    id: str
+    subject: str | None
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> NotificationContent:
+        """From a notification row (a mapping of its columns)."""
+        return cls(row["id"], row["subject"], row["message"], row["data"], row["created_at"])
+
+
 class DeliveryContext:
     """What the delivery task needs: the store and the channels. Caches the (immutable) notifications."""
 
@@ -34,10 +52,10 @@ class DeliveryContext:
         self.engine = engine
         self.channels = channels
         self.destinations = destinations or Destinations()
-        self._cache: OrderedDict[str, Notification] = OrderedDict()
+        self._cache: OrderedDict[str, NotificationContent] = OrderedDict()
         self._cache_size = cache_size
 
-    async def notification(self, notification_id: str) -> Notification:
+    async def notification(self, notification_id: str) -> NotificationContent:
         """The notification, from the cache or the store."""
         cached = self._cache.get(notification_id)
         if cached is not None:
@@ -49,15 +67,16 @@ class DeliveryContext:
         self.remember(found)
         return found
 
-    def remember(self, note: Notification) -> None:
+    def remember(self, note: NotificationContent) -> None:
         """Cache a notification this process just stored, so its delivery need not read it back."""
         self._cache[note.id] = note
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _load(self, notification_id: str) -> Notification | None:
+    def _load(self, notification_id: str) -> NotificationContent | None:
         with read_session(self.engine) as session:
-            return session.get(Notification, notification_id)
+            note = session.get(Notification, notification_id)
+        return NotificationContent.from_row(note.model_dump()) if note is not None else None
 
 
 async def deliver(

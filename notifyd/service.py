@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from notifyd import control
 from notifyd.channels.base import Channel
-from notifyd.delivery import DELIVER_TASK
+from notifyd.delivery import DELIVER_TASK, NotificationContent
 from notifyd.destinations import Destinations
 from notifyd.errors import InvalidInput, NotFound
 from notifyd.idempotency import IdempotencyKeys, record_writer, request_hash
@@ -89,7 +89,7 @@ def _stage(
     channels: Mapping[str, Channel],
     caller: str | None,
     destinations: Destinations | None = None,
-    on_stored: Callable[[Notification], None] | None = None,
+    on_stored: Callable[[NotificationContent], None] | None = None,
 ) -> NotificationAccepted:
     route = _route(body, channels, destinations)
     now = batch.tracker.clock()
@@ -106,12 +106,9 @@ def _stage(
         "created_at": now,
     }
 
-    def insert_notification(conn: Connection) -> None:
-        conn.execute(insert(NOTIFICATIONS), row)
-
-    batch.add_write(insert_notification)
+    batch.add_insert(NOTIFICATIONS, [row])
     if on_stored is not None:
-        batch.on_commit(lambda: on_stored(Notification(**row)))
+        batch.on_commit(lambda: on_stored(NotificationContent.from_row(row)))
     tasks = []
     for target in route.targets:
         run_id = batch.add_run(
@@ -137,7 +134,7 @@ async def submit_notification(
     idempotency_key: str | None = None,
     destinations: Destinations | None = None,
     keys: IdempotencyKeys | None = None,
-    on_stored: Callable[[Notification], None] | None = None,
+    on_stored: Callable[[NotificationContent], None] | None = None,
 ) -> Submission:
     """Store the notification and one run per recipient in one transaction; return their ids.
 

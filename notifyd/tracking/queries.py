@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, and_, bindparam, func, insert, or_, select, update
 
 from notifyd.models import DUE_STATUSES, Attempt, Outcome, RunStatus, TaskRun
 
-RUNS = TaskRun.__table__  # type: ignore[attr-defined]
-ATTEMPTS = Attempt.__table__  # type: ignore[attr-defined]
+RUNS: Table = TaskRun.__table__  # type: ignore[attr-defined]
+ATTEMPTS: Table = Attempt.__table__  # type: ignore[attr-defined]
 
 # A run interrupted this many times (its worker died or stopped mid-attempt) is failed: a task that
 # takes its process down with it would otherwise loop forever.

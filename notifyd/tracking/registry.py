@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -32,13 +33,12 @@ class TaskFunction:
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Bind call arguments to parameter names; they must survive a JSON round trip."""
-        params = [p for p in self.signature.parameters.values() if p.name != CONTEXT_PARAM]
         try:
-            bound = self.signature.replace(parameters=params).bind(*args, **kwargs)
+            bound = self._caller_signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"task {self.name!r}: {exc}") from None
         arguments = dict(bound.arguments)
-        for param in params:
+        for param in self._caller_signature.parameters.values():
             if param.kind is param.VAR_POSITIONAL and param.name in arguments:
                 arguments[param.name] = list(arguments[param.name])
         try:
@@ -47,6 +47,12 @@ class TaskFunction:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"task {self.name!r}: arguments must be JSON values: {exc}") from None
         return arguments
+
+    @functools.cached_property
+    def _caller_signature(self) -> inspect.Signature:
+        """The signature callers bind to: the function's, without the injected context."""
+        params = [p for p in self.signature.parameters.values() if p.name != CONTEXT_PARAM]
+        return self.signature.replace(parameters=params)
 
     def call_args(
         self, arguments: Mapping[str, Any], ctx: TaskContext

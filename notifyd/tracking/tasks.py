@@ -15,12 +15,12 @@ needs the commit earlier (to answer with what was stored) awaits ``tasks.commit(
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from notifyd.models import RunStatus
 from notifyd.timeutil import new_id
@@ -35,7 +35,8 @@ class TaskBatch:
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self._runs: list[dict[str, Any]] = []
+        self._runs: list[Mapping[str, Any]] = []
+        self._inserts: list[tuple[Table, list[Mapping[str, Any]]]] = []
         self._writes: list[Callable[[Connection], Any]] = []
         self._after: list[Callable[[], None]] = []
         self.committed = False
@@ -85,8 +86,12 @@ class TaskBatch:
         )
         return run_id
 
+    def add_insert(self, table: Table, rows: list[Mapping[str, Any]]) -> None:
+        """Stage rows to insert in the same transaction, before the runs (parents first)."""
+        self._inserts.append((table, rows))
+
     def add_write(self, fn: Callable[[Connection], Any]) -> None:
-        """Stage another write to commit in the same transaction, before the runs."""
+        """Stage another write for the same transaction; it runs after every insert."""
         self._writes.append(fn)
 
     def on_commit(self, fn: Callable[[], None]) -> None:
@@ -96,26 +101,25 @@ class TaskBatch:
     @property
     def pending(self) -> bool:
         """Whether anything is staged and not yet committed."""
-        return bool(self._runs or self._writes) and not self.committed
+        return bool(self._runs or self._inserts or self._writes) and not self.committed
 
-    async def commit(self) -> list[Any]:
+    async def commit(self) -> None:
         """Commit everything staged in one transaction and wake the dispatcher."""
         if self.committed:
-            return []
+            return
         writes, runs = list(self._writes), list(self._runs)
 
-        def write(conn: Connection) -> list[Any]:
-            results = [fn(conn) for fn in writes]
-            queries.insert_runs(conn, runs)
-            return results
+        def write(conn: Connection) -> None:
+            for fn in writes:
+                fn(conn)
 
-        results = await self.tracker.writer.run(write)
+        inserts = [*self._inserts, (queries.RUNS, runs)]
+        await self.tracker.writer.run(write if writes else None, inserts=inserts)
         self.committed = True
         for fn in self._after:
             fn()
         if runs:
             self.tracker.committed()
-        return results
 
 
 def get_tracker(request: Request) -> Tracker:

@@ -2,7 +2,9 @@
 
 Each caller still waits for the commit that holds its own write, so "answered" keeps meaning
 "durable", but a burst of requests costs one transaction (and one fsync) instead of one each.
-It also means SQLite never sees two writers from this process, so none of them can fail with
+Inserts into the same table from every job of a batch go out as one executemany, and the
+waiting coroutines of a batch are woken with one call into their event loop. It also means
+SQLite never sees two writers from this process, so none of them can fail with
 "database is locked".
 """
 
@@ -12,17 +14,18 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table, insert
 
 from notifyd.db import write_connection
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
+Inserts = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +34,21 @@ _STOP = object()
 
 @dataclass
 class _Job:
-    fn: WriteFn[Any]
-    future: Future[Any]
+    fn: WriteFn[Any] | None
+    inserts: Inserts
+    future: Future[Any] | None = None
+    waiter: asyncio.Future[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    outcome: tuple[Any, BaseException | None] = field(default=(None, None))
 
 
 class Writer:
-    """Runs write functions on one thread, many per transaction."""
+    """Runs writes on one thread, many per transaction.
+
+    A write is rows to insert (merged with the batch's other inserts into the same tables, in
+    the order tables first appear, so parents go before children) and/or a function run on the
+    connection after the batch's inserts.
+    """
 
     def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
         self._engine = engine
@@ -62,20 +74,24 @@ class Writer:
             self._queue.put(_STOP)
             thread.join()
 
-    def submit(self, fn: WriteFn[T]) -> Future[T]:
-        """Queue ``fn``; the future resolves after the transaction that ran it commits."""
+    def submit(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> Future[T]:
+        """Queue a write; the future resolves after the transaction that ran it commits."""
         self.start()
         future: Future[T] = Future()
-        self._queue.put(_Job(fn, future))
+        self._queue.put(_Job(fn, inserts, future=future))
         return future
 
-    async def run(self, fn: WriteFn[T]) -> T:
-        """Run ``fn`` in the next group commit and wait for that commit."""
-        return await asyncio.wrap_future(self.submit(fn))
+    async def run(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
+        """Run a write in the next group commit and wait for that commit."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, inserts, waiter=waiter, loop=loop))
+        return await waiter
 
-    def run_sync(self, fn: WriteFn[T]) -> T:
+    def run_sync(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
         """Blocking form of :meth:`run`, for threads."""
-        return self.submit(fn).result()
+        return self.submit(fn, inserts=inserts).result()
 
     def _loop(self) -> None:
         while True:
@@ -94,32 +110,66 @@ class Writer:
                     break
                 batch.append(item)  # type: ignore[arg-type]
             self._commit(batch)
+            self._settle(batch)
             if stop_after:
                 return
 
     def _commit(self, batch: list[_Job]) -> None:
-        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
-        if not live:
-            return
         try:
             with write_connection(self._engine) as conn:
-                results = [job.fn(conn) for job in live]
+                results = _apply(conn, batch)
         except Exception as exc:
-            if len(live) == 1:
-                live[0].future.set_exception(exc)
+            if len(batch) == 1:
+                batch[0].outcome = (None, exc)
                 return
             # One bad write must not fail its neighbours: run each alone to find it.
-            for job in live:
-                self._commit_one(job)
+            for job in batch:
+                try:
+                    with write_connection(self._engine) as conn:
+                        job.outcome = (_apply(conn, [job])[0], None)
+                except Exception as single:
+                    job.outcome = (None, single)
             return
-        for job, result in zip(live, results, strict=True):
-            job.future.set_result(result)
+        for job, result in zip(batch, results, strict=True):
+            job.outcome = (result, None)
 
-    def _commit_one(self, job: _Job) -> None:
-        try:
-            with write_connection(self._engine) as conn:
-                result = job.fn(conn)
-        except Exception as exc:
-            job.future.set_exception(exc)
+    @staticmethod
+    def _settle(batch: list[_Job]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in batch:
+            if job.future is not None:
+                result, exc = job.outcome
+                if exc is None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(exc)
+            elif job.loop is not None:
+                by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_wake, jobs)
+            except RuntimeError:  # the loop closed while we wrote; nobody is waiting
+                log.debug("event loop closed before %d write(s) could be acknowledged", len(jobs))
+
+
+def _apply(conn: Connection, jobs: list[_Job]) -> list[Any]:
+    merged: dict[Table, list[Mapping[str, Any]]] = {}
+    for job in jobs:
+        for table, rows in job.inserts:
+            merged.setdefault(table, []).extend(rows)
+    for table, rows in merged.items():
+        if rows:
+            conn.execute(insert(table), rows)
+    return [job.fn(conn) if job.fn is not None else None for job in jobs]
+
+
+def _wake(jobs: list[_Job]) -> None:
+    for job in jobs:
+        waiter = job.waiter
+        if waiter is None or waiter.done():  # cancelled: the caller stopped waiting
+            continue
+        result, exc = job.outcome
+        if exc is None:
+            waiter.set_result(result)
         else:
-            job.future.set_result(result)
+            waiter.set_exception(exc)
