@@ -46,10 +46,10 @@ class Route:
 def adhoc_route(channel: Channel, recipients: list[str]) -> Route:
     """The route to recipients given in ``to`` (already validated and canonical)."""
     targets = []
+    # isinstance() against a runtime-checkable Protocol is slow, and this is the accept path.
+    describe = channel.describe_recipient if isinstance(channel, DescribesRecipients) else None
     for recipient in recipients:
-        shown = recipient
-        if isinstance(channel, DescribesRecipients):
-            shown = channel.describe_recipient(recipient)
+        shown = describe(recipient) if describe is not None else recipient
         args: dict[str, Any] = {"recipient": shown}
         if shown != recipient:
             args["secret_recipient"] = recipient
