@@ -46,7 +46,7 @@ class DeliveryContext:
         self,
         engine: Engine,
         channels: Mapping[str, Channel],
-        cache_size: int = 2048,
+        cache_size: int = 8192,
         destinations: Destinations | None = None,
     ) -> None:
         self.engine = engine

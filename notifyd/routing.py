@@ -7,6 +7,7 @@ of a run's arguments masks; a destination's run stores only the destination's na
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,8 +47,8 @@ class Route:
 def adhoc_route(channel: Channel, recipients: list[str]) -> Route:
     """The route to recipients given in ``to`` (already validated and canonical)."""
     targets = []
-    # isinstance() against a runtime-checkable Protocol is slow, and this is the accept path.
-    describe = channel.describe_recipient if isinstance(channel, DescribesRecipients) else None
+    # Not isinstance(channel, DescribesRecipients): that costs ~30 us, on the accept path.
+    describe: Callable[[str], str] | None = getattr(channel, "describe_recipient", None)
     for recipient in recipients:
         shown = describe(recipient) if describe is not None else recipient
         args: dict[str, Any] = {"recipient": shown}
