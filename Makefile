@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 serve: $(STAMP)
-	$(BIN)/notifyd db upgrade
-	$(BIN)/notifyd serve
+	$(BIN)/notifyd serve  # applies pending migrations first
 
 test: $(STAMP)
 	$(BIN)/pytest
