@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from notifyd.config import RetryPolicySettings
-from notifyd.db import make_engine, read_session, upgrade
+from notifyd.db import make_engine, read_session, upgrade, write_connection
 from notifyd.models import Attempt, TaskRun
 from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker
+from notifyd.tracking.queries import ATTEMPTS, RUNS
 
 
 class FakeClock:
@@ -120,3 +121,31 @@ async def wait_until(check: Callable[[], bool], limit: float = 10.0) -> None:
 async def wait_status(engine: Engine, run_id: str, status: str, limit: float = 10.0) -> TaskRun:
     await wait_until(lambda: load_run(engine, run_id).status == status, limit)
     return load_run(engine, run_id)
+
+
+def mark_orphaned(
+    engine: Engine, run_id: str, *, at: datetime, attempts: int = 1, interruptions: int = 0
+) -> None:
+    """Make a run look claimed by a worker that died: running, its lease expired, attempt open."""
+    with write_connection(engine) as conn:
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == run_id)
+            .values(
+                status="running",
+                attempts=attempts,
+                interruptions=interruptions,
+                worker="dead-worker",
+                lease_expires_at=at - timedelta(seconds=1),
+                started_at=at,
+            )
+        )
+        conn.execute(
+            ATTEMPTS.insert().values(
+                run_id=run_id,
+                number=attempts,
+                worker="dead-worker",
+                started_at=at,
+                outcome="running",
+            )
+        )

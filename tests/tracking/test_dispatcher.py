@@ -14,13 +14,14 @@ from notifyd.config import RetryPolicySettings
 from notifyd.db import write_connection
 from notifyd.models import Outcome, RunStatus
 from notifyd.tracking import PermanentError, TaskContext, TaskRegistry, TransientError
-from notifyd.tracking.queries import ATTEMPTS, RUNS
+from notifyd.tracking.queries import RUNS
 from tests.tracking.conftest import (
     FakeClock,
     TrackerFactory,
     enqueue,
     load_attempts,
     load_run,
+    mark_orphaned,
     wait_status,
     wait_until,
 )
@@ -194,27 +195,7 @@ async def test_expired_lease_is_rescued_and_the_run_runs_again(
         await tracker.dispatcher.stop(grace_seconds=0)
         tracker.run_dispatcher = False
         run_id = await enqueue(tracker, once)
-        with write_connection(store) as conn:
-            conn.execute(
-                update(RUNS)
-                .where(RUNS.c.id == run_id)
-                .values(
-                    status="running",
-                    attempts=1,
-                    worker="dead-worker",
-                    lease_expires_at=clock() - timedelta(seconds=1),
-                    started_at=clock(),
-                )
-            )
-            conn.execute(
-                ATTEMPTS.insert().values(
-                    run_id=run_id,
-                    number=1,
-                    worker="dead-worker",
-                    started_at=clock(),
-                    outcome="running",
-                )
-            )
+    mark_orphaned(store, run_id, at=clock())
     async with make_tracker() as tracker:
         run = await wait_status(store, run_id, "succeeded")
     assert done.is_set()
@@ -342,18 +323,9 @@ async def test_a_run_that_keeps_killing_its_worker_is_given_up(
         await tracker.dispatcher.stop(grace_seconds=0)
         tracker.run_dispatcher = False
         run_id = await enqueue(tracker, poison)
-    with write_connection(store) as conn:
-        conn.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id)
-            .values(
-                status="running",
-                attempts=MAX_INTERRUPTIONS,
-                interruptions=MAX_INTERRUPTIONS - 1,
-                worker="dead",
-                lease_expires_at=clock() - timedelta(seconds=1),
-            )
-        )
+    mark_orphaned(
+        store, run_id, at=clock(), attempts=MAX_INTERRUPTIONS, interruptions=MAX_INTERRUPTIONS - 1
+    )
     async with make_tracker() as tracker:
         run = await wait_status(store, run_id, "failed")
     assert "giving up" in (run.last_error or "")
