@@ -19,9 +19,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Insert, Table, insert
+from sqlalchemy.exc import DBAPIError
 
-from notifyd.db import write_connection
+from notifyd.db import WRITE_OPTION
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
@@ -56,6 +57,10 @@ class Writer:
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Owned by the writer thread: one connection kept for its whole life (checking one out
+        # of the pool per batch cost more than the batch's own statements).
+        self._conn: Connection | None = None
+        self._inserts: dict[Table, Insert] = {}
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -94,6 +99,12 @@ class Writer:
         return self.submit(fn, inserts=inserts).result()
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._disconnect()
+
+    def _serve(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -114,10 +125,46 @@ class Writer:
             if stop_after:
                 return
 
+    def _connection(self) -> Connection:
+        if self._conn is None or self._conn.invalidated or self._conn.closed:
+            self._disconnect()
+            self._conn = self._engine.connect().execution_options(**{WRITE_OPTION: True})
+        return self._conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a dead connection may fail to close; it is dropped either way
+                log.debug("closing the writer's connection failed", exc_info=True)
+            self._conn = None
+
+    def _transaction(self, jobs: list[_Job]) -> list[Any]:
+        conn = self._connection()
+        try:
+            with conn.begin():
+                return self._apply(conn, jobs)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                self._disconnect()
+            raise
+
+    def _apply(self, conn: Connection, jobs: list[_Job]) -> list[Any]:
+        merged: dict[Table, list[Mapping[str, Any]]] = {}
+        for job in jobs:
+            for table, rows in job.inserts:
+                merged.setdefault(table, []).extend(rows)
+        for table, rows in merged.items():
+            if rows:
+                statement = self._inserts.get(table)
+                if statement is None:
+                    statement = self._inserts[table] = insert(table)
+                conn.execute(statement, rows)
+        return [job.fn(conn) if job.fn is not None else None for job in jobs]
+
     def _commit(self, batch: list[_Job]) -> None:
         try:
-            with write_connection(self._engine) as conn:
-                results = _apply(conn, batch)
+            results = self._transaction(batch)
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].outcome = (None, exc)
@@ -125,8 +172,7 @@ class Writer:
             # One bad write must not fail its neighbours: run each alone to find it.
             for job in batch:
                 try:
-                    with write_connection(self._engine) as conn:
-                        job.outcome = (_apply(conn, [job])[0], None)
+                    job.outcome = (self._transaction([job])[0], None)
                 except Exception as single:
                     job.outcome = (None, single)
             return
@@ -150,17 +196,6 @@ class Writer:
                 loop.call_soon_threadsafe(_wake, jobs)
             except RuntimeError:  # the loop closed while we wrote; nobody is waiting
                 log.debug("event loop closed before %d write(s) could be acknowledged", len(jobs))
-
-
-def _apply(conn: Connection, jobs: list[_Job]) -> list[Any]:
-    merged: dict[Table, list[Mapping[str, Any]]] = {}
-    for job in jobs:
-        for table, rows in job.inserts:
-            merged.setdefault(table, []).extend(rows)
-    for table, rows in merged.items():
-        if rows:
-            conn.execute(insert(table), rows)
-    return [job.fn(conn) if job.fn is not None else None for job in jobs]
 
 
 def _wake(jobs: list[_Job]) -> None:
