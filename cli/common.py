@@ -15,9 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyd.config import Settings, load_settings
-from notifyd.db import check_schema, current_revision
+from notifyd.db import check_schema, current_revision, engine_for
 from notifyd.errors import ConfigError, NotifydError
-from notifyd.runtime import engine_for
 
 P = ParamSpec("P")
 R = TypeVar("R")

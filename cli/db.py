@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.common import console, handle_errors, settings_from
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 
 app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
 

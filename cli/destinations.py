@@ -10,7 +10,6 @@ from rich import box
 from rich.table import Table
 
 from cli.common import console, handle_errors, settings_from
-from notifyd.channels import build_channels
 from notifyd.destinations import Destinations
 
 app = typer.Typer(help="The named destinations clients can send to.", no_args_is_help=True)
@@ -24,6 +23,8 @@ def list_destinations(
 ) -> None:
     """Check the configured destinations and list them (recipients and secrets are not shown)."""
     settings = settings_from(ctx)
+    from notifyd.channels.registry import build_channels  # the channels load slowly: only here
+
     checked = Destinations.from_settings(settings, build_channels(settings))
     rows: list[dict[str, Any]] = [
         {

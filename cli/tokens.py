@@ -11,8 +11,7 @@ from cli.common import console, err_console, handle_errors, open_store, settings
 from cli.render import print_json, when
 from notifyd import auth
 from notifyd.auth import Scope, TokenPublic
-from notifyd.db import read_session, upgrade, write_session
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, read_session, upgrade, write_session
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 

@@ -16,11 +16,21 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 import migrations
+from notifyd.config import Settings
 from notifyd.errors import SchemaError
 
 # Execution option that makes a SQLite transaction take the write lock at BEGIN, so that it
 # waits (busy_timeout) instead of failing with "database is locked" when it first writes.
 WRITE_OPTION = "notifyd_write"
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The store's engine as the settings describe it."""
+    return make_engine(
+        settings.db_url,
+        busy_timeout_ms=settings.busy_timeout_ms,
+        synchronous=settings.sqlite_synchronous,
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

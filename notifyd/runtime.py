@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from notifyd.channels import build_channels
 from notifyd.channels.base import Channel
+from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
-from notifyd.db import make_engine
+from notifyd.db import engine_for
 from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
 from notifyd.destinations import Destinations
 from notifyd.idempotency import IdempotencyKeys
@@ -46,15 +46,6 @@ class Runtime:
         for channel in self.channels.values():
             await channel.aclose()
         self.engine.dispose()
-
-
-def engine_for(settings: Settings) -> Engine:
-    """The store's engine as the settings describe it."""
-    return make_engine(
-        settings.db_url,
-        busy_timeout_ms=settings.busy_timeout_ms,
-        synchronous=settings.sqlite_synchronous,
-    )
 
 
 def build_runtime(

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -37,7 +37,9 @@ from notifyd.models import (
 from notifyd.redact import redact
 from notifyd.routing import Route, adhoc_route, destination_route
 from notifyd.timeutil import new_id
-from notifyd.tracking.tasks import TaskBatch
+
+if TYPE_CHECKING:
+    from notifyd.tracking.tasks import TaskBatch
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 MAX_PAGE = 500

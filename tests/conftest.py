@@ -14,8 +14,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from notifyd.api.app import create_app
 from notifyd.config import Settings
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 
 POSTGRES_URL = os.environ.get(
     "NOTIFYD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

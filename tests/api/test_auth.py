@@ -14,8 +14,7 @@ from sqlalchemy import Engine, text
 from notifyd.api.app import create_app
 from notifyd.auth import Scope
 from notifyd.config import Settings
-from notifyd.db import upgrade, write_session
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade, write_session
 from tests.api.security_support import api_routes, bearer, create_token, sample_path
 from tests.conftest import make_settings
 from tests.support import wait_for

@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 
 from notifyd.api.app import create_app
 from notifyd.config import Settings
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 from tests.conftest import make_settings
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -11,8 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from notifyd.api.app import create_app
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 from tests.conftest import make_settings
 
 PROBLEM_KEYS = {"type", "title", "status", "detail"}

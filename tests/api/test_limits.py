@@ -55,8 +55,7 @@ def test_chunked_body_under_the_limit(client: TestClient) -> None:
 
 def test_limit_is_configurable(tmp_path: Any) -> None:
     from notifyd.api.app import create_app
-    from notifyd.db import upgrade
-    from notifyd.runtime import engine_for
+    from notifyd.db import engine_for, upgrade
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path / "home", max_body_bytes=100)

@@ -21,8 +21,7 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from notifyd.api.app import create_app
 from notifyd.auth import Scope
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 from tests.api.security_support import create_token
 from tests.conftest import make_settings
 

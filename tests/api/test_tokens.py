@@ -12,9 +12,8 @@ from sqlalchemy import Connection, Engine
 
 from notifyd import auth
 from notifyd.auth import Scope
-from notifyd.db import read_session, upgrade, write_session
+from notifyd.db import engine_for, read_session, upgrade, write_session
 from notifyd.errors import InvalidInput, NotFound
-from notifyd.runtime import engine_for
 from notifyd.tokencache import TokenCache
 from tests.api.security_support import FakeClock, create_token
 from tests.conftest import make_settings

@@ -12,8 +12,7 @@ import trustme
 from fastapi.testclient import TestClient
 
 from notifyd.api.app import create_app
-from notifyd.db import upgrade
-from notifyd.runtime import engine_for
+from notifyd.db import engine_for, upgrade
 from tests.channels.helpers import FAST_RETRY
 from tests.channels.peers import Receiver
 from tests.conftest import make_settings

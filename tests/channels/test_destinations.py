@@ -11,8 +11,8 @@ import trustme
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from notifyd.channels import build_channels
 from notifyd.channels.options import overlay
+from notifyd.channels.registry import build_channels
 from notifyd.config import DestinationSettings, Settings, SmtpSettings, load_settings
 from notifyd.destinations import Destinations, recipient_key
 from notifyd.errors import ConfigError
