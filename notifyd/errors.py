@@ -10,6 +10,7 @@ NotifydError                  500  something went wrong
 ├── Unauthorized              401  missing or bad credentials
 ├── Forbidden                 403  the token's scope does not allow this
 ├── RateLimited               429  too many requests
+├── StoreUnavailable          503  the database cannot be reached; nothing was changed
 └── ClientError                    `notifyd.client`: the server could not be reached, or refused
 """
 
@@ -86,6 +87,10 @@ class Forbidden(NotifydError):
 
 class RateLimited(NotifydError):
     status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+class StoreUnavailable(NotifydError):
+    status, slug, title = 503, "store-unavailable", "Store unavailable"
 
 
 class ClientError(NotifydError):

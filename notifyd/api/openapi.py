@@ -21,6 +21,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {"description": "The Bearer challenge.", "schema": {"type": "string"}}
     },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": {"type": "string"},
+        }
+    },
     429: {
         "Retry-After": {
             "description": "Seconds to wait before trying again.",
@@ -39,6 +45,7 @@ def complete_operation(operation: dict[str, Any]) -> None:
     """Add the statuses this kind of operation can answer; make every error problem+json."""
     responses: dict[str, Any] = operation.setdefault("responses", {})
     _add(responses, 500)
+    _add(responses, 503)  # the database is unreachable
     if operation.get("security"):
         for status in (401, 403, 429):
             _add(responses, status)

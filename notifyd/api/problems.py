@@ -11,14 +11,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import new_request_id
-from notifyd.errors import PROBLEM_BASE, NotifydError
+from notifyd.errors import PROBLEM_BASE, NotifydError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+STORE_RETRY_AFTER = 2.0
 
 
 class Problem(BaseModel):
@@ -126,9 +128,21 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The database is down, restarting or unreachable: nothing was changed, so a retry is safe.
+    log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    error = StoreUnavailable(
+        "the database is unavailable and the request was not completed; retry it "
+        "(with an Idempotency-Key, a retry cannot send twice)",
+        retry_after=STORE_RETRY_AFTER,
+    )
+    return await _notifyd_error(request, error)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Turn every error into problem+json."""
     app.add_exception_handler(NotifydError, _notifyd_error)
+    app.add_exception_handler(OperationalError, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

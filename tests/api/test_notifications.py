@@ -101,3 +101,20 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     ):
         assert path in schema["paths"]
     assert "202" in schema["paths"]["/v1/notifications"]["post"]["responses"]
+
+
+def test_an_unreachable_database_is_a_503_with_retry_after(
+    app: Any, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    async def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(app.state.runtime.tracker.writer, "run", down)
+    response = _post(client, to="a", message="m")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["retry-after"] == "2"
+    assert "retry" in response.json()["detail"]
+    assert "INSERT" not in response.text

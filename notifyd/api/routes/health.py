@@ -11,7 +11,7 @@ from sqlalchemy import text
 from notifyd import __version__
 from notifyd.api.deps import RuntimeDep
 from notifyd.api.problems import problem_responses
-from notifyd.errors import NotifydError
+from notifyd.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -36,9 +36,7 @@ async def healthz(runtime: RuntimeDep) -> Health:
     try:
         await asyncio.to_thread(ping)
     except Exception as exc:
-        error = NotifydError(f"database unavailable: {type(exc).__name__}")
-        error.status = 503
-        raise error from None
+        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from None
     return Health(
         status="ok",
         version=__version__,
