@@ -183,9 +183,14 @@ class Dispatcher:
         if not self._results:
             return
         results, self._results = self._results, []
-        await self.writer.run(
-            partial(queries.finish_attempts, results=results, worker=self.worker_id)
-        )
+        try:
+            await self.writer.run(
+                partial(queries.finish_attempts, results=results, worker=self.worker_id)
+            )
+        except BaseException:
+            # Keep the outcomes for the next try: dropping them would re-run delivered runs.
+            self._results[:0] = results
+            raise
 
     async def _renew(self) -> None:
         until = self.clock() + timedelta(seconds=self.config.lease_seconds)

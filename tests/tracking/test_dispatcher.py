@@ -370,3 +370,33 @@ async def test_two_dispatchers_sharing_one_queue_run_each_run_once(
     assert sorted(executed) == sorted(ids), "every run exactly once"
     workers = {a.worker for i in ids for a in load_attempts(store, i)}
     assert len(workers) == 2, "both dispatchers took a share"
+
+
+async def test_outcomes_survive_a_failed_write_and_are_recorded_later(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    calls: list[str] = []
+
+    @registry.task("once_more")
+    async def once_more(ctx: TaskContext) -> None:
+        calls.append(ctx.run_id)
+
+    async with make_tracker() as tracker:
+        real_run = tracker.writer.run
+        failures = 0
+
+        async def flaky_run(fn: Any = None, **kwargs: Any) -> Any:
+            nonlocal failures
+            name = getattr(getattr(fn, "func", None), "__name__", "")
+            if name == "finish_attempts" and failures < 2:
+                failures += 1
+                raise OperationalError("UPDATE", {}, ConnectionError("database restarting"))
+            return await real_run(fn, **kwargs)
+
+        tracker.writer.run = flaky_run  # type: ignore[method-assign]
+        run_id = await enqueue(tracker, once_more)
+        await wait_status(store, run_id, "succeeded")
+    assert failures == 2 and calls == [run_id]
+    assert [a.outcome for a in load_attempts(store, run_id)] == [Outcome.succeeded]
