@@ -161,8 +161,13 @@ def prune_command(
     except ValueError as exc:
         raise InvalidInput(f"--older-than: {exc}") from None
     engine = open_store(settings_from(ctx))
-    with write_connection(engine) as conn:
-        result = control.prune(conn, older_than=age, now=utcnow())
+    now = utcnow()
+
+    def one_chunk() -> control.PruneResult:
+        with write_connection(engine) as conn:
+            return control.prune_chunk(conn, older_than=age, now=now)
+
+    result = control.prune(one_chunk)
     console.print(
         f"pruned {result.runs} run(s), {result.notifications} notification(s), "
         f"{result.idempotency_records} expired idempotency key(s)",

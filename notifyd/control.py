@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, select, update
 
 from notifyd.errors import InvalidState, NotFound
 from notifyd.models import FINISHED_STATUSES, IdempotencyRecord, Notification, RunStatus, TaskStats
@@ -149,38 +149,84 @@ def retry_runs(
 class PruneResult:
     """What a prune removed."""
 
-    runs: int
-    notifications: int
-    idempotency_records: int
+    runs: int = 0
+    notifications: int = 0
+    idempotency_records: int = 0
+
+    def __add__(self, other: PruneResult) -> PruneResult:
+        return PruneResult(
+            self.runs + other.runs,
+            self.notifications + other.notifications,
+            self.idempotency_records + other.idempotency_records,
+        )
+
+    @property
+    def total(self) -> int:
+        """Rows removed in all."""
+        return self.runs + self.notifications + self.idempotency_records
 
 
-def prune(conn: Connection, *, older_than: timedelta, now: datetime) -> PruneResult:
-    """Delete finished runs older than ``older_than`` (with their attempts), the notifications
-    left without runs, and expired idempotency records. Unfinished runs are never touched."""
+def prune_chunk(
+    conn: Connection, *, older_than: timedelta, now: datetime, limit: int = PRUNE_CHUNK
+) -> PruneResult:
+    """Delete up to ``limit`` each of: finished runs older than ``older_than`` (with their
+    attempts), notifications left without runs, expired idempotency records.
+
+    Unfinished runs are never touched. Call until it removes nothing (see ``prune``): small
+    transactions keep the store's write lock free for the accept path between chunks.
+    """
     cutoff = now - older_than
     finished = [s.value for s in FINISHED_STATUSES]
-    runs = 0
-    while True:
-        ids = (
-            conn.execute(
-                select(RUNS.c.id)
-                .where(RUNS.c.status.in_(finished), RUNS.c.finished_at < cutoff)
-                .limit(PRUNE_CHUNK)
-            )
-            .scalars()
-            .all()
+    run_ids = (
+        conn.execute(
+            select(RUNS.c.id)
+            .where(RUNS.c.status.in_(finished), RUNS.c.finished_at < cutoff)
+            .limit(limit)
         )
-        if not ids:
-            break
-        # Attempts go with their run (ON DELETE CASCADE).
-        runs += conn.execute(delete(RUNS).where(RUNS.c.id.in_(ids))).rowcount
-    orphaned = and_(
-        NOTIFICATIONS.c.created_at < cutoff,
-        ~exists().where(RUNS.c.notification_id == NOTIFICATIONS.c.id),
+        .scalars()
+        .all()
     )
-    notifications = conn.execute(delete(NOTIFICATIONS).where(orphaned)).rowcount
-    idempotency = conn.execute(delete(IDEMPOTENCY).where(IDEMPOTENCY.c.expires_at < now)).rowcount
-    return PruneResult(runs=runs, notifications=notifications, idempotency_records=idempotency)
+    # Attempts go with their run (ON DELETE CASCADE).
+    runs = conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids))).rowcount if run_ids else 0
+    note_ids = (
+        conn.execute(
+            select(NOTIFICATIONS.c.id)
+            .where(
+                NOTIFICATIONS.c.created_at < cutoff,
+                ~exists().where(RUNS.c.notification_id == NOTIFICATIONS.c.id),
+            )
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    notifications = (
+        conn.execute(delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(note_ids))).rowcount
+        if note_ids
+        else 0
+    )
+    keys = conn.execute(
+        select(IDEMPOTENCY.c.caller, IDEMPOTENCY.c.key)
+        .where(IDEMPOTENCY.c.expires_at < now)
+        .limit(limit)
+    ).all()
+    for caller, key in keys:
+        conn.execute(
+            delete(IDEMPOTENCY).where(IDEMPOTENCY.c.caller == caller, IDEMPOTENCY.c.key == key)
+        )
+    return PruneResult(runs, notifications, len(keys))
+
+
+def prune(
+    run_chunk: Callable[[], PruneResult],
+) -> PruneResult:
+    """Run ``run_chunk`` (one ``prune_chunk`` in its own transaction) until nothing is left."""
+    total = PruneResult()
+    while True:
+        removed = run_chunk()
+        total += removed
+        if removed.total == 0:
+            return total
 
 
 def stats(conn: Connection, *, now: datetime) -> TaskStats:

@@ -27,9 +27,9 @@ class RetentionLoop:
 
     async def prune_once(self) -> control.PruneResult:
         """Prune now."""
-        result = await self.tracker.writer.run(
-            partial(control.prune, older_than=self.older_than, now=self.tracker.clock())
-        )
+        chunk = partial(control.prune_chunk, older_than=self.older_than, now=self.tracker.clock())
+        # One transaction per chunk, through the writer: accepts are committed in between.
+        result = await asyncio.to_thread(control.prune, lambda: self.tracker.writer.run_sync(chunk))
         if result.runs or result.notifications:
             log.info(
                 "retention: pruned %d run(s) and %d notification(s) older than %s",

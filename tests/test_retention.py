@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select, update
 
+from notifyd import control
 from notifyd.db import write_connection
 from notifyd.models import Notification, TaskRun
 from notifyd.retention import RetentionLoop
@@ -60,3 +61,38 @@ async def test_prune_once_removes_only_old_finished_runs(migrated: Engine) -> No
         left = set(conn.execute(select(RUNS.c.id)).scalars())
     assert left == {old_queued, new_done}
     assert _count(migrated, TaskRun) == 2 and _count(migrated, Notification) == 0
+
+
+async def test_prune_goes_in_small_transactions_until_nothing_is_left(migrated: Engine) -> None:
+    registry = TaskRegistry()
+
+    @registry.task("noop")
+    def noop() -> None:
+        return None
+
+    tracker = Tracker(migrated, registry, run_dispatcher=False)
+    await tracker.start()
+    try:
+        batch = TaskBatch(tracker)
+        for _ in range(5):
+            batch.add_run(noop)
+        await batch.commit()
+    finally:
+        await tracker.stop()
+    with write_connection(migrated) as conn:
+        conn.execute(
+            update(RUNS).values(status="succeeded", finished_at=utcnow() - timedelta(days=2))
+        )
+    chunks: list[control.PruneResult] = []
+
+    def one_chunk() -> control.PruneResult:
+        with write_connection(migrated) as conn:
+            chunks.append(
+                control.prune_chunk(conn, older_than=timedelta(days=1), now=utcnow(), limit=2)
+            )
+        return chunks[-1]
+
+    total = control.prune(one_chunk)
+    assert total.runs == 5
+    assert [c.runs for c in chunks] == [2, 2, 1, 0]
+    assert _count(migrated, TaskRun) == 0
