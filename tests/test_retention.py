@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -28,34 +29,45 @@ def _count(engine: Engine, model: type) -> int:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 
 
-async def test_prune_once_removes_only_old_finished_runs(migrated: Engine) -> None:
+def _noop() -> None:
+    return None
+
+
+@pytest.fixture
+async def tracker(migrated: Engine) -> AsyncIterator[Tracker]:
+    """A tracker without a dispatcher, with the ``noop`` task registered."""
     registry = TaskRegistry()
-
-    @registry.task("noop")
-    def noop() -> None:
-        return None
-
+    registry.register(_noop, "noop")
     tracker = Tracker(migrated, registry, run_dispatcher=False)
     await tracker.start()
-    try:
-        batch = TaskBatch(tracker)
-        old_done, old_queued, new_done = (batch.add_run(noop) for _ in range(3))
-        await batch.commit()
-        long_ago = utcnow() - timedelta(days=40)
-        with write_connection(migrated) as conn:
-            for run_id, status, finished in (
-                (old_done, "succeeded", long_ago),
-                (old_queued, "queued", None),
-                (new_done, "failed", utcnow()),
-            ):
-                conn.execute(
-                    update(RUNS)
-                    .where(RUNS.c.id == run_id)
-                    .values(status=status, finished_at=finished, created_at=long_ago)
-                )
-        result = await RetentionLoop(tracker, retention_days=30).prune_once()
-    finally:
-        await tracker.stop()
+    yield tracker
+    await tracker.stop()
+
+
+async def _add_runs(tracker: Tracker, count: int) -> list[str]:
+    batch = TaskBatch(tracker)
+    ids = [batch.add_run(_noop) for _ in range(count)]
+    await batch.commit()
+    return ids
+
+
+async def test_prune_once_removes_only_old_finished_runs(
+    migrated: Engine, tracker: Tracker
+) -> None:
+    old_done, old_queued, new_done = await _add_runs(tracker, 3)
+    long_ago = utcnow() - timedelta(days=40)
+    with write_connection(migrated) as conn:
+        for run_id, status, finished in (
+            (old_done, "succeeded", long_ago),
+            (old_queued, "queued", None),
+            (new_done, "failed", utcnow()),
+        ):
+            conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(status=status, finished_at=finished, created_at=long_ago)
+            )
+    result = await RetentionLoop(tracker, retention_days=30).prune_once()
     assert result.runs == 1
     with migrated.connect() as conn:
         left = set(conn.execute(select(RUNS.c.id)).scalars())
@@ -63,22 +75,10 @@ async def test_prune_once_removes_only_old_finished_runs(migrated: Engine) -> No
     assert _count(migrated, TaskRun) == 2 and _count(migrated, Notification) == 0
 
 
-async def test_prune_goes_in_small_transactions_until_nothing_is_left(migrated: Engine) -> None:
-    registry = TaskRegistry()
-
-    @registry.task("noop")
-    def noop() -> None:
-        return None
-
-    tracker = Tracker(migrated, registry, run_dispatcher=False)
-    await tracker.start()
-    try:
-        batch = TaskBatch(tracker)
-        for _ in range(5):
-            batch.add_run(noop)
-        await batch.commit()
-    finally:
-        await tracker.stop()
+async def test_prune_goes_in_small_transactions_until_nothing_is_left(
+    migrated: Engine, tracker: Tracker
+) -> None:
+    await _add_runs(tracker, 5)
     with write_connection(migrated) as conn:
         conn.execute(
             update(RUNS).values(status="succeeded", finished_at=utcnow() - timedelta(days=2))
