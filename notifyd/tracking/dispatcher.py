@@ -80,9 +80,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        self._threads = ThreadPoolExecutor(
-            max_workers=config.concurrency, thread_name_prefix="notifyd-task"
-        )
+        # Sync tasks run here, never in anyio's pool that sync routes share.
+        self._threads: ThreadPoolExecutor | None = None
         self._last_renew = 0.0
         self._last_sweep = 0.0
 
@@ -92,6 +91,9 @@ class Dispatcher:
         """Start the loop; it sweeps expired leases at once."""
         if self._loop_task is None:
             self._stopping = False
+            self._threads = ThreadPoolExecutor(
+                max_workers=self.config.concurrency, thread_name_prefix="notifyd-task"
+            )
             self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
 
     def wake(self) -> None:
@@ -144,7 +146,9 @@ class Dispatcher:
                 )
             )
             log.warning("released %d unfinished run(s) for the next start", len(unfinished))
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
 
     # ---- the loop -----------------------------------------------------------------------
 
@@ -292,6 +296,8 @@ class Dispatcher:
         if task.is_async:
             return await task.func(*args, **kwargs)
         loop = asyncio.get_running_loop()
+        if self._threads is None:
+            raise RuntimeError("the dispatcher is not running")
         return await loop.run_in_executor(self._threads, partial(task.func, *args, **kwargs))
 
     def _failure(

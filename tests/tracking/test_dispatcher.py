@@ -400,3 +400,19 @@ async def test_outcomes_survive_a_failed_write_and_are_recorded_later(
         await wait_status(store, run_id, "succeeded")
     assert failures == 2 and calls == [run_id]
     assert [a.outcome for a in load_attempts(store, run_id)] == [Outcome.succeeded]
+
+
+async def test_a_stopped_dispatcher_can_start_again_and_run_sync_tasks(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    @registry.task("sync_again")
+    def sync_again() -> None:
+        return None
+
+    async with make_tracker() as tracker:
+        first = await enqueue(tracker, sync_again)
+        await wait_status(store, first, "succeeded")
+        await tracker.stop(grace_seconds=1)
+        await tracker.start()
+        second = await enqueue(tracker, sync_again)
+        await wait_status(store, second, "succeeded")
