@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, delete, exists, func, select, 
 
 from notifyd.errors import InvalidState, NotFound
 from notifyd.models import FINISHED_STATUSES, IdempotencyRecord, Notification, RunStatus, TaskStats
+from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.queries import RUNS
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -35,6 +36,12 @@ def _status_of(conn: Connection, run_id: str) -> str:
 
 def _names(statuses: tuple[RunStatus, ...]) -> str:
     return " or ".join(s.value for s in statuses)
+
+
+def _wake_dispatchers(conn: Connection) -> None:
+    # The CLI writes straight to the store: on PostgreSQL, tell the servers so they look now.
+    if conn.dialect.name == "postgresql":
+        notify_runs(conn)
 
 
 def _retry_values(now: datetime) -> dict[str, object]:
@@ -69,6 +76,7 @@ def retry_run(
         raise InvalidState(
             f"run {run_id} is {status}; only {_names(RETRYABLE)} runs can be retried"
         )
+    _wake_dispatchers(conn)
     return run_id
 
 
@@ -142,6 +150,8 @@ def retry_runs(
                 **_retry_values(now),
             )
         )
+    if rows:
+        _wake_dispatchers(conn)
     return len(rows)
 
 

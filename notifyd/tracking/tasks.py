@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table
 from notifyd.models import RunStatus
 from notifyd.timeutil import new_id
 from notifyd.tracking import queries
+from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
 
 RUN_ID_PREFIX = "run"
@@ -108,6 +109,9 @@ class TaskBatch:
         if self.committed:
             return
         writes, runs = list(self._writes), list(self._runs)
+
+        if runs and self.tracker.notifies:
+            writes.append(notify_runs)  # other processes' dispatchers look at once
 
         def write(conn: Connection) -> None:
             for fn in writes:

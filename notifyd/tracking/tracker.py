@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from notifyd.config import RetryPolicySettings
 from notifyd.timeutil import utcnow
 from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
+from notifyd.tracking.notify import Listener, supports_notify
 from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.retry import RetryPolicy
 from notifyd.tracking.writer import Writer
@@ -57,15 +58,23 @@ class Tracker:
             extras=extras,
             clock=clock,
         )
+        self.notifies = supports_notify(engine)
+        self.listener: Listener | None = None
 
     async def start(self) -> None:
         """Start the writer and, unless this process only accepts, the dispatcher."""
         self.writer.start()
         if self.run_dispatcher:
             await self.dispatcher.start()
+            if self.notifies:
+                self.listener = Listener(self.engine, self.dispatcher.wake)
+                self.listener.start()
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Stop the dispatcher (within the grace period), then the writer."""
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
         if self.run_dispatcher:
             await self.dispatcher.stop(grace_seconds)
         self.writer.stop()

@@ -13,7 +13,13 @@ from sqlalchemy import Engine, update
 from notifyd.config import RetryPolicySettings
 from notifyd.db import write_connection
 from notifyd.models import Outcome, RunStatus
-from notifyd.tracking import PermanentError, TaskContext, TaskRegistry, TransientError
+from notifyd.tracking import (
+    DispatcherConfig,
+    PermanentError,
+    TaskContext,
+    TaskRegistry,
+    TransientError,
+)
 from notifyd.tracking.queries import RUNS
 from tests.tracking.conftest import (
     FakeClock,
@@ -416,3 +422,37 @@ async def test_a_stopped_dispatcher_can_start_again_and_run_sync_tasks(
         await tracker.start()
         second = await enqueue(tracker, sync_again)
         await wait_status(store, second, "succeeded")
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_another_process_is_woken_at_once(
+    postgres_url: str, registry: TaskRegistry
+) -> None:
+    from notifyd.db import make_engine, upgrade
+    from notifyd.tracking import TaskBatch, Tracker
+
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    ran = asyncio.Event()
+
+    @registry.task("woken")
+    async def woken() -> None:
+        ran.set()
+
+    # The worker polls only every 60 s: only the notification can wake it in time.
+    worker = Tracker(engine, registry, config=DispatcherConfig(poll_seconds=60, sweep_seconds=60))
+    submitter = Tracker(engine, registry, run_dispatcher=False)
+    await worker.start()
+    await submitter.start()
+    try:
+        assert worker.listener is not None
+        await asyncio.wait_for(worker.listener.listening.wait(), 10)
+        await asyncio.sleep(0.2)  # the worker's first look has found nothing
+        batch = TaskBatch(submitter)
+        batch.add_task(woken)
+        await batch.commit()
+        await asyncio.wait_for(ran.wait(), 20)
+    finally:
+        await submitter.stop()
+        await worker.stop(grace_seconds=1)
+        engine.dispose()
