@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from notifyd.api.app import create_app
 from notifyd.channels.base import OutgoingMessage
+from notifyd.channels.log import non_blank
 from notifyd.config import Settings
 from notifyd.db import read_session, upgrade
 from notifyd.models import NotificationCreate
@@ -42,11 +43,8 @@ class SlowChannel:
         self.seconds = seconds
 
     def validate_recipient(self, recipient: str) -> str:
-        """Any non-blank name."""
-        value = recipient.strip()
-        if not value:
-            raise ValueError("recipient must not be blank")
-        return value
+        """Any non-blank name, as for the log channel."""
+        return non_blank(recipient)
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Wait, then report success."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from functools import partial
 
 from notifyd import control
+from notifyd.background import Background
 from notifyd.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class RetentionLoop:
     def __init__(self, tracker: Tracker, retention_days: float) -> None:
         self.tracker = tracker
         self.older_than = timedelta(days=retention_days)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("notifyd-retention", self._loop)
 
     async def prune_once(self) -> control.PruneResult:
         """Prune now."""
@@ -50,13 +50,8 @@ class RetentionLoop:
 
     def start(self) -> None:
         """Start pruning in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="notifyd-retention")
+        self._task.start()
 
     async def stop(self) -> None:
         """Stop pruning."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

@@ -11,6 +11,14 @@ from notifyd.channels.base import OutgoingMessage
 from notifyd.timeutil import utcnow
 
 
+def non_blank(recipient: str) -> str:
+    """The recipient without surrounding blanks; a blank one is refused."""
+    value = recipient.strip()
+    if not value:
+        raise ValueError("recipient must not be blank")
+    return value
+
+
 class LogChannel:
     """Appends deliveries to a file chosen by the server's configuration, never by the client."""
 
@@ -24,10 +32,7 @@ class LogChannel:
 
     def validate_recipient(self, recipient: str) -> str:
         """Any non-blank name is a valid log recipient."""
-        value = recipient.strip()
-        if not value:
-            raise ValueError("recipient must not be blank")
-        return value
+        return non_blank(recipient)
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Append the line (off the event loop) and report where it went."""

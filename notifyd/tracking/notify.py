@@ -9,12 +9,13 @@ lost notification (a listener reconnecting) delays a run by one poll interval, n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import psycopg
 from sqlalchemy import Connection, Engine
+
+from notifyd.background import Background
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +43,16 @@ class Listener:
     def __init__(self, engine: Engine, wake: Callable[[], None]) -> None:
         self._conninfo = _conninfo(engine)
         self._wake = wake
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("notifyd-listener", self._run)
         self.listening = asyncio.Event()
 
     def start(self) -> None:
         """Start listening in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="notifyd-listener")
+        self._task.start()
 
     async def stop(self) -> None:
         """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:
