@@ -13,6 +13,7 @@ from notifyd.db import engine_for
 from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
 from notifyd.destinations import Destinations
 from notifyd.idempotency import IdempotencyKeys
+from notifyd.metrics import Metrics
 from notifyd.retention import RetentionLoop
 from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
 
@@ -28,6 +29,7 @@ class Runtime:
     tracker: Tracker
     idempotency: IdempotencyKeys
     delivery: DeliveryContext
+    metrics: Metrics
     retention: RetentionLoop | None = None
     destinations: Destinations = field(default_factory=Destinations)
 
@@ -81,6 +83,8 @@ def build_runtime(
         extras={EXTRAS_KEY: delivery},
         run_dispatcher=run_dispatcher,
     )
+    metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
+    tracker.dispatcher.on_attempt = metrics.observe_attempt
     return Runtime(
         settings,
         engine,
@@ -89,5 +93,6 @@ def build_runtime(
         tracker,
         IdempotencyKeys(engine),
         delivery,
+        metrics,
         destinations=destinations,
     )

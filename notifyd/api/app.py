@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from notifyd import __version__
 from notifyd.api.params import strict_parameters
 from notifyd.api.problems import install_problem_handlers
-from notifyd.api.routes import destinations, health, notifications, tasks
+from notifyd.api.routes import destinations, health, metrics, notifications, tasks
 from notifyd.api.security import install_security
 from notifyd.config import Settings
 from notifyd.db import check_schema
@@ -51,4 +51,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(tasks.router)
     app.include_router(destinations.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

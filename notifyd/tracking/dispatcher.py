@@ -33,6 +33,7 @@ from notifyd.tracking.writer import Writer
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+AttemptObserver = Callable[[queries.ClaimedRun, queries.AttemptResult], None]
 MAX_TRACEBACK = 8000
 
 
@@ -66,6 +67,7 @@ class Dispatcher:
         extras: Mapping[str, Any] | None = None,
         worker_id: str | None = None,
         clock: Clock = utcnow,
+        on_attempt: AttemptObserver | None = None,
     ) -> None:
         self.writer = writer
         self.registry = registry
@@ -74,6 +76,7 @@ class Dispatcher:
         self.extras = dict(extras or {})
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
+        self.on_attempt = on_attempt
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_channels: Counter[str] = Counter()
         self._results: list[queries.AttemptResult] = []
@@ -282,6 +285,11 @@ class Dispatcher:
         self._forget(run)
         self._results.append(result)
         self._wake.set()
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt(run, result)
+            except Exception:  # an observer (metrics) must never stop delivery
+                log.exception("attempt observer failed")
 
     def _forget(self, run: queries.ClaimedRun) -> None:
         if self._running.pop(run.id, None) is not None and run.channel:

@@ -35,11 +35,11 @@ class FakeClock:
 
 
 def api_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path template) of every API operation under /v1, as the OpenAPI schema lists them."""
+    """(method, path template) of every protected operation (/v1 and /metrics), per the schema."""
     return sorted(
         (method.upper(), path)
         for path, item in app.openapi()["paths"].items()
-        if path.startswith("/v1")
+        if path.startswith("/v1") or path == "/metrics"
         for method in item
     )
 

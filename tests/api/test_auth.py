@@ -30,6 +30,7 @@ ROUTE_SCOPES: dict[tuple[str, str], set[Scope]] = {
     ("GET", "/v1/tasks/{run_id}"): {SEND, READ, ADMIN},
     ("POST", "/v1/tasks/{run_id}/retry"): {ADMIN},
     ("POST", "/v1/tasks/{run_id}/cancel"): {ADMIN},
+    ("GET", "/metrics"): {READ, ADMIN},
 }
 NOTE = {"to": "ops", "message": "disk almost full"}
 

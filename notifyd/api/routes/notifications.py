@@ -47,6 +47,8 @@ async def create_notification(
         on_stored=runtime.delivery.remember,
     )
     accepted = submission.accepted
+    if not submission.replayed:
+        runtime.metrics.observe_accepted(accepted)
     response.headers["Location"] = f"/v1/notifications/{accepted.id}"
     if submission.replayed:
         response.headers["Idempotency-Replay"] = "true"
