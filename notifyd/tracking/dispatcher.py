@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 AttemptObserver = Callable[[queries.ClaimedRun, queries.AttemptResult], None]
 MAX_TRACEBACK = 8000
+MAX_DELAY_SECONDS = 7 * 86400.0
 
 
 def default_worker_id() -> str:
@@ -191,13 +192,28 @@ class Dispatcher:
             return
         results, self._results = self._results, []
         try:
-            await self.writer.run(
-                partial(queries.finish_attempts, results=results, worker=self.worker_id)
-            )
-        except BaseException:
-            # Keep the outcomes for the next try: dropping them would re-run delivered runs.
-            self._results[:0] = results
-            raise
+            await self._finish(results)
+            return
+        except Exception:
+            log.warning("recording %d outcome(s) failed; trying one by one", len(results))
+        # Find the outcome that cannot be stored (the rest go through one by one) and store a
+        # stripped-down form of it. When even that fails the store is down: keep them all.
+        for index, result in enumerate(results):
+            try:
+                await self._finish([result])
+            except Exception as problem:
+                try:
+                    await self._finish([queries.minimal(result, problem)])
+                    log.error("stored a stripped outcome for run %s: %r", result.run_id, problem)
+                except Exception:
+                    # Keep the outcomes for the next try: dropping them would re-run the runs.
+                    self._results[:0] = results[index:]
+                    raise
+
+    async def _finish(self, results: list[queries.AttemptResult]) -> None:
+        await self.writer.run(
+            partial(queries.finish_attempts, results=results, worker=self.worker_id)
+        )
 
     async def _renew(self) -> None:
         until = self.clock() + timedelta(seconds=self.config.lease_seconds)
@@ -266,24 +282,26 @@ class Dispatcher:
     async def _execute(self, run: queries.ClaimedRun) -> None:
         started = time.perf_counter()
         try:
-            response = await self._call(run)
-        except asyncio.CancelledError:
+            try:
+                response = await self._call(run)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                result = self._failure(run, exc, started)
+            else:
+                result = queries.AttemptResult(
+                    run_id=run.id,
+                    attempt=run.attempt,
+                    outcome=Outcome.succeeded,
+                    finished_at=self.clock(),
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                    status=RunStatus.succeeded,
+                    response=response if isinstance(response, dict) else None,
+                )
+            self._results.append(queries.storable(result))
+        finally:
+            # Whatever happened, the slot is free again: a run must never hold one for good.
             self._forget(run)
-            raise
-        except Exception as exc:
-            result = self._failure(run, exc, started)
-        else:
-            result = queries.AttemptResult(
-                run_id=run.id,
-                attempt=run.attempt,
-                outcome=Outcome.succeeded,
-                finished_at=self.clock(),
-                duration_ms=(time.perf_counter() - started) * 1000,
-                status=RunStatus.succeeded,
-                response=response if isinstance(response, dict) else None,
-            )
-        self._forget(run)
-        self._results.append(result)
         self._wake.set()
         if self.on_attempt is not None:
             try:
@@ -318,7 +336,11 @@ class Dispatcher:
         charged = run.attempt - run.interruptions
         delay = None
         if not permanent and charged < run.max_attempts:
-            delay = self.retry_policy_for(run.channel).delay_after(charged, retry_after)
+            try:
+                delay = self.retry_policy_for(run.channel).delay_after(charged, retry_after)
+            except (ArithmeticError, ValueError, TypeError):
+                delay = MAX_DELAY_SECONDS  # a broken Retry-After or policy still retries
+            delay = min(max(delay, 0.0), MAX_DELAY_SECONDS)
         return queries.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,
@@ -329,7 +351,21 @@ class Dispatcher:
             next_attempt_at=None if delay is None else now + timedelta(seconds=delay),
             retry_delay_seconds=delay,
             error_type=type(exc).__name__,
-            error_message=str(exc)[:2000],
-            traceback="".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+            error_message=_describe(exc)[:2000],
+            traceback=_traceback(exc)[-MAX_TRACEBACK:],
             response=response,
         )
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ fails still deserves a record
+        return f"<{type(exc).__name__} could not be described>"
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:
+        return f"<traceback of {type(exc).__name__} unavailable>"

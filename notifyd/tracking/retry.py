@@ -40,7 +40,10 @@ class RetryPolicy:
         index = max(attempt - 1, 0)
         if self.schedule:
             return self.schedule[min(index, len(self.schedule) - 1)]
-        return float(min(self.base * self.factor**index, self.cap))
+        try:
+            return float(min(self.base * self.factor**index, self.cap))
+        except OverflowError:  # factor**index beyond a float: far past the cap anyway
+            return self.cap
 
     def next_delay(self, attempt: int, retry_after: float | None = None) -> float | None:
         """Seconds until the next attempt after ``attempt`` failed, or None when none is left.

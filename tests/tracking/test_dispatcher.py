@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -456,3 +456,49 @@ async def test_on_postgresql_another_process_is_woken_at_once(
         await submitter.stop()
         await worker.stop(grace_seconds=1)
         engine.dispose()
+
+
+async def test_outcomes_any_store_refuses_are_cleaned_and_the_dispatcher_goes_on(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    @registry.task("garbled")
+    async def garbled() -> None:
+        # An SMTP reply with undecodable bytes (surrogateescape) and a NUL, plus a non-JSON value.
+        raise PermanentError("550 no such user \udcff\x00", response={"when": datetime.now(UTC)})
+
+    @registry.task("fine")
+    async def fine() -> None:
+        return None
+
+    async with make_tracker(concurrency=1) as tracker:
+        bad = await enqueue(tracker, garbled)
+        good = await enqueue(tracker, fine)
+        await wait_status(store, bad, "failed")
+        await wait_status(store, good, "succeeded")
+    [attempt] = load_attempts(store, bad)
+    assert attempt.error_message is not None and "550 no such user" in attempt.error_message
+    assert attempt.response is not None and isinstance(attempt.response["when"], str)
+
+
+async def test_an_exception_that_cannot_be_described_still_frees_its_slot(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory
+) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    @registry.task("weird")
+    async def weird() -> None:
+        raise Unprintable()
+
+    @registry.task("after")
+    async def after() -> None:
+        return None
+
+    async with make_tracker(concurrency=1) as tracker:
+        first = await enqueue(tracker, weird)
+        await wait_status(store, first, "retrying")
+        second = await enqueue(tracker, after)
+        await wait_status(store, second, "succeeded")
+        assert tracker.dispatcher.in_flight == 0
+    assert "could not be described" in (load_attempts(store, first)[0].error_message or "")
