@@ -44,8 +44,13 @@ def _wake_dispatchers(conn: Connection) -> None:
         notify_runs(conn)
 
 
-def _retry_values(now: datetime) -> dict[str, object]:
+def _retry_values(now: datetime, attempts: int, budget: int) -> dict[str, object]:
+    # A retried run starts afresh: a full retry budget on top of the attempts it already made
+    # (all of them now count as spent), and no crashes held against it.
     return {
+        "max_attempts": attempts + budget,
+        "interruptions": 0,
+        "crashes": 0,
         "status": RunStatus.queued.value,
         "next_attempt_at": now,
         "finished_at": None,
@@ -60,16 +65,14 @@ def retry_run(
 ) -> str:
     """Queue a failed or cancelled run again, now, with a fresh retry budget."""
     row = conn.execute(
-        select(RUNS.c.channel, RUNS.c.attempts, RUNS.c.interruptions).where(RUNS.c.id == run_id)
+        select(RUNS.c.channel, RUNS.c.attempts).where(RUNS.c.id == run_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"no task run with id {run_id!r}")
-    # A retried run gets a fresh retry budget on top of the attempts it already made.
-    budget = row.attempts - row.interruptions + max_attempts_for(row.channel)
     result = conn.execute(
         update(RUNS)
         .where(RUNS.c.id == run_id, RUNS.c.status.in_([s.value for s in RETRYABLE]))
-        .values(max_attempts=budget, **_retry_values(now))
+        .values(**_retry_values(now, row.attempts, max_attempts_for(row.channel)))
     )
     if result.rowcount == 0:
         status = _status_of(conn, run_id)
@@ -137,18 +140,13 @@ def retry_runs(
             f"only {_names(RETRYABLE)} runs can be retried, not {selection.status.value}"
         )
     rows = conn.execute(
-        select(RUNS.c.id, RUNS.c.channel, RUNS.c.attempts, RUNS.c.interruptions).where(
-            *selection.condition()
-        )
+        select(RUNS.c.id, RUNS.c.channel, RUNS.c.attempts).where(*selection.condition())
     ).all()
     for row in rows:
         conn.execute(
             update(RUNS)
             .where(RUNS.c.id == row.id, RUNS.c.status == selection.status.value)
-            .values(
-                max_attempts=row.attempts - row.interruptions + max_attempts_for(row.channel),
-                **_retry_values(now),
-            )
+            .values(**_retry_values(now, row.attempts, max_attempts_for(row.channel)))
         )
     if rows:
         _wake_dispatchers(conn)
@@ -187,31 +185,26 @@ def prune_chunk(
     """
     cutoff = now - older_than
     finished = [s.value for s in FINISHED_STATUSES]
-    run_ids = (
-        conn.execute(
-            select(RUNS.c.id)
-            .where(RUNS.c.status.in_(finished), RUNS.c.finished_at < cutoff)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+    # Each DELETE checks its condition again: on PostgreSQL an operator's retry may have
+    # queued one of these runs since the select. Attempts go with their run (ON DELETE CASCADE).
+    old_and_finished = (RUNS.c.status.in_(finished), RUNS.c.finished_at < cutoff)
+    run_ids = conn.execute(select(RUNS.c.id).where(*old_and_finished).limit(limit)).scalars().all()
+    runs = (
+        conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids), *old_and_finished)).rowcount
+        if run_ids
+        else 0
     )
-    # Attempts go with their run (ON DELETE CASCADE).
-    runs = conn.execute(delete(RUNS).where(RUNS.c.id.in_(run_ids))).rowcount if run_ids else 0
+    orphaned = (
+        NOTIFICATIONS.c.created_at < cutoff,
+        ~exists().where(RUNS.c.notification_id == NOTIFICATIONS.c.id),
+    )
     note_ids = (
-        conn.execute(
-            select(NOTIFICATIONS.c.id)
-            .where(
-                NOTIFICATIONS.c.created_at < cutoff,
-                ~exists().where(RUNS.c.notification_id == NOTIFICATIONS.c.id),
-            )
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+        conn.execute(select(NOTIFICATIONS.c.id).where(*orphaned).limit(limit)).scalars().all()
     )
     notifications = (
-        conn.execute(delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(note_ids))).rowcount
+        conn.execute(
+            delete(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(note_ids), *orphaned)
+        ).rowcount
         if note_ids
         else 0
     )

@@ -87,6 +87,7 @@ class TaskRun(SQLModel, table=True):
     attempts: int = 0
     max_attempts: int = 1
     interruptions: int = 0
+    crashes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )

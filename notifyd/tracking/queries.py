@@ -19,9 +19,9 @@ from notifyd.models import DUE_STATUSES, Attempt, Outcome, RunStatus, TaskRun
 RUNS: Table = TaskRun.__table__  # type: ignore[attr-defined]
 ATTEMPTS: Table = Attempt.__table__  # type: ignore[attr-defined]
 
-# A run interrupted this many times (its worker died or stopped mid-attempt) is failed: a task that
-# takes its process down with it would otherwise loop forever.
-MAX_INTERRUPTIONS = 5
+# A run whose worker died this many times mid-attempt is failed: a task that takes its process
+# down with it would otherwise loop forever. (Graceful shutdowns do not count.)
+MAX_CRASHES = 5
 
 
 @dataclass(frozen=True)
@@ -309,9 +309,12 @@ def interrupt_runs(
 ) -> list[str]:
     """Record the open attempts of running runs as interrupted and make the runs due again now.
 
-    Selects either the runs whose lease expired before ``expired_before`` (the sweep) or the
-    given ``run_ids`` held by ``worker`` (a shutdown releasing what it could not finish).
+    Selects either the runs whose lease expired before ``expired_before`` (the sweep: their
+    worker crashed) or the given ``run_ids`` held by ``worker`` (a shutdown releasing what it
+    could not finish). Interruptions are not charged to the retry budget; only crashes count
+    towards giving up on a run that keeps taking its worker down.
     """
+    crashed = expired_before is not None
     condition = [RUNS.c.status == RunStatus.running.value]
     if expired_before is not None:
         condition.append(RUNS.c.lease_expires_at < expired_before)
@@ -320,7 +323,7 @@ def interrupt_runs(
             return []
         condition += [RUNS.c.id.in_(list(run_ids)), RUNS.c.worker == worker]
     rows = conn.execute(
-        select(RUNS.c.id, RUNS.c.attempts, RUNS.c.interruptions, RUNS.c.started_at)
+        select(RUNS.c.id, RUNS.c.attempts, RUNS.c.interruptions, RUNS.c.crashes)
         .where(and_(*condition))
         .with_for_update(skip_locked=True)
     ).all()
@@ -339,20 +342,21 @@ def interrupt_runs(
                 error_message=reason,
             )
         )
-        interruptions = row.interruptions + 1
-        gave_up = interruptions >= MAX_INTERRUPTIONS
+        crashes = row.crashes + 1 if crashed else row.crashes
+        gave_up = crashes >= MAX_CRASHES
         conn.execute(
             update(RUNS)
             .where(RUNS.c.id == row.id)
             .values(
                 status=(RunStatus.failed if gave_up else RunStatus.retrying).value,
-                interruptions=interruptions,
+                interruptions=row.interruptions + 1,
+                crashes=crashes,
                 next_attempt_at=None if gave_up else now,
                 lease_expires_at=None,
                 worker=None,
                 finished_at=now if gave_up else None,
                 last_error=f"{error_type}: {reason}"
-                + (f" (interrupted {interruptions} times; giving up)" if gave_up else ""),
+                + (f" (its worker died {crashes} times; giving up)" if gave_up else ""),
                 updated_at=now,
             )
         )

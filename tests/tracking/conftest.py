@@ -124,7 +124,13 @@ async def wait_status(engine: Engine, run_id: str, status: str, limit: float = 1
 
 
 def mark_orphaned(
-    engine: Engine, run_id: str, *, at: datetime, attempts: int = 1, interruptions: int = 0
+    engine: Engine,
+    run_id: str,
+    *,
+    at: datetime,
+    attempts: int = 1,
+    interruptions: int = 0,
+    crashes: int = 0,
 ) -> None:
     """Make a run look claimed by a worker that died: running, its lease expired, attempt open."""
     with write_connection(engine) as conn:
@@ -135,6 +141,7 @@ def mark_orphaned(
                 status="running",
                 attempts=attempts,
                 interruptions=interruptions,
+                crashes=crashes,
                 worker="dead-worker",
                 lease_expires_at=at - timedelta(seconds=1),
                 started_at=at,
