@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from notifyd.config import Settings, load_settings
-from notifyd.db import check_schema, current_revision, engine_for
+from notifyd.db import check_schema, current_revision, engine_for, sqlite_path
 from notifyd.errors import ConfigError, NotifydError
 
 P = ParamSpec("P")
@@ -53,6 +53,11 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
 
 def open_store(settings: Settings) -> Engine:
     """An engine on an existing, migrated store (``tasks`` commands read it directly)."""
+    path = sqlite_path(settings.db_url)
+    if path is not None and not path.exists():  # do not create a store by reading a typo
+        raise NotifydError(
+            f"no notifyd database at {path}: start the server or run `notifyd db upgrade`"
+        )
     engine = engine_for(settings)
     if current_revision(engine) is None:
         raise NotifydError(
@@ -80,5 +85,7 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except SQLAlchemyError as exc:
             message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise fail(f"database error: {message}") from None
+        except OSError as exc:  # a data dir or database path that cannot be created or read
+            raise fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
 
     return wrapper

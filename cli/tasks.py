@@ -115,7 +115,7 @@ def retry_command(
             )
         console.print(f"run {run_id} queued again", highlight=False)
         return
-    if status is None:
+    if status not in control.RETRYABLE:
         raise InvalidInput("give a run id, or --status failed|cancelled to retry in bulk")
     selection = control.RunFilter(
         status=status, channel=channel, since=_time_option(since, "since")

@@ -22,11 +22,16 @@ class NotifydClient:
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if token is not None and not token.isascii():
+            raise ClientError("the API token is not valid: tokens are plain ASCII (ntd_…)")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+            )
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ClientError(f"invalid server URL {base_url!r}: {exc}") from None
 
     def __enter__(self) -> NotifydClient:
         return self
@@ -61,28 +66,28 @@ class NotifydClient:
         ):
             if value is not None:
                 body[key] = value
+        if idempotency_key is not None and not idempotency_key.isascii():
+            raise ClientError("an Idempotency-Key must be plain ASCII (it travels in a header)")
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        response = self._request("POST", "/v1/notifications", json=body, headers=headers)
-        result: dict[str, Any] = response.json()
+        response, result = self._request("POST", "/v1/notifications", json=body, headers=headers)
         result["replayed"] = response.headers.get("Idempotency-Replay") == "true"
         return result
 
     def notification(self, notification_id: str) -> dict[str, Any]:
         """GET /v1/notifications/{id}."""
-        result: dict[str, Any] = self._request("GET", f"/v1/notifications/{notification_id}").json()
-        return result
+        return self._request("GET", f"/v1/notifications/{notification_id}")[1]
 
     def task(self, run_id: str) -> dict[str, Any]:
         """GET /v1/tasks/{id}."""
-        result: dict[str, Any] = self._request("GET", f"/v1/tasks/{run_id}").json()
-        return result
+        return self._request("GET", f"/v1/tasks/{run_id}")[1]
 
     def health(self) -> dict[str, Any]:
         """GET /healthz."""
-        result: dict[str, Any] = self._request("GET", "/healthz").json()
-        return result
+        return self._request("GET", "/healthz")[1]
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, **kwargs: Any
+    ) -> tuple[httpx.Response, dict[str, Any]]:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError:
@@ -93,11 +98,20 @@ class NotifydClient:
             raise ClientError(
                 f"the notifyd server at {self.base_url} did not answer in time"
             ) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ClientError(f"request to {self.base_url} failed: {exc}") from None
-        if response.is_success:
-            return response
-        raise ClientError(_problem_detail(response), status=response.status_code)
+        if not response.is_success:
+            raise ClientError(_problem_detail(response), status=response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ClientError(
+                f"{self.base_url} answered {response.status_code} but not with a JSON object: "
+                "is it a notifyd server?"
+            )
+        return response, body
 
 
 def _problem_detail(response: httpx.Response) -> str:

@@ -183,7 +183,10 @@ def prune_chunk(
     Unfinished runs are never touched. Call until it removes nothing (see ``prune``): small
     transactions keep the store's write lock free for the accept path between chunks.
     """
-    cutoff = now - older_than
+    try:
+        cutoff = now - older_than
+    except OverflowError:  # older than the calendar: nothing is
+        return PruneResult()
     finished = [s.value for s in FINISHED_STATUSES]
     # Each DELETE checks its condition again: on PostgreSQL an operator's retry may have
     # queued one of these runs since the select. Attempts go with their run (ON DELETE CASCADE).

@@ -13,15 +13,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
 
 import migrations
 from notifyd.config import Settings
-from notifyd.errors import SchemaError
+from notifyd.errors import ConfigError, SchemaError
 
 # Execution option that makes a SQLite transaction take the write lock at BEGIN, so that it
 # waits (busy_timeout) instead of failing with "database is locked" when it first writes.
 WRITE_OPTION = "notifyd_write"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -38,16 +40,36 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other stores and in-memory databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
+
+
 def make_engine(
     url: str, *, busy_timeout_ms: int = 30_000, synchronous: str = "NORMAL", **kwargs: Any
 ) -> Engine:
-    """Create the engine; for SQLite set WAL, busy_timeout, foreign_keys and explicit BEGINs."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+    """Create the engine; for SQLite set WAL, busy_timeout, foreign_keys and explicit BEGINs.
+
+    Statement parameters are kept out of error messages: they can hold recipients' secrets.
+    """
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+            raise ValueError(f"unsupported store {parsed.get_backend_name()!r}")
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
+        )
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise ConfigError(
+            f"invalid database URL ({exc}); use sqlite:///PATH or postgresql+psycopg://…"
+        ) from None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

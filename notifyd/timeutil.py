@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -46,17 +47,25 @@ def parse_duration(text: str) -> timedelta:
         amount = float(raw[:-1])
     except ValueError:
         raise ValueError(f"invalid duration {text!r}: use a number and s, m, h, d or w") from None
-    if amount < 0:
-        raise ValueError(f"invalid duration {text!r}: must not be negative")
-    return timedelta(seconds=amount * _UNITS[raw[-1]])
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"invalid duration {text!r}: must be a finite, non-negative number")
+    try:
+        return timedelta(seconds=amount * _UNITS[raw[-1]])
+    except OverflowError:
+        raise ValueError(f"invalid duration {text!r}: too long") from None
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """A point in time: an ISO 8601 timestamp or a duration ago (``1h`` = one hour ago)."""
     try:
-        return (now or utcnow()) - parse_duration(text)
+        ago = parse_duration(text)
     except ValueError:
         pass
+    else:
+        try:
+            return (now or utcnow()) - ago
+        except OverflowError:
+            raise ValueError(f"invalid time {text!r}: before the year 1") from None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -51,3 +51,23 @@ def test_unreachable_server_is_one_line(runner: CliRunner) -> None:
     assert result.exit_code == 1
     assert f"cannot reach the notifyd server at {url}" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_server_url_and_non_ascii_headers_are_one_line(runner: CliRunner) -> None:
+    bad_url = runner.invoke(app, ["send", "--server", "http://[::1", "--to", "a", "-m", "x"])
+    assert bad_url.exit_code == 1 and "invalid server URL" in bad_url.output
+    key = runner.invoke(
+        app,
+        [
+            "send",
+            "--server",
+            "http://127.0.0.1:9",
+            "--to",
+            "a",
+            "-m",
+            "x",
+            "--idempotency-key",
+            "clé",
+        ],
+    )
+    assert key.exit_code == 1 and "ASCII" in key.output

@@ -167,3 +167,26 @@ def test_retrying_runs_show_their_next_attempt(
     assert "next in 4m" in listed.output and "TransientDeliveryError" in listed.output
     shown = _invoke(runner, "tasks", "show", run_id)
     assert "next attempt" in shown.output and "in 4m" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["tasks", "list", "--since", "9999999d"], "--since"),
+        (["tasks", "prune", "--older-than", "1e400d"], "--older-than"),
+        (["--db", "mysql://x/y", "tasks", "list"], "invalid database URL"),
+        (["--db", "/proc/nope/x.db", "tasks", "list"], "no notifyd database"),
+        (["tasks", "retry", "--status", "running"], "--status failed|cancelled"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_non_zero_exit(
+    runner: CliRunner, migrated: Engine, args: list[str], expected: str
+) -> None:
+    result = _invoke(runner, *args)
+    assert result.exit_code != 0
+    assert expected in result.output and "Traceback" not in result.output
+
+
+def test_prune_older_than_the_calendar_prunes_nothing(runner: CliRunner, migrated: Engine) -> None:
+    result = _invoke(runner, "tasks", "prune", "--older-than", "99999999d")
+    assert result.exit_code == 0 and "pruned 0 run(s)" in result.output
