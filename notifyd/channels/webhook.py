@@ -8,6 +8,7 @@ SSRF (see ``netguard``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -142,20 +143,27 @@ class WebhookChannel:
         client = self._client(settings)
         host = httpx.URL(recipient).host
         started = time.perf_counter()
+        request = client.build_request(
+            "POST", recipient, content=body, headers=headers, timeout=settings.timeout
+        )
         try:
-            async with client.stream(
-                "POST", recipient, content=body, headers=headers, timeout=settings.timeout
-            ) as response:
-                summary = await _summary(response, started)
+            # The timeout bounds the whole exchange, not each read: a peer that drips its
+            # answer a byte at a time must not hold a delivery slot for hours.
+            async with asyncio.timeout(settings.timeout):
+                response = await client.send(request, stream=True)
         except BlockedAddress as exc:
             raise PermanentDeliveryError(str(exc)) from None
-        except httpx.TimeoutException:
+        except (TimeoutError, httpx.TimeoutException):
             raise TransientDeliveryError(
                 f"{host} did not answer within {settings.timeout:g}s"
             ) from None
         except httpx.HTTPError as exc:
             detail = str(exc) or type(exc).__name__
             raise TransientDeliveryError(f"request to {host} failed: {detail}") from None
+        try:
+            summary = await _summary(response, started, settings.timeout)
+        finally:
+            await response.aclose()
         return _classify(response, summary, host)
 
     async def aclose(self) -> None:
@@ -165,17 +173,26 @@ class WebhookChannel:
             await client.aclose()
 
 
-async def _summary(response: httpx.Response, started: float) -> dict[str, Any]:
-    """Status, duration and at most 20 KB of the body, read without downloading more."""
+async def _summary(response: httpx.Response, started: float, budget: float) -> dict[str, Any]:
+    """Status, duration and at most 20 KB of the body, read without downloading more.
+
+    The status decides the outcome: a body that fails or stalls while being read is noted, not
+    held against a delivery the peer already accepted.
+    """
     chunks: list[bytes] = []
     size = 0
     truncated = False
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_RECORDED_BODY:
-            truncated = True
-            break
+    body_error = None
+    try:
+        async with asyncio.timeout(budget):
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_RECORDED_BODY:
+                    truncated = True
+                    break
+    except (TimeoutError, httpx.HTTPError) as exc:
+        body_error = type(exc).__name__
     raw = b"".join(chunks)[:MAX_RECORDED_BODY]
     summary: dict[str, Any] = {
         "status": response.status_code,
@@ -184,6 +201,8 @@ async def _summary(response: httpx.Response, started: float) -> dict[str, Any]:
     }
     if truncated:
         summary["body_truncated"] = True
+    if body_error is not None:
+        summary["body_error"] = body_error
     if response.is_redirect and "location" in response.headers:
         summary["location"] = response.headers["location"]
     if "retry-after" in response.headers:

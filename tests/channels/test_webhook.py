@@ -321,3 +321,68 @@ def test_adhoc_url_is_masked_wherever_it_is_shown(serve: Serve, receiver: Receiv
         assert "s3cr3t-path-token" not in text
     assert run["recipient"] == f"{receiver.url}/********"
     assert run["args"]["secret_recipient"] == "********"
+
+
+class RawPeer:
+    """A TCP peer on 127.0.0.1 that answers every connection with ``script``: bytes, pauses, a close."""
+
+    def __init__(self, script: list[bytes | float]) -> None:
+        import socket
+
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/hook"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import time
+
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for step in self.script:
+                    if self.stop.is_set():
+                        break
+                    if isinstance(step, float):
+                        time.sleep(step)
+                    else:
+                        conn.sendall(step)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+async def test_an_accepted_delivery_whose_body_drips_or_breaks_is_still_delivered() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+    dripping = RawPeer([head, *([b"x", 0.2] * 50)])  # 10 s of body against a 0.5 s timeout
+    broken = RawPeer([head, b"partial"])  # then the connection closes mid-body
+    try:
+        async with webhook(timeout=0.5) as channel:
+            slow = await channel.send(outgoing(), dripping.url)
+            cut = await channel.send(outgoing(), broken.url)
+    finally:
+        dripping.close()
+        broken.close()
+    assert slow is not None and slow["status"] == 200 and slow["body_error"] == "TimeoutError"
+    assert cut is not None and cut["status"] == 200 and "body_error" in cut
+
+
+async def test_a_peer_that_drips_its_headers_times_out_as_a_whole() -> None:
+    peer = RawPeer([*([b"H", 0.2] * 50)])
+    try:
+        async with webhook(timeout=0.5) as channel:
+            with pytest.raises(TransientDeliveryError, match="did not answer within"):
+                await channel.send(outgoing(), peer.url)
+    finally:
+        peer.close()
