@@ -29,8 +29,18 @@ _EXTRA_FORBIDDEN: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
     ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
     ipaddress.ip_network("fec0::/10"),  # deprecated site-local
+    ipaddress.ip_network("::/96"),  # deprecated IPv4-compatible
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
+    ipaddress.ip_network("::ffff:0:0:0/96"),  # SIIT (IPv4-translated)
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 forms whose last 32 bits are an IPv4 address to check too.
+_EMBEDDING = (
+    _NAT64,
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
 
 
 class BlockedAddress(Exception):
@@ -38,14 +48,14 @@ class BlockedAddress(Exception):
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (v4-mapped, 6to4, NAT64), if any."""
+    """The IPv4 address an IPv6 address carries (v4-mapped, 6to4, NAT64, SIIT, v4-compatible)."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64:
+    if any(address in network for network in _EMBEDDING):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

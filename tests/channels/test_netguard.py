@@ -44,6 +44,9 @@ pytestmark = pytest.mark.anyio
         "::ffff:10.0.0.1",
         "2002:7f00:1::",  # 6to4 around 127.0.0.1
         "64:ff9b::a00:1",  # NAT64 around 10.0.0.1
+        "64:ff9b:1::7f00:1",  # local-use NAT64 around 127.0.0.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::ffff:0:7f00:1",  # SIIT around 127.0.0.1
     ],
 )
 def test_forbidden(address: str) -> None:
