@@ -15,7 +15,7 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
     log = LogChannel(settings.log_file)
     channels: list[Channel] = [log, EmailChannel(settings.smtp), WebhookChannel(settings.webhook)]
     if apprise_available():
-        channels.append(AppriseChannel())
+        channels.append(AppriseChannel(settings.webhook))
     if settings.enable_test_tasks:
         from notifyd.channels.testing import TestHoldChannel
 

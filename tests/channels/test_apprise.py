@@ -7,12 +7,15 @@ import json
 import pytest
 
 from notifyd.channels.apprise import AppriseChannel
-from notifyd.channels.base import TransientDeliveryError
+from notifyd.channels.base import PermanentDeliveryError, TransientDeliveryError
+from notifyd.config import WebhookSettings
 from tests.channels.conftest import Serve
 from tests.channels.helpers import outgoing, submit, wait_run
 from tests.channels.peers import Receiver, Reply
 
 pytestmark = pytest.mark.anyio
+# The tests' receiver is on loopback, which the SSRF guard refuses unless allowed.
+LOOPBACK = WebhookSettings(allow_cidrs=["127.0.0.0/8"])
 TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567890"
 
 
@@ -21,7 +24,7 @@ def json_url(receiver: Receiver, path: str) -> str:
 
 
 async def test_delivers_through_apprise(receiver: Receiver) -> None:
-    result = await AppriseChannel().send(outgoing(), json_url(receiver, "/apprise"))
+    result = await AppriseChannel(LOOPBACK).send(outgoing(), json_url(receiver, "/apprise"))
 
     assert result == {"service": "JSON"}
     [request] = receiver.on("/apprise")
@@ -33,18 +36,18 @@ async def test_delivers_through_apprise(receiver: Receiver) -> None:
 async def test_failed_send_is_transient(receiver: Receiver) -> None:
     receiver.replies["/down"] = Reply(500, body=b"nope")
     with pytest.raises(TransientDeliveryError, match="JSON notification failed"):
-        await AppriseChannel().send(outgoing(), json_url(receiver, "/down"))
+        await AppriseChannel(LOOPBACK).send(outgoing(), json_url(receiver, "/down"))
 
 
 @pytest.mark.parametrize("url", ["nosuchservice://token", "not a url", "json://", ""])
 def test_unparseable_urls_are_refused_without_echoing_them(url: str) -> None:
     with pytest.raises(ValueError) as caught:
-        AppriseChannel().validate_recipient(url)
+        AppriseChannel(LOOPBACK).validate_recipient(url)
     assert not url or url not in str(caught.value)
 
 
 def test_shown_form_hides_tokens() -> None:
-    channel = AppriseChannel()
+    channel = AppriseChannel(LOOPBACK)
     shown = channel.describe_recipient(TELEGRAM)
     assert shown.startswith("tgram://")
     assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" not in shown
@@ -53,7 +56,7 @@ def test_shown_form_hides_tokens() -> None:
 
 
 def test_unparseable_url_is_422_at_submit(serve: Serve) -> None:
-    client = serve()
+    client = serve(webhook=LOOPBACK)
     response = client.post(
         "/v1/notifications",
         json={"channel": "apprise", "to": ["json://127.0.0.1/x", "bogus://abc"], "message": "m"},
@@ -64,7 +67,7 @@ def test_unparseable_url_is_422_at_submit(serve: Serve) -> None:
 
 
 def test_end_to_end_and_the_url_token_is_never_shown(serve: Serve, receiver: Receiver) -> None:
-    client = serve()
+    client = serve(webhook=LOOPBACK)
     url = f"json://notifyd:tok3n-secret@127.0.0.1:{receiver.port}/apprise"
     accepted = submit(client, channel="apprise", to=url, subject="hi", message="there")
     run = wait_run(client, accepted["tasks"][0]["id"])
@@ -81,3 +84,26 @@ def test_end_to_end_and_the_url_token_is_never_shown(serve: Serve, receiver: Rec
     for text in shown:
         assert "tok3n-secret" not in text
     assert run["args"]["secret_recipient"] == "********"
+
+
+def test_the_ssrf_guard_covers_hosts_apprise_connects_to(receiver: Receiver) -> None:
+    guarded = AppriseChannel()
+    for url in (
+        "json://127.0.0.1/x",
+        "json://localhost/x",
+        "json://[::1]/x",
+        "jsons://169.254.169.254/x",
+    ):
+        with pytest.raises(ValueError, match="SSRF"):
+            guarded.validate_recipient(url)
+    assert guarded.validate_recipient(TELEGRAM) == TELEGRAM  # a token, not a host
+    assert LOOPBACK.allow_cidrs and AppriseChannel(LOOPBACK).validate_recipient(
+        "json://127.0.0.1/x"
+    )
+
+
+async def test_a_name_resolving_to_a_forbidden_address_is_refused_at_send(
+    receiver: Receiver,
+) -> None:
+    with pytest.raises(PermanentDeliveryError, match="SSRF"):
+        await AppriseChannel().send(outgoing(), f"json://localhost:{receiver.port}/x")
