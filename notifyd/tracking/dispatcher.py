@@ -136,20 +136,23 @@ class Dispatcher:
                 await asyncio.gather(*still, return_exceptions=True)
         else:
             unfinished = []
-        await self._flush()
-        if unfinished:
-            now = self.clock()
-            await self.writer.run(
-                partial(
-                    queries.interrupt_runs,
-                    now=now,
-                    reason=f"worker {self.worker_id} shut down before the attempt finished",
-                    error_type="Shutdown",
-                    run_ids=unfinished,
-                    worker=self.worker_id,
+        try:
+            await self._flush()
+            if unfinished:
+                await self.writer.run(
+                    partial(
+                        queries.interrupt_runs,
+                        now=self.clock(),
+                        reason=f"worker {self.worker_id} shut down before the attempt finished",
+                        error_type="Shutdown",
+                        run_ids=unfinished,
+                        worker=self.worker_id,
+                    )
                 )
-            )
-            log.warning("released %d unfinished run(s) for the next start", len(unfinished))
+                log.warning("released %d unfinished run(s) for the next start", len(unfinished))
+        except Exception:
+            # The store is unreachable: the runs stay leased and are rescued when it is back.
+            log.exception("could not record the last outcomes at shutdown")
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
