@@ -41,8 +41,22 @@ def _add(responses: dict[str, Any], status: int) -> None:
     responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
 
 
+# Path and query text may not hold NUL (notifyd.api.params refuses it): say so in the schema.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def _forbid_nul(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema:
+        schema["pattern"] = NO_NUL_PATTERN
+    for option in schema.get("anyOf", []):
+        _forbid_nul(option)
+
+
 def complete_operation(operation: dict[str, Any]) -> None:
     """Add the statuses this kind of operation can answer; make every error problem+json."""
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") in ("path", "query"):
+            _forbid_nul(parameter.get("schema", {}))
     responses: dict[str, Any] = operation.setdefault("responses", {})
     _add(responses, 500)
     _add(responses, 503)  # the database is unreachable
