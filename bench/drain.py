@@ -25,7 +25,7 @@ from bench.support import BenchServer, ProcStatus, mib, row, title
 from notifyd.db import make_engine, read_session, upgrade, write_connection
 from notifyd.models import Outcome, RunStatus
 from notifyd.timeutil import utcnow
-from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker, queries
+from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker, outcomes, queries
 
 DRAIN_RUNS = 10_000
 NAIVE_RUNS = 2_000
@@ -105,7 +105,7 @@ async def naive_rate(home: Path, n: int) -> float:
             break
         run = claimed[0]
         await noop(**run.args)
-        result = queries.AttemptResult(
+        result = outcomes.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,
             outcome=Outcome.succeeded,

@@ -15,7 +15,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
 from notifyd.models import DUE_STATUSES, NotificationAccepted, RunStatus
-from notifyd.tracking.queries import RUNS, AttemptResult, ClaimedRun
+from notifyd.tracking.outcomes import AttemptResult
+from notifyd.tracking.queries import RUNS, ClaimedRun
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)

@@ -24,7 +24,7 @@ from typing import Any
 
 from notifyd.models import Outcome, RunStatus
 from notifyd.timeutil import new_id, utcnow
-from notifyd.tracking import queries
+from notifyd.tracking import outcomes, queries
 from notifyd.tracking.errors import PermanentError, TaskError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 from notifyd.tracking.retry import RetryPolicy
@@ -33,7 +33,7 @@ from notifyd.tracking.writer import Writer
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-AttemptObserver = Callable[[queries.ClaimedRun, queries.AttemptResult], None]
+AttemptObserver = Callable[[queries.ClaimedRun, outcomes.AttemptResult], None]
 MAX_TRACEBACK = 8000
 MAX_DELAY_SECONDS = 7 * 86400.0
 
@@ -80,7 +80,7 @@ class Dispatcher:
         self.on_attempt = on_attempt
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_channels: Counter[str] = Counter()
-        self._results: list[queries.AttemptResult] = []
+        self._results: list[outcomes.AttemptResult] = []
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -206,14 +206,14 @@ class Dispatcher:
                 await self._finish([result])
             except Exception as problem:
                 try:
-                    await self._finish([queries.minimal(result, problem)])
+                    await self._finish([outcomes.minimal(result, problem)])
                     log.error("stored a stripped outcome for run %s: %r", result.run_id, problem)
                 except Exception:
                     # Keep the outcomes for the next try: dropping them would re-run the runs.
                     self._results[:0] = results[index:]
                     raise
 
-    async def _finish(self, results: list[queries.AttemptResult]) -> None:
+    async def _finish(self, results: list[outcomes.AttemptResult]) -> None:
         await self.writer.run(
             partial(queries.finish_attempts, results=results, worker=self.worker_id)
         )
@@ -292,7 +292,7 @@ class Dispatcher:
             except Exception as exc:
                 result = self._failure(run, exc, started)
             else:
-                result = queries.AttemptResult(
+                result = outcomes.AttemptResult(
                     run_id=run.id,
                     attempt=run.attempt,
                     outcome=Outcome.succeeded,
@@ -301,7 +301,7 @@ class Dispatcher:
                     status=RunStatus.succeeded,
                     response=response if isinstance(response, dict) else None,
                 )
-            self._results.append(queries.storable(result))
+            self._results.append(outcomes.storable(result))
         finally:
             # Whatever happened, the slot is free again: a run must never hold one for good.
             self._forget(run)
@@ -331,7 +331,7 @@ class Dispatcher:
 
     def _failure(
         self, run: queries.ClaimedRun, exc: Exception, started: float
-    ) -> queries.AttemptResult:
+    ) -> outcomes.AttemptResult:
         now = self.clock()
         permanent = isinstance(exc, PermanentError)
         retry_after = exc.retry_after if isinstance(exc, TaskError) else None
@@ -344,7 +344,7 @@ class Dispatcher:
             except (ArithmeticError, ValueError, TypeError):
                 delay = MAX_DELAY_SECONDS  # a broken Retry-After or policy still retries
             delay = min(max(delay, 0.0), MAX_DELAY_SECONDS)
-        return queries.AttemptResult(
+        return outcomes.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,
             outcome=Outcome.permanent_error if permanent else Outcome.transient_error,
