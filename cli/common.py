@@ -51,8 +51,10 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration: {exc}".splitlines()[0]) from None
 
 
-def open_store(settings: Settings) -> Engine:
-    """An engine on an existing, migrated store (``tasks`` commands read it directly)."""
+def open_store(ctx: typer.Context, settings: Settings | None = None) -> Engine:
+    """An engine on an existing, migrated store (``tasks`` commands read it directly), disposed
+    of when the command ends."""
+    settings = settings or settings_from(ctx)
     path = sqlite_path(settings.db_url)
     if path is not None and not path.exists():  # do not create a store by reading a typo
         raise NotifydError(
@@ -63,6 +65,7 @@ def open_store(settings: Settings) -> Engine:
         raise NotifydError(
             f"no notifyd database at {settings.db_url}: start the server or run `notifyd db upgrade`"
         )
+    ctx.call_on_close(engine.dispose)
     check_schema(engine, allow_behind=False)
     return engine
 

@@ -47,7 +47,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List runs, newest first."""
-    engine = open_store(settings_from(ctx))
+    engine = open_store(ctx)
     with read_session(engine) as session:
         page = service.list_runs(
             session=session,
@@ -71,7 +71,7 @@ def show_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show one run in full: arguments and every attempt."""
-    engine = open_store(settings_from(ctx))
+    engine = open_store(ctx)
     with read_session(engine) as session:
         run = service.get_run(session=session, run_id=run_id)
     if as_json:
@@ -102,7 +102,7 @@ def retry_command(
 ) -> None:
     """Queue a failed or cancelled run again, now (or every run matching --status)."""
     settings = settings_from(ctx)
-    engine = open_store(settings)
+    engine = open_store(ctx, settings)
     now = utcnow()
     if run_id is not None:
         if status or channel or since:
@@ -141,7 +141,7 @@ def cancel_command(
     run_id: Annotated[str, typer.Argument(help="The run to cancel (queued or retrying).")],
 ) -> None:
     """Cancel a queued or retrying run: it will not be attempted again."""
-    engine = open_store(settings_from(ctx))
+    engine = open_store(ctx)
     with write_connection(engine) as conn:
         control.cancel_run(conn, run_id=run_id, now=utcnow())
     console.print(f"run {run_id} cancelled", highlight=False)
@@ -160,7 +160,7 @@ def prune_command(
         age = parse_duration(older_than)
     except ValueError as exc:
         raise InvalidInput(f"--older-than: {exc}") from None
-    engine = open_store(settings_from(ctx))
+    engine = open_store(ctx)
     now = utcnow()
 
     def one_chunk() -> control.PruneResult:
@@ -182,7 +182,7 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts by status and channel, and the age of the oldest queued run."""
-    engine = open_store(settings_from(ctx))
+    engine = open_store(ctx)
     found = service.task_stats(engine=engine, now=utcnow())
     if as_json:
         print_json(console, found)

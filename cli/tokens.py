@@ -68,12 +68,8 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List tokens: name, scope, created, last used (never the token)."""
-    engine = open_store(settings_from(ctx))
-    try:
-        with read_session(engine) as session:
-            tokens = auth.list_tokens(session=session, include_revoked=show_all)
-    finally:
-        engine.dispose()
+    with read_session(open_store(ctx)) as session:
+        tokens = auth.list_tokens(session=session, include_revoked=show_all)
     if as_json:
         print_json(console, tokens)
     elif not tokens:
@@ -89,10 +85,6 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")],
 ) -> None:
     """Revoke a token: servers refuse it within a few seconds."""
-    engine = open_store(settings_from(ctx))
-    try:
-        with write_session(engine) as session:
-            token = auth.revoke_token(session=session, name=name)
-    finally:
-        engine.dispose()
+    with write_session(open_store(ctx)) as session:
+        token = auth.revoke_token(session=session, name=name)
     console.print(f"token {token.name!r} revoked at {when(token.revoked_at)}", highlight=False)
