@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,3 +48,13 @@ def submit(client: TestClient, **body: Any) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     accepted: dict[str, Any] = response.json()
     return accepted
+
+
+def every_view(client: TestClient, accepted: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """Everything the API shows of a submission: to search for secrets that must not be there."""
+    return [
+        json.dumps(accepted),
+        json.dumps(run),
+        client.get(f"/v1/notifications/{accepted['id']}").text,
+        client.get("/v1/tasks").text,
+    ]

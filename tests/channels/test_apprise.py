@@ -10,7 +10,7 @@ from notifyd.channels.apprise import AppriseChannel
 from notifyd.channels.base import PermanentDeliveryError, TransientDeliveryError
 from notifyd.config import WebhookSettings
 from tests.channels.conftest import Serve
-from tests.channels.helpers import outgoing, submit, wait_run
+from tests.channels.helpers import every_view, outgoing, submit, wait_run
 from tests.channels.peers import Receiver, Reply
 
 pytestmark = pytest.mark.anyio
@@ -75,12 +75,7 @@ def test_end_to_end_and_the_url_token_is_never_shown(serve: Serve, receiver: Rec
     assert run["status"] == "succeeded", run["last_error"]
     [request] = receiver.on("/apprise")
     assert json.loads(request.body)["message"] == "there"
-    shown = [
-        json.dumps(accepted),
-        json.dumps(run),
-        client.get(f"/v1/notifications/{accepted['id']}").text,
-        client.get("/v1/tasks").text,
-    ]
+    shown = every_view(client, accepted, run)
     for text in shown:
         assert "tok3n-secret" not in text
     assert run["args"]["secret_recipient"] == "********"

@@ -21,7 +21,7 @@ from notifyd.channels.webhook import MAX_RECORDED_BODY, WebhookChannel, parse_re
 from notifyd.config import WebhookSettings
 from notifyd.timeutil import utcnow
 from tests.channels.conftest import Serve
-from tests.channels.helpers import outgoing, submit, wait_run
+from tests.channels.helpers import every_view, outgoing, submit, wait_run
 from tests.channels.peers import Receiver, Reply, server_tls_context
 from tests.support import free_port
 
@@ -311,12 +311,7 @@ def test_adhoc_url_is_masked_wherever_it_is_shown(serve: Serve, receiver: Receiv
     assert run["status"] == "succeeded"
     assert receiver.on("/hooks/T0123/s3cr3t-path-token")
 
-    shown = [
-        json.dumps(accepted),
-        json.dumps(run),
-        client.get(f"/v1/notifications/{accepted['id']}").text,
-        client.get("/v1/tasks").text,
-    ]
+    shown = every_view(client, accepted, run)
     for text in shown:
         assert "s3cr3t-path-token" not in text
     assert run["recipient"] == f"{receiver.url}/********"
