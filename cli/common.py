@@ -6,24 +6,41 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from rich.text import Text
 
-from notifyd.config import Settings, load_settings
-from notifyd.db import check_schema, current_revision, engine_for, sqlite_path
-from notifyd.errors import ConfigError, NotifydError
+from notifyd.errors import ConfigError, NotifydError, from_tracking
+from notifyd.tracking.errors import TrackingError
+
+# Only what `notifyd --help` and completion need is imported here: the store, the settings and
+# the HTTP client load inside the commands that use them (see tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from notifyd.config import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Piped output is not cut to 80 columns: scripts and logs get whole rows.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Click's plain help: Rich-formatted help costs ~0.2 s of imports on every --help and Tab, showed
+# flags as taking a value (`--json <bool>`) and broke choices mid-word.
+HELP_STYLE: dict[str, Any] = {"rich_markup_mode": None}
+
+
+class _LiveConsole(Console):
+    """A console whose width follows ``COLUMNS`` or the terminal when it prints, not as they were
+    at import: piped output takes the width of the terminal it is piped from (stdin or stderr)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._width = None  # Rich freezes COLUMNS at construction; its size() reads it live
+
+
+console = _LiveConsole()
+err_console = _LiveConsole(stderr=True)
 
 
 def db_url_from_option(db: str | None) -> str | None:
@@ -37,13 +54,18 @@ def db_url_from_option(db: str | None) -> str | None:
 
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     """Settings from the root ``--config``/``--db`` options, the environment and ``overrides``."""
+    from pydantic import ValidationError
+
+    from notifyd.config import load_settings
+
     root: dict[str, Any] = ctx.find_root().obj or {}
     values = {"database_url": root.get("database_url"), **overrides}
     try:
         return load_settings(root.get("config"), **values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
@@ -54,6 +76,8 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
 def open_store(ctx: typer.Context, settings: Settings | None = None) -> Engine:
     """An engine on an existing, migrated store (``tasks`` commands read it directly), disposed
     of when the command ends."""
+    from notifyd.db import check_schema, current_revision, engine_for, sqlite_path
+
     settings = settings or settings_from(ctx)
     path = sqlite_path(settings.db_url)
     if path is not None and not path.exists():  # do not create a store by reading a typo
@@ -72,8 +96,23 @@ def open_store(ctx: typer.Context, settings: Settings | None = None) -> Engine:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one readable line to stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
+    )
     return typer.Exit(code)
+
+
+class _NoError(Exception):
+    """Never raised: stands for the store's errors while SQLAlchemy is not loaded."""
+
+
+def _store_error() -> type[Exception]:
+    # An except clause's class is looked up only when an exception arrives: no import at start.
+    if "sqlalchemy" not in sys.modules:
+        return _NoError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -85,7 +124,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except NotifydError as exc:
             raise fail(exc.detail, exc.exit_code) from None
-        except SQLAlchemyError as exc:
+        except TrackingError as exc:
+            raise fail(str(exc), from_tracking(exc).exit_code) from None
+        except _store_error() as exc:
             message = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise fail(f"database error: {message}") from None
         except OSError as exc:  # a data dir or database path that cannot be created or read

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import console, handle_errors, settings_from
-from notifyd.destinations import Destinations
+from cli.common import HELP_STYLE, console, handle_errors, settings_from
 
-app = typer.Typer(help="The named destinations clients can send to.", no_args_is_help=True)
+app = typer.Typer(
+    help="The named destinations clients can send to.", no_args_is_help=True, **HELP_STYLE
+)
 
 
 @app.command("list")
@@ -22,9 +24,10 @@ def list_destinations(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Check the configured destinations and list them (recipients and secrets are not shown)."""
-    settings = settings_from(ctx)
-    from notifyd.channels.registry import build_channels  # the channels load slowly: only here
+    from notifyd.channels.registry import build_channels
+    from notifyd.notifications.destinations import Destinations
 
+    settings = settings_from(ctx)
     checked = Destinations.from_settings(settings, build_channels(settings))
     rows: list[dict[str, Any]] = [
         {
@@ -39,11 +42,18 @@ def list_destinations(
         console.print_json(json.dumps(rows))
         return
     if not rows:
-        console.print("no destinations are configured (add [destinations.<name>] to the config)")
+        console.print(
+            Text("no destinations are configured (add [destinations.<name>] to the config)")
+        )
         return
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("name", "channel", "recipients", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["name"], row["channel"], str(row["recipients"]), row["description"] or "")
+        table.add_row(
+            Text(row["name"]),
+            Text(row["channel"]),
+            str(row["recipients"]),
+            Text(row["description"] or ""),
+        )
     console.print(table)

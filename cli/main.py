@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,22 +13,21 @@ from cli import db as db_commands
 from cli import destinations as destination_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
-from cli.common import console, db_url_from_option, handle_errors, settings_from
-from cli.render import print_json
+from cli.common import HELP_STYLE, console, db_url_from_option, handle_errors, settings_from
+from cli.send import send
 from notifyd import __version__
-from notifyd.client import NotifydClient
-from notifyd.errors import ClientError, InvalidInput
-from notifyd.models import FINISHED_STATUSES
 
 app = typer.Typer(
     help="notifyd: a self-hosted notification server that never loses what it accepted.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    **HELP_STYLE,
 )
 app.add_typer(task_commands.app, name="tasks")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(token_commands.app, name="tokens")
 app.add_typer(destination_commands.app, name="destinations")
+app.command()(send)
 
 
 def _version(value: bool) -> None:
@@ -94,9 +90,9 @@ def serve(
     import uvicorn
 
     from notifyd.api.app import create_app
-    from notifyd.auth import check_bind
     from notifyd.db import upgrade
     from notifyd.runtime import build_runtime
+    from notifyd.tokens import check_bind
 
     settings = settings_from(
         ctx,
@@ -148,98 +144,6 @@ def worker(
     settings = settings_from(ctx, database_url=db_url_from_option(db))
     _configure_logging(log_level)
     asyncio.run(run_worker(settings))
-
-
-def _parse_data(data: str | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    try:
-        value = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"--data is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidInput("--data must be a JSON object")
-    return value
-
-
-@app.command()
-@handle_errors
-def send(
-    ctx: typer.Context,
-    message: Annotated[str, typer.Option("--message", "-m", help="The message body.")],
-    to: Annotated[
-        list[str] | None, typer.Option("--to", "-t", help="A recipient; repeat for more.")
-    ] = None,
-    destination: Annotated[
-        str | None,
-        typer.Option("--destination", "-d", help="A destination configured on the server."),
-    ] = None,
-    subject: Annotated[str | None, typer.Option("--subject", "-s", help="The subject.")] = None,
-    channel: Annotated[str | None, typer.Option(help="log, email, webhook, apprise, …")] = None,
-    data: Annotated[str | None, typer.Option(help="Extra data: a JSON object.")] = None,
-    server: Annotated[
-        str | None, typer.Option(help="Server URL.", show_default="the configured server")
-    ] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Send at most once per key (kept 24 h).")
-    ] = None,
-    wait: Annotated[bool, typer.Option(help="Follow the runs until they end.")] = False,
-    timeout: Annotated[
-        float, typer.Option(help="With --wait: give up after this many seconds.")
-    ] = 60.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
-) -> None:
-    """Send a notification through the API (a quick way to test a server)."""
-    if not to and destination is None:
-        raise InvalidInput("give --to (recipients) or --destination (a configured name)")
-    settings = settings_from(ctx, server_url=server)
-    token = settings.token.get_secret_value() if settings.token else None
-    with NotifydClient(settings.base_url, token=token) as client:
-        accepted = client.send(
-            to=to,
-            message=message,
-            subject=subject,
-            channel=channel,
-            destination=destination,
-            data=_parse_data(data),
-            idempotency_key=idempotency_key,
-        )
-        replayed = accepted.pop("replayed", False)
-        if wait:
-            final = _follow(client, [t["id"] for t in accepted["tasks"]], timeout, quiet=as_json)
-            accepted["tasks"] = [
-                {**t, "status": final[t["id"]]["status"], "error": final[t["id"]].get("last_error")}
-                for t in accepted["tasks"]
-            ]
-    if as_json:
-        print_json(console, accepted)
-    else:
-        note = " (replayed: already sent with this idempotency key)" if replayed else ""
-        console.print(f"notification [bold]{accepted['id']}[/] accepted{note}", highlight=False)
-        for t in accepted["tasks"]:
-            error = f"  {t['error']}" if t.get("error") else ""
-            console.print(f"  task {t['id']}  {t['to']}  {t['status']}{error}", highlight=False)
-    if wait and any(t["status"] != "succeeded" for t in accepted["tasks"]):
-        raise typer.Exit(1)
-
-
-def _follow(
-    client: NotifydClient, run_ids: list[str], timeout: float, *, quiet: bool
-) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    latest: dict[str, dict[str, Any]] = {}
-    finished = {status.value for status in FINISHED_STATUSES}
-    with console.status("waiting for delivery…") if not quiet else contextlib.nullcontext():
-        while True:
-            for run_id in run_ids:
-                if latest.get(run_id, {}).get("status") not in finished:
-                    latest[run_id] = client.task(run_id)
-            if all(run["status"] in finished for run in latest.values()):
-                return latest
-            if time.monotonic() > deadline:
-                states = ", ".join(f"{r['id']}: {r['status']}" for r in latest.values())
-                raise ClientError(f"gave up waiting after {timeout:.0f}s ({states})")
-            time.sleep(0.2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,45 +4,62 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from notifyd.models import RunStatus, TaskRunDetail, TaskRunPublic, TaskStats
-from notifyd.timeutil import utcnow
+# Every piece of data goes into a Text (never into a markup string): recipients, subjects,
+# token names and peers' answers may hold `[/x]` or `[red]`, and must be shown as they are.
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from notifyd.models import TaskRunDetail, TaskRunPublic, TaskStats
 
 STATUS_STYLE = {
-    RunStatus.queued: "cyan",
-    RunStatus.running: "blue",
-    RunStatus.succeeded: "green",
-    RunStatus.retrying: "yellow",
-    RunStatus.failed: "red",
-    RunStatus.cancelled: "dim",
+    "queued": "cyan",
+    "running": "blue",
+    "succeeded": "green",
+    "retrying": "yellow",
+    "failed": "red",
+    "cancelled": "dim",
 }
+# Below this width `tasks list` stacks secondary values under the primary ones.
+WIDE_TABLE = 120
 
 
 def print_json(console: Console, value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     """Print models (or a dict) as JSON, for scripts."""
-    if isinstance(value, BaseModel):
-        data: Any = value.model_dump(mode="json")
-    elif isinstance(value, dict):
-        data = value
-    else:
+    if isinstance(value, dict):
+        data: Any = value
+    elif isinstance(value, Sequence):
         data = [item.model_dump(mode="json") for item in value]
+    else:
+        data = value.model_dump(mode="json")
     console.print_json(json.dumps(data))
 
 
-def when(value: datetime | None, *, compact: bool = False) -> str:
-    """A local, second-precision timestamp (``compact`` drops the year)."""
+def local_zone() -> str:
+    """The local time zone's name, as the tables' times are shown in it (``CET``, ``UTC``)."""
+    return datetime.now().astimezone().strftime("%Z") or "local"
+
+
+def zone_header(name: str) -> str:
+    """A time column's header naming the zone: ``created (CET)``."""
+    return f"{name} ({local_zone()})"
+
+
+def when(value: datetime | None, *, compact: bool = False, zone: bool = False) -> str:
+    """A local, second-precision timestamp (``compact`` drops the year; ``zone`` names it)."""
     if value is None:
         return "-"
-    return value.astimezone().strftime("%m-%d %H:%M:%S" if compact else "%Y-%m-%d %H:%M:%S")
+    local = value.astimezone()
+    shown = local.strftime("%m-%d %H:%M:%S" if compact else "%Y-%m-%d %H:%M:%S")
+    return f"{shown} {local.strftime('%Z')}" if zone else shown
 
 
 def duration(ms: float | None) -> str:
@@ -62,15 +79,15 @@ def relative(value: datetime | None) -> str:
     """``in 4m12s`` / ``now`` for a future time."""
     if value is None:
         return "-"
-    seconds = (value - utcnow()).total_seconds()
+    seconds = (value - datetime.now(UTC)).total_seconds()
     if seconds <= 0:
         return "now"
     return f"in {duration(seconds * 1000)}"
 
 
-def status_text(status: RunStatus) -> Text:
+def status_text(status: str) -> Text:
     """A status in its colour."""
-    return Text(status.value, style=STATUS_STYLE.get(status, ""))
+    return Text(str(status), style=STATUS_STYLE.get(str(status), ""))
 
 
 def short(text: str | None, width: int = 60) -> str:
@@ -81,71 +98,96 @@ def short(text: str | None, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def runs_table(runs: Sequence[TaskRunPublic]) -> Table:
-    """The ``tasks list`` table, newest first."""
+def runs_table(runs: Sequence[TaskRunPublic], *, width: int = WIDE_TABLE) -> Table:
+    """The ``tasks list`` table, newest first. Narrower than ``WIDE_TABLE``, each row stacks
+    its secondary values (created, attempts, channel) under the primary ones, so that at 80
+    columns the id stays whole and the recipient and error are still shown."""
+    title = f"{len(runs)} run(s), newest first; times in {local_zone()}"
     table = Table(
-        title=f"{len(runs)} run(s), newest first", title_justify="left", box=box.SIMPLE_HEAD
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
     )
-    table.add_column("id", no_wrap=True)
+    id_width = max((len(run.id) for run in runs), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
     table.add_column("status", no_wrap=True, min_width=9)
-    table.add_column("channel", no_wrap=True, min_width=7)
-    table.add_column("recipient", overflow="fold", min_width=12)
-    table.add_column("attempts", no_wrap=True, min_width=5)
-    table.add_column("created", no_wrap=True, min_width=14)
-    table.add_column("duration", no_wrap=True, min_width=6)
-    table.add_column("next / error", overflow="fold", min_width=10)
+    if width >= WIDE_TABLE:
+        table.add_column("channel", no_wrap=True, min_width=7)
+    table.add_column("recipient", overflow="fold", min_width=10, ratio=1)
+    if width >= WIDE_TABLE:
+        table.add_column("attempts", no_wrap=True, min_width=5)
+        table.add_column("created", no_wrap=True, min_width=14)
+        table.add_column("duration", no_wrap=True, min_width=6)
+    table.add_column("next / error", overflow="fold", min_width=10, ratio=2)
     for run in runs:
         note = (
             f"next {relative(run.next_attempt_at)}: {short(run.last_error, 40)}"
-            if run.status == RunStatus.retrying
+            if run.status == "retrying"
             else short(run.last_error)
         )
-        table.add_row(
-            run.id,
-            status_text(run.status),
-            run.channel or "-",
-            run.recipient or "-",
-            f"{run.attempts}/{run.max_attempts}",
-            when(run.created_at, compact=True),
-            duration(run.duration_ms),
-            note,
-        )
+        attempts = f"{run.attempts}/{run.max_attempts}"
+        if width >= WIDE_TABLE:
+            table.add_row(
+                Text(run.id),
+                status_text(run.status),
+                Text(run.channel or "-"),
+                Text(run.recipient or "-"),
+                attempts,
+                when(run.created_at, compact=True),
+                duration(run.duration_ms),
+                Text(note),
+            )
+        else:
+            table.add_row(
+                Text.assemble(run.id, "\n", (when(run.created_at, compact=True), "dim")),
+                Text.assemble(
+                    status_text(run.status),
+                    "\n",
+                    (f"{attempts} {duration(run.duration_ms)}", "dim"),
+                ),
+                Text.assemble(run.recipient or "-", "\n", (run.channel or "-", "dim")),
+                Text(note),
+            )
     return table
 
 
-def run_detail(run: TaskRunDetail) -> Group:
-    """The ``tasks show`` view: the run, its arguments and every attempt."""
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    head.add_row("id", run.id)
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def run_detail(run: TaskRunDetail, *, every_traceback: bool = False) -> Group:
+    """The ``tasks show`` view: the run, its arguments and every attempt. A traceback is shown
+    once, on the first attempt that raised it, unless ``every_traceback``."""
+    head = _grid()
+    head.add_row("id", Text(run.id))
     head.add_row("status", status_text(run.status))
-    head.add_row("task", run.task_name)
+    head.add_row("task", Text(run.task_name))
     if run.notification_id:
-        head.add_row("notification", run.notification_id)
-    head.add_row("channel", run.channel or "-")
-    head.add_row("recipient", run.recipient or "-")
+        head.add_row("notification", Text(run.notification_id))
+    head.add_row("channel", Text(run.channel or "-"))
+    head.add_row("recipient", Text(run.recipient or "-"))
     head.add_row("attempts", f"{run.attempts} of {run.max_attempts}")
-    head.add_row("created", when(run.created_at))
-    head.add_row("started", when(run.started_at))
-    head.add_row("finished", when(run.finished_at))
+    head.add_row("created", when(run.created_at, zone=True))
+    head.add_row("started", when(run.started_at, zone=True))
+    head.add_row("finished", when(run.finished_at, zone=True))
     head.add_row("duration", duration(run.duration_ms))
-    if run.status == RunStatus.retrying:
+    if run.status == "retrying":
         head.add_row(
-            "next attempt", f"{when(run.next_attempt_at)} ({relative(run.next_attempt_at)})"
+            "next attempt",
+            f"{when(run.next_attempt_at, zone=True)} ({relative(run.next_attempt_at)})",
         )
     if run.last_error:
         head.add_row("last error", Text(run.last_error, style="red"))
-    head.add_row("arguments", json.dumps(run.args, indent=2, ensure_ascii=False))
-    parts: list[Any] = [Panel(head, title=f"run {run.id}", title_align="left")]
+    head.add_row("arguments", Text(json.dumps(run.args, indent=2, ensure_ascii=False)))
+    parts: list[Any] = [Panel(head, title=Text(f"run {run.id}"), title_align="left")]
+    shown: dict[str, int] = {}  # traceback -> the attempt that showed it
     for attempt in run.attempts_detail:
-        body = Table.grid(padding=(0, 2))
-        body.add_column(style="bold")
-        body.add_column()
-        body.add_row("outcome", attempt.outcome.value)
-        body.add_row("worker", attempt.worker or "-")
-        body.add_row("started", when(attempt.started_at))
-        body.add_row("ended", when(attempt.finished_at))
+        body = _grid()
+        body.add_row("outcome", Text(str(attempt.outcome)))
+        body.add_row("worker", Text(attempt.worker or "-"))
+        body.add_row("started", when(attempt.started_at, zone=True))
+        body.add_row("ended", when(attempt.finished_at, zone=True))
         body.add_row("duration", duration(attempt.duration_ms))
         if attempt.retry_delay_seconds is not None:
             body.add_row("retry after", duration(attempt.retry_delay_seconds * 1000))
@@ -154,9 +196,16 @@ def run_detail(run: TaskRunDetail) -> Group:
                 "error", Text(f"{attempt.error_type}: {attempt.error_message}", style="red")
             )
         if attempt.response:
-            body.add_row("response", json.dumps(attempt.response, ensure_ascii=False))
+            body.add_row("response", Text(json.dumps(attempt.response, ensure_ascii=False)))
         if attempt.traceback:
-            body.add_row("traceback", Text(attempt.traceback.rstrip(), style="dim"))
+            trace = attempt.traceback.rstrip()
+            if trace in shown and not every_traceback:
+                body.add_row(
+                    "traceback", Text(f"as in attempt {shown[trace]} (--traceback)", style="dim")
+                )
+            else:
+                shown.setdefault(trace, attempt.number)
+                body.add_row("traceback", Text(trace, style="dim"))
         parts.append(Panel(body, title=f"attempt {attempt.number}", title_align="left"))
     if not run.attempts_detail:
         parts.append(Text("no attempts yet", style="dim"))
@@ -164,18 +213,31 @@ def run_detail(run: TaskRunDetail) -> Group:
 
 
 def stats_table(stats: TaskStats) -> Group:
-    """The ``tasks stats`` view."""
-    statuses = [s.value for s in RunStatus]
-    table = Table(box=box.SIMPLE_HEAD, title="runs by channel and status", title_justify="left")
-    table.add_column("channel")
+    """The ``tasks stats`` view. Headers are never abbreviated: the counts fold first."""
+    statuses = list(STATUS_STYLE)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title="runs by channel and status",
+        title_justify="left",
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    table.add_column("channel", overflow="fold", min_width=7)
     for status in statuses:
-        table.add_column(status, justify="right", style=STATUS_STYLE[RunStatus(status)])
+        table.add_column(
+            status, justify="right", style=STATUS_STYLE[status], no_wrap=True, min_width=len(status)
+        )
     for channel, counts in sorted(stats.by_channel.items()):
-        table.add_row(channel, *(str(counts.get(s, 0)) for s in statuses))
-    table.add_row("[bold]all[/]", *(f"[bold]{stats.by_status.get(s, 0)}[/]" for s in statuses))
+        table.add_row(Text(channel), *(str(counts.get(s, 0)) for s in statuses))
+    table.add_row(
+        Text("all", style="bold"),
+        *(Text(str(stats.by_status.get(s, 0)), style="bold") for s in statuses),
+    )
     age = stats.oldest_queued_age_seconds
     oldest = (
-        f"oldest queued run: created {when(stats.oldest_queued_at)}, waiting {duration(age * 1000)}"
+        f"oldest queued run: created {when(stats.oldest_queued_at, zone=True)}, "
+        f"waiting {duration(age * 1000)}"
         if age is not None
         else "no queued runs"
     )

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.text import Text
 
-from cli.common import console, handle_errors, open_store, settings_from
+from cli.choices import MAX_PAGE, Status
+from cli.common import HELP_STYLE, console, handle_errors, open_store, settings_from
 from cli.render import print_json, run_detail, runs_table, stats_table
-from notifyd import control, service
-from notifyd.config import Settings
-from notifyd.db import read_session, write_connection
 from notifyd.errors import InvalidInput
-from notifyd.models import RunStatus
-from notifyd.timeutil import parse_duration, parse_since, utcnow
 
-app = typer.Typer(help="List, inspect and steer tracked runs.", no_args_is_help=True)
+# The store's modules load inside the commands: `notifyd tasks <Tab>` must stay fast.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from notifyd.tracking.admin import PruneResult
+
+app = typer.Typer(help="List, inspect and steer tracked runs.", no_args_is_help=True, **HELP_STYLE)
 
 
 def _time_option(value: str | None, name: str) -> datetime | None:
+    """A duration ago or an ISO time; a time without a zone is local, as the tables show it."""
     if value is None:
         return None
+    from notifyd.timeutil import parse_since
+
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        naive = None
+    if naive is not None and naive.tzinfo is None:
+        return naive.astimezone()
     try:
         return parse_since(value)
     except ValueError as exc:
@@ -33,7 +44,7 @@ def _time_option(value: str | None, name: str) -> datetime | None:
 @handle_errors
 def list_runs(
     ctx: typer.Context,
-    status: Annotated[RunStatus | None, typer.Option(help="Only runs in this state.")] = None,
+    status: Annotated[Status | None, typer.Option(help="Only runs in this state.")] = None,
     channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Created at or after: ISO time or a duration ago (1h, 7d).")
@@ -41,17 +52,18 @@ def list_runs(
     until: Annotated[
         str | None, typer.Option(help="Created before: ISO time or a duration ago.")
     ] = None,
-    limit: Annotated[
-        int, typer.Option(min=1, max=service.MAX_PAGE, help="At most this many.")
-    ] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help="At most this many.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (times in the local zone)."""
+    from notifyd.models import RunStatus
+    from notifyd.notifications import views
+
     engine = open_store(ctx)
-    with read_session(engine) as session:
-        page = service.list_runs(
-            session=session,
-            status=status,
+    with engine.connect() as conn:
+        page = views.list_runs(
+            conn,
+            status=RunStatus(status) if status else None,
             channel=channel,
             since=_time_option(since, "since"),
             until=_time_option(until, "until"),
@@ -60,7 +72,7 @@ def list_runs(
     if as_json:
         print_json(console, page.items)
     else:
-        console.print(runs_table(page.items))
+        console.print(runs_table(page.items, width=console.width))
 
 
 @app.command("show")
@@ -69,19 +81,23 @@ def show_run(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="The run id (run_…).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    tracebacks: Annotated[
+        bool,
+        typer.Option(
+            "--traceback", help="Show every attempt's traceback, not each distinct one once."
+        ),
+    ] = False,
 ) -> None:
     """Show one run in full: arguments and every attempt."""
+    from notifyd.notifications import views
+
     engine = open_store(ctx)
-    with read_session(engine) as session:
-        run = service.get_run(session=session, run_id=run_id)
+    with engine.connect() as conn:
+        run = views.get_run(conn, run_id=run_id)
     if as_json:
         print_json(console, run)
     else:
-        console.print(run_detail(run))
-
-
-def _max_attempts_for(settings: Settings) -> Callable[[str | None], int]:
-    return lambda channel: settings.retry_policy_for(channel).max_attempts
+        console.print(run_detail(run, every_traceback=tracebacks))
 
 
 @app.command("retry")
@@ -92,7 +108,7 @@ def retry_command(
         str | None, typer.Argument(help="The run to retry; omit to retry every match.")
     ] = None,
     status: Annotated[
-        RunStatus | None, typer.Option(help="Bulk: retry runs in this state (failed or cancelled).")
+        Status | None, typer.Option(help="Bulk: retry runs in this state (failed or cancelled).")
     ] = None,
     channel: Annotated[str | None, typer.Option(help="Bulk: only this channel.")] = None,
     since: Annotated[
@@ -100,9 +116,17 @@ def retry_command(
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Queue a failed or cancelled run again, now (or every run matching --status)."""
+    """Run a run again now: a failed or cancelled one with a fresh retry budget, a retrying one
+    at once (or every run matching --status)."""
+    from notifyd.db import write_connection
+    from notifyd.models import RunStatus
+    from notifyd.policy import retry_policies
+    from notifyd.timeutil import utcnow
+    from notifyd.tracking import admin
+
     settings = settings_from(ctx)
     engine = open_store(ctx, settings)
+    policies = retry_policies(settings)
     now = utcnow()
     if run_id is not None:
         if status or channel or since:
@@ -110,27 +134,23 @@ def retry_command(
                 "give a run id or bulk filters (--status/--channel/--since), not both"
             )
         with write_connection(engine) as conn:
-            control.retry_run(
-                conn, run_id=run_id, now=now, max_attempts_for=_max_attempts_for(settings)
-            )
-        console.print(f"run {run_id} queued again", highlight=False)
+            admin.retry_run(conn, run_id=run_id, now=now, policies=policies)
+        console.print(Text(f"run {run_id} queued again"), highlight=False)
         return
-    if status not in control.RETRYABLE:
-        raise InvalidInput("give a run id, or --status failed|cancelled to retry in bulk")
-    selection = control.RunFilter(
-        status=status, channel=channel, since=_time_option(since, "since")
+    if status is None or RunStatus(status) not in admin.RETRYABLE:
+        raise InvalidInput("give a run id, or --status failed|cancelled|retrying to retry in bulk")
+    selection = admin.RunFilter(
+        statuses=(RunStatus(status),), queue=channel, since=_time_option(since, "since")
     )
     with engine.connect() as conn:
-        count = control.count_runs(conn, selection)
+        count = admin.count_runs(conn, selection)
     if count == 0:
         console.print(f"no {status.value} runs match; nothing to retry", highlight=False)
         return
     if not yes and not typer.confirm(f"Retry {count} {status.value} run(s)?", default=False):
         raise typer.Exit(1)
     with write_connection(engine) as conn:
-        done = control.retry_runs(
-            conn, selection=selection, now=now, max_attempts_for=_max_attempts_for(settings)
-        )
+        done = admin.retry_runs(conn, selection=selection, now=now, policies=policies)
     console.print(f"{done} run(s) queued again", highlight=False)
 
 
@@ -141,10 +161,14 @@ def cancel_command(
     run_id: Annotated[str, typer.Argument(help="The run to cancel (queued or retrying).")],
 ) -> None:
     """Cancel a queued or retrying run: it will not be attempted again."""
+    from notifyd.db import write_connection
+    from notifyd.timeutil import utcnow
+    from notifyd.tracking import admin
+
     engine = open_store(ctx)
     with write_connection(engine) as conn:
-        control.cancel_run(conn, run_id=run_id, now=utcnow())
-    console.print(f"run {run_id} cancelled", highlight=False)
+        admin.cancel_run(conn, run_id=run_id, now=utcnow())
+    console.print(Text(f"run {run_id} cancelled"), highlight=False)
 
 
 @app.command("prune")
@@ -154,8 +178,17 @@ def prune_command(
     older_than: Annotated[
         str, typer.Option(help="Remove finished runs that ended longer ago than this (30d, 12h).")
     ] = "30d",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
 ) -> None:
     """Delete finished runs (and their attempts and notifications) older than --older-than."""
+    from notifyd.db import write_connection
+    from notifyd.notifications import retention
+    from notifyd.timeutil import parse_duration, utcnow
+    from notifyd.tracking import admin
+
     try:
         age = parse_duration(older_than)
     except ValueError as exc:
@@ -163,16 +196,48 @@ def prune_command(
     engine = open_store(ctx)
     now = utcnow()
 
-    def one_chunk() -> control.PruneResult:
+    def one_chunk() -> PruneResult:
         with write_connection(engine) as conn:
-            return control.prune_chunk(conn, older_than=age, now=now)
+            return retention.prune_chunk(conn, older_than=age, now=now)
 
-    result = control.prune(one_chunk)
-    console.print(
-        f"pruned {result.runs} run(s), {result.notifications} notification(s), "
-        f"{result.idempotency_records} expired idempotency key(s)",
-        highlight=False,
+    counted = _count_prunable(engine, age=age, now=now)
+    if counted.total == 0:
+        console.print(Text(f"nothing older than {older_than} to prune"), highlight=False)
+        return
+    if dry_run:
+        console.print(Text(f"would prune {_pruned(counted)}"), highlight=False)
+        return
+    if not yes and not typer.confirm(f"Delete {_pruned(counted)}?", default=False):
+        raise typer.Exit(1)
+    result = admin.prune(one_chunk)
+    console.print(Text(f"pruned {_pruned(result)}"), highlight=False)
+
+
+def _pruned(result: PruneResult) -> str:
+    return (
+        f"{result.runs} run(s), {result.extra.get('notifications', 0)} notification(s), "
+        f"{result.extra.get('idempotency_records', 0)} expired idempotency key(s)"
     )
+
+
+class _DryRun(Exception):
+    def __init__(self, result: PruneResult) -> None:
+        self.result = result
+
+
+def _count_prunable(engine: Engine, *, age: timedelta, now: datetime) -> PruneResult:
+    """What a prune would delete: the same deletes in one transaction, rolled back."""
+    from notifyd.db import write_connection
+    from notifyd.notifications import retention
+    from notifyd.tracking import admin
+
+    try:
+        with write_connection(engine) as conn:
+            raise _DryRun(
+                admin.prune(lambda: retention.prune_chunk(conn, older_than=age, now=now))
+            )
+    except _DryRun as counted:
+        return counted.result
 
 
 @app.command("stats")
@@ -182,8 +247,12 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts by status and channel, and the age of the oldest queued run."""
+    from notifyd.notifications import views
+    from notifyd.timeutil import utcnow
+
     engine = open_store(ctx)
-    found = service.task_stats(engine=engine, now=utcnow())
+    with engine.connect() as conn:
+        found = views.task_stats(conn, now=utcnow())
     if as_json:
         print_json(console, found)
     else:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import console, err_console, handle_errors, open_store, settings_from
-from cli.render import print_json, when
-from notifyd import auth
-from notifyd.auth import Scope, TokenPublic
-from notifyd.db import engine_for, read_session, upgrade, write_session
+from cli.choices import TokenScope
+from cli.common import HELP_STYLE, console, err_console, handle_errors, open_store, settings_from
+from cli.render import print_json, when, zone_header
 
-app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from notifyd.tokens import TokenPublic
+
+app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True, **HELP_STYLE)
 
 
 @app.command("create")
@@ -22,16 +24,20 @@ def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A unique name, e.g. the client that will use it.")],
     scope: Annotated[
-        Scope, typer.Option(help="send: post (and read its own); read: read all; admin: all.")
-    ] = Scope.send,
+        TokenScope,
+        typer.Option(help="send: post (and read its own); read: read all; admin: all."),
+    ] = TokenScope.send,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, token included.")] = False,
 ) -> None:
     """Create a token and print it once: only its hash is stored."""
+    from notifyd import tokens as auth
+    from notifyd.db import engine_for, upgrade, write_session
+
     engine = engine_for(settings_from(ctx))
     try:
         upgrade(engine)
         with write_session(engine) as session:
-            created = auth.create_token(session=session, name=name, scope=scope)
+            created = auth.create_token(session=session, name=name, scope=auth.Scope(scope))
     finally:
         engine.dispose()
     if as_json:
@@ -40,7 +46,7 @@ def create(
     # The bare token on stdout, so that `TOKEN=$(notifyd tokens create ci)` works.
     typer.echo(created.token)
     err_console.print(
-        f"created token {name!r} with scope {scope}; store it now: it cannot be shown again",
+        Text(f"created token {name!r} with scope {scope}; store it now: it cannot be shown again"),
         highlight=False,
     )
 
@@ -48,10 +54,10 @@ def create(
 def _table(tokens: list[TokenPublic]) -> Table:
     table = Table(box=None, header_style="bold")
     for column in ("name", "scope", "created", "last used", "revoked"):
-        table.add_column(column)
+        table.add_column(zone_header(column) if column != "name" and column != "scope" else column)
     for token in tokens:
         table.add_row(
-            token.name,
+            Text(token.name),
             token.scope.value,
             when(token.created_at),
             when(token.last_used_at),
@@ -68,6 +74,9 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List tokens: name, scope, created, last used (never the token)."""
+    from notifyd import tokens as auth
+    from notifyd.db import read_session
+
     with read_session(open_store(ctx)) as session:
         tokens = auth.list_tokens(session=session, include_revoked=show_all)
     if as_json:
@@ -85,6 +94,12 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")],
 ) -> None:
     """Revoke a token: servers refuse it within a few seconds."""
+    from notifyd import tokens as auth
+    from notifyd.db import write_session
+
     with write_session(open_store(ctx)) as session:
         token = auth.revoke_token(session=session, name=name)
-    console.print(f"token {token.name!r} revoked at {when(token.revoked_at)}", highlight=False)
+    console.print(
+        Text(f"token {token.name!r} revoked at {when(token.revoked_at, zone=True)}"),
+        highlight=False,
+    )

@@ -106,7 +106,7 @@ def test_send_to_a_destination(runner: CliRunner, live_server: str, receiver: Re
         app, ["send", "--destination", "hooks", "-m", "deployed", "--wait", "--json"]
     )
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert [(t["to"], t["status"]) for t in body["tasks"]] == [("hooks", "succeeded")]
     [request] = receiver.on("/hooks/s3cret-path")
     Webhook(SECRET).verify(request.body, request.headers)
@@ -122,7 +122,7 @@ def test_send_adhoc_webhook(runner: CliRunner, live_server: str, receiver: Recei
         app, ["send", "--channel", "webhook", "--to", url, "-m", "hi", "--wait", "--json"]
     )
     assert result.exit_code == 0, result.output
-    [task] = json.loads(result.output)["tasks"]
+    [task] = json.loads(result.stdout)["tasks"]
     assert task["status"] == "succeeded"
     assert task["to"] == f"{receiver.url}/********"
     assert len(receiver.on("/adhoc/t0ken-in-path")) == 1

@@ -25,7 +25,7 @@ def test_send_wait_follows_to_the_end(runner: CliRunner, live_server: str) -> No
         app, ["send", "--to", "a", "--to", "b", "-m", "Hello", "--wait", "--json"]
     )
     assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
+    body = json.loads(result.stdout)
     assert body["id"].startswith("ntf_")
     assert [t["status"] for t in body["tasks"]] == ["succeeded", "succeeded"]
 

@@ -48,7 +48,7 @@ def _set_status(engine: Engine, run_id: str, status: RunStatus) -> None:
 
 def test_list_table_and_json(runner: CliRunner, client: TestClient) -> None:
     ids = _delivered(runner, client)
-    table = _invoke(runner, "tasks", "list")
+    table = runner.invoke(app, ["tasks", "list"], env={"COLUMNS": "160"})
     assert table.exit_code == 0, table.output
     for column in ("id", "status", "channel", "recipient", "attempts", "created", "duration"):
         assert column in table.output
@@ -125,8 +125,13 @@ def test_prune_and_stats(runner: CliRunner, client: TestClient, migrated: Engine
     assert stats["by_status"]["succeeded"] == 2 and stats["oldest_queued_at"] is None
     assert "runs by channel" in _invoke(runner, "tasks", "stats").output
     kept = _invoke(runner, "tasks", "prune", "--older-than", "30d")
-    assert kept.exit_code == 0 and "pruned 0 run(s)" in kept.output
-    pruned = _invoke(runner, "tasks", "prune", "--older-than", "0s")
+    assert kept.exit_code == 0 and "nothing older than 30d" in kept.output
+    dry = _invoke(runner, "tasks", "prune", "--older-than", "0s", "--dry-run")
+    assert dry.exit_code == 0 and "would prune 2 run(s), 2 notification(s)" in dry.output
+    refused = _invoke(runner, "tasks", "prune", "--older-than", "0s", input="n\n")
+    assert refused.exit_code == 1 and "Delete 2 run(s), 2 notification(s)" in refused.output
+    assert len(json.loads(_invoke(runner, "tasks", "list", "--json").output)) == 2
+    pruned = _invoke(runner, "tasks", "prune", "--older-than", "0s", input="y\n")
     assert "pruned 2 run(s), 2 notification(s)" in pruned.output
     assert json.loads(_invoke(runner, "tasks", "list", "--json").output) == []
     bad = _invoke(runner, "tasks", "prune", "--older-than", "soon")
@@ -163,7 +168,7 @@ def test_retrying_runs_show_their_next_attempt(
                 last_error="TransientDeliveryError: 451 try later",
             )
         )
-    listed = _invoke(runner, "tasks", "list")
+    listed = runner.invoke(app, ["tasks", "list"], env={"COLUMNS": "160"})
     assert "next in 4m" in listed.output and "TransientDeliveryError" in listed.output
     shown = _invoke(runner, "tasks", "show", run_id)
     assert "next attempt" in shown.output and "in 4m" in shown.output
@@ -189,4 +194,4 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
 
 def test_prune_older_than_the_calendar_prunes_nothing(runner: CliRunner, migrated: Engine) -> None:
     result = _invoke(runner, "tasks", "prune", "--older-than", "99999999d")
-    assert result.exit_code == 0 and "pruned 0 run(s)" in result.output
+    assert result.exit_code == 0 and "nothing older than 99999999d" in result.output
