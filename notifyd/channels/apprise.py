@@ -1,14 +1,21 @@
 """The ``apprise`` channel (the optional ``notifyd[apprise]`` extra): Slack, Discord, Telegram, ntfy, …
 
 ``to`` is an Apprise URL. A URL Apprise cannot parse is refused when the notification is
-submitted; a failed send is transient. Apprise is blocking, so it runs in a worker thread.
-Apprise URLs carry their service's tokens: they are shown only in Apprise's privacy form.
+submitted; a failed send is transient. Apprise URLs carry their service's tokens: they are shown
+only in Apprise's privacy form.
 
-The webhook channel's SSRF guard covers Apprise services that connect to the host their URL
-names (``json://``, ``ntfy://``, ``gotify://``, …): an IP literal is checked at submit, a name is
-resolved and checked before each send, with the same ``[webhook] allow_cidrs``. Apprise makes
-the connection itself, so unlike webhooks a DNS answer that changes between the check and the
-connection is not caught. A host that does not resolve is a SaaS service's token, not a host.
+Apprise is blocking, so it runs in the channel's own bounded thread pool, never in the default
+executor the request path uses: hung peers fill this pool, nothing else. The socket timeouts a
+URL may ask for (``cto``, ``rto``) are clamped to ``[webhook] timeout``, and Apprise's own
+retries are off (notifyd's retry policy decides), so a thread is held for a bounded time.
+
+The webhook channel's SSRF guard covers every host an Apprise plugin connects to: at submit,
+every host the parsed plugin names (its URL's host, ``mailto://…?smtp=``, any host or URL it
+keeps) is refused if it is a non-public address or ``localhost``; during the send, every name
+the plugin looks up is checked as it resolves (``netguard.guarded_lookups``), with the same
+``[webhook] allow_cidrs``, so names that resolve to loopback and DNS rebinding are caught too.
+Plugins that act on this machine rather than over the network (desktop, D-Bus, syslog, blink(1))
+are not offered.
 """
 
 from __future__ import annotations
@@ -16,18 +23,23 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import ipaddress
-import socket
-from collections.abc import Sequence
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from notifyd.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
-from notifyd.channels.netguard import IPNetwork, is_forbidden
+from notifyd.channels.netguard import guarded_lookups, ip_literal, is_forbidden
 from notifyd.channels.options import destination_of, overlay
 from notifyd.config import WebhookSettings
 from notifyd.redact import MASK
 
 MAX_LOG_LINES = 5
+POOL_SIZE = 8  # Apprise sends in flight at once; more wait for a thread, the API never does
+# Plugin modules that act on this machine (a desktop, D-Bus, syslog, a USB light), not a peer.
+LOCAL_PLUGINS = frozenset(
+    {"blink1", "dbus", "glib", "gnome", "macosx", "rsyslog", "syslog", "windows"}
+)
 
 
 def apprise_available() -> bool:
@@ -40,30 +52,36 @@ class AppriseChannel:
 
     name: ClassVar[str] = "apprise"
 
-    def __init__(self, guard: WebhookSettings | None = None) -> None:
+    def __init__(self, guard: WebhookSettings | None = None, *, pool_size: int = POOL_SIZE) -> None:
         import apprise
 
         self._apprise = apprise
         self.guard = guard or WebhookSettings()
+        self.pool_size = pool_size
+        self._pool: ThreadPoolExecutor | None = None
+        # No service deadline: Apprise would wait in its own shared pool, past this one's bound.
+        self._asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
 
     def _service(self, url: str) -> Any:
-        service = self._apprise.Apprise.instantiate(url.strip())
+        service = self._apprise.Apprise.instantiate(url.strip(), asset=self._asset)
         if service is None:
             raise ValueError(
                 "not an Apprise URL this server can use (unknown service or bad format)"
             )
+        if type(service).__module__.rsplit(".", 1)[-1] in LOCAL_PLUGINS:
+            raise ValueError(
+                f"the {service.service_name} service acts on this machine; it is not offered"
+            )
         return service
 
     def validate_recipient(self, recipient: str) -> str:
-        """A URL Apprise can parse (the error never echoes it: it may hold a token), whose host,
-        when it is an address, the SSRF guard admits (no DNS here: this is the accept path)."""
-        host = _host_of(self._service(recipient))
-        if host is not None:
-            try:
-                address = ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                address = None
-            if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        """A URL Apprise can parse (the error never echoes it: it may hold a token), every host
+        of which, when it is an address or ``localhost``, the SSRF guard admits (no DNS here:
+        this is the accept path)."""
+        for host in hosts_of(self._service(recipient)):
+            address = ip_literal(host)
+            name = host.lower().rstrip(".")
+            if name == "localhost" or name.endswith(".localhost"):
                 address = ipaddress.ip_address("127.0.0.1")
             if address is not None and is_forbidden(address, self.guard.allow_cidrs):
                 raise ValueError(_REFUSED)
@@ -77,19 +95,31 @@ class AppriseChannel:
         return f"{privacy.scheme}://{privacy.netloc}{path}"
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
-        """Notify in a worker thread; any failure is transient."""
-        return await asyncio.to_thread(self._notify, message, recipient)
+        """Notify in a thread of this channel's pool; a failure is transient unless the SSRF
+        guard refused a host."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="notifyd-apprise")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._notify, message, recipient)
 
     def _notify(self, message: OutgoingMessage, recipient: str) -> dict[str, Any]:
-        service = self._service(recipient)
         destination = destination_of(message)
-        allow = overlay(self.guard, destination.webhook if destination else None).allow_cidrs
-        host = _host_of(service)
-        if host is not None and _resolves_to_forbidden(host, allow):
-            raise PermanentDeliveryError(_REFUSED)
-        sender = self._apprise.Apprise()
+        settings = overlay(self.guard, destination.webhook if destination else None)
+        try:
+            service = self._service(recipient)
+        except ValueError as exc:
+            raise PermanentDeliveryError(str(exc)) from None
+        # The URL may ask for long socket timeouts (?cto=, ?rto=) and retries (?retry=, ?wait=).
+        service.socket_connect_timeout = min(service.socket_connect_timeout, settings.timeout)
+        service.socket_read_timeout = min(service.socket_read_timeout, settings.timeout)
+        service.retry = 0
+        service.wait = 0
+        sender = self._apprise.Apprise(asset=self._asset)
         sender.add(service)
-        result = sender.notify(body=message.message, title=message.subject or "")
+        with guarded_lookups(settings.allow_cidrs) as refused:
+            result = sender.notify(body=message.message, title=message.subject or "")
+        if refused:
+            raise PermanentDeliveryError(f"{_REFUSED} ({refused[0]})")
         summary: dict[str, Any] = {"service": str(service.service_name)}
         if not result:
             problems = _problems(result)
@@ -102,27 +132,40 @@ class AppriseChannel:
         return summary
 
     async def aclose(self) -> None:
-        """Apprise keeps nothing open between sends."""
+        """Stop the pool: queued sends are dropped (their runs are retried), a hung one ends
+        at its clamped socket timeout."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 _REFUSED = (
-    "the URL's host is a loopback, private or otherwise non-public address, which the SSRF "
-    "guard refuses; [webhook] allow_cidrs opens chosen ranges"
+    "a host this Apprise URL connects to is a loopback, private or otherwise non-public "
+    "address, which the SSRF guard refuses; [webhook] allow_cidrs opens chosen ranges"
 )
 
 
-def _host_of(service: Any) -> str | None:
-    host = getattr(service, "host", None)
-    return host if isinstance(host, str) and host else None
+def hosts_of(service: Any) -> set[str]:
+    """Every host an Apprise plugin names: its URL's host, and any attribute that holds a host
+    (``smtp_host``, ``home_server``, …) or a URL (``…_url``, ``…endpoint``)."""
+    hosts: set[str] = set()
+    for attribute, value in vars(service).items():
+        name = attribute.rsplit("__", 1)[-1].lower()  # private attributes are name-mangled
+        for text in _texts(value):
+            if "://" in text:
+                host = urlsplit(text).hostname
+                if host:
+                    hosts.add(host)
+            elif "host" in name or "server" in name:
+                hosts.add(text.strip())
+    return {host for host in hosts if host}
 
 
-def _resolves_to_forbidden(host: str, allow: Sequence[IPNetwork]) -> bool:
-    try:
-        infos = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return False  # not a host name (a SaaS service's token) or DNS is down: nothing to check
-    addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
-    return any(is_forbidden(address, allow) for address in addresses)
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple | set):
+        yield from (item for item in value if isinstance(item, str) and "://" in item)
 
 
 def _problems(result: Any) -> list[str]:

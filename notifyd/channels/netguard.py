@@ -13,7 +13,10 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore
@@ -71,6 +74,23 @@ def is_forbidden(address: IPAddress, allow: Sequence[IPNetwork] = ()) -> bool:
     return any(_not_public(candidate) for candidate in candidates)
 
 
+def ip_literal(host: str) -> IPAddress | None:
+    """The address ``host`` is written as, in the forms a resolver takes as an address
+    (``[::1]``, ``127.1``, ``0x7f.0.0.1``), or None for a name. A bare number (``2130706433``)
+    is left to the resolver: Apprise URLs put numeric service ids where a host would be."""
+    text = host.strip().strip("[]").split("%", 1)[0].rstrip(".")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if "." not in text or text.strip("0123456789abcdefxABCDEFX."):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
 def _not_public(address: IPAddress) -> bool:
     if address.is_multicast or address.is_unspecified or not address.is_global:
         return True
@@ -82,6 +102,57 @@ async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class BlockedResolution(socket.gaierror):
+    """A name looked up under ``guarded_lookups`` resolved to a forbidden address.
+
+    An OSError, so that libraries that connect by themselves (requests, smtplib) fail the
+    connection as they would for a name that does not resolve.
+    """
+
+
+# The allow-list and the record of refusals of the lookups guarded in this context, if any.
+_guard: ContextVar[tuple[tuple[IPNetwork, ...], list[str]] | None] = ContextVar(
+    "notifyd_lookup_guard", default=None
+)
+_install_lock = threading.Lock()
+_unguarded_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+    infos = _unguarded_getaddrinfo(host, port, *args, **kwargs)
+    guard = _guard.get()
+    if guard is None:
+        return infos
+    allow, refused = guard
+    for info in infos:
+        text = str(info[4][0]).split("%", 1)[0]
+        if is_forbidden(ipaddress.ip_address(text), allow):
+            refused.append(f"{host} resolves to {text}")
+            raise BlockedResolution(socket.EAI_FAIL, f"{host}: refused by the SSRF guard")
+    return infos
+
+
+@contextmanager
+def guarded_lookups(allow: Iterable[IPNetwork] = ()) -> Iterator[list[str]]:
+    """Within this block (this thread and the contexts copied from it), every name or address a
+    library resolves through ``socket.getaddrinfo`` (requests, smtplib, …) must be one the guard
+    admits, or the lookup fails; the refusals are recorded in the list this yields.
+
+    For code that connects by itself, such as Apprise's plugins, where no network backend can
+    be given. Connecting to the address checked, the library cannot be rebound by DNS. The
+    hook is installed on first use and does nothing outside such a block.
+    """
+    with _install_lock:
+        if socket.getaddrinfo is not _guarded_getaddrinfo:
+            socket.getaddrinfo = _guarded_getaddrinfo
+    refused: list[str] = []
+    token = _guard.set((tuple(allow), refused))
+    try:
+        yield refused
+    finally:
+        _guard.reset(token)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

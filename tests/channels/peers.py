@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,6 +208,50 @@ class SilentServer:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+class HangingServer:
+    """A TCP server that accepts every connection and never answers; ``connections`` counts them.
+
+    Closing it resets the connections it holds, which ends the clients' waits.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port: int = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.on_accept: Callable[[int], object] | None = None  # called with the count so far
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def connections(self) -> int:
+        """How many connections it has accepted."""
+        return len(self.held)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            if self.on_accept is not None:
+                self.on_accept(len(self.held))
+
+    def __enter__(self) -> HangingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        self.sock.close()
+        self.thread.join(5)
+        for conn in self.held:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+            conn.close()
 
 
 def server_tls_context(cert: Any) -> ssl.SSLContext:
