@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, drain
+from bench import accept_latency, accept_throughput, cli_start, drain
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
         f"{platform.machine()}; all traffic on 127.0.0.1"
     )
     started = time.monotonic()
+    cli_start.main()
     accept_latency.main()
     accept_throughput.main()
     drain.main()

@@ -27,4 +27,4 @@ class TokenScope(StrEnum):
     admin = "admin"
 
 
-MAX_PAGE = 500  # notifyd.service.MAX_PAGE: the most runs one list returns
+MAX_PAGE = 500  # notifyd.tracking.admin.MAX_PAGE: the most runs one list returns

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +55,8 @@ def root(
 
 
 def _configure_logging(level: str) -> None:
+    import logging
+
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -109,6 +109,8 @@ def serve(
         host=settings.host, insecure_no_auth=settings.insecure_no_auth, engine=runtime.engine
     )
     app_ = create_app(settings, runtime=runtime)
+    import logging
+
     logging.getLogger("notifyd").info(
         "notifyd %s serving on http://%s:%d (store: %s; %s)",
         __version__,
@@ -139,6 +141,8 @@ def worker(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Deliver queued runs without serving HTTP (scale out beside `serve` on PostgreSQL)."""
+    import asyncio
+
     from notifyd.worker import run_worker
 
     settings = settings_from(ctx, database_url=db_url_from_option(db))

@@ -104,7 +104,11 @@ def runs_table(runs: Sequence[TaskRunPublic], *, width: int = WIDE_TABLE) -> Tab
     columns the id stays whole and the recipient and error are still shown."""
     title = f"{len(runs)} run(s), newest first; times in {local_zone()}"
     table = Table(
-        title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
     id_width = max((len(run.id) for run in runs), default=2)
     table.add_column("id", no_wrap=True, min_width=id_width)

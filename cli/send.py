@@ -54,7 +54,7 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "cancelled": "dim", "ret
 def _unauthorized_hint(exc: ClientError, token_set: bool) -> ClientError:
     if exc.http_status != 401:
         return exc
-    hint = (
+    hint = "401 Unauthorized: " + (
         "the server refused the token in NOTIFYD_TOKEN (or `token` in the config file): "
         "check it, or create another with `notifyd tokens create NAME`"
         if token_set
@@ -91,7 +91,8 @@ def send(
         str | None, typer.Option(metavar="KEY", help="Send at most once per key (kept 24 h).")
     ] = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Follow the runs until they end (exit codes below).")
+        bool,
+        typer.Option("--wait", help="Follow the runs until they end (see the exit codes above)."),
     ] = False,
     timeout: Annotated[
         float,

@@ -233,9 +233,7 @@ def _count_prunable(engine: Engine, *, age: timedelta, now: datetime) -> PruneRe
 
     try:
         with write_connection(engine) as conn:
-            raise _DryRun(
-                admin.prune(lambda: retention.prune_chunk(conn, older_than=age, now=now))
-            )
+            raise _DryRun(admin.prune(lambda: retention.prune_chunk(conn, older_than=age, now=now)))
     except _DryRun as counted:
         return counted.result
 

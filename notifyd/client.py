@@ -120,7 +120,7 @@ def _problem_detail(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and body.get("detail"):
-        return f"{response.status_code} {body.get('title', '')}: {body['detail']}".replace(
-            "  ", " "
-        )
+        # pydantic prefixes a validator's message with "Value error, ": not the user's concern.
+        detail = str(body["detail"]).replace("Value error, ", "")
+        return f"{response.status_code} {body.get('title', '')}: {detail}".replace("  ", " ")
     return f"the server answered {response.status_code} {response.reason_phrase}"

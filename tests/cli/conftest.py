@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from notifyd.api.app import create_app
+from notifyd.client import NotifydClient
 from notifyd.config import Settings
 from tests.support import free_port, wait_for
 
@@ -45,3 +49,17 @@ def live_server(
 
 def home_of(settings: Settings) -> Path:
     return settings.home
+
+
+@contextlib.contextmanager
+def fake_server(
+    monkeypatch: pytest.MonkeyPatch, handler: Callable[[httpx.Request], httpx.Response]
+) -> Iterator[None]:
+    """Every NotifydClient the CLI builds talks to ``handler`` instead of a server."""
+    original = NotifydClient.__init__
+
+    def init(self: NotifydClient, base_url: str, **kwargs: Any) -> None:
+        original(self, base_url, **{**kwargs, "transport": httpx.MockTransport(handler)})
+
+    monkeypatch.setattr(NotifydClient, "__init__", init)
+    yield
