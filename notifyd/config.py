@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -21,6 +22,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from notifyd.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -207,7 +210,9 @@ class Settings(BaseSettings):
         if config_path is not None:
             if not config_path.is_file():
                 raise FileNotFoundError(f"config file {config_path} does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=config_path)
+            check_keys(toml.toml_data, settings_cls, where=str(config_path))
+            sources.append(toml)
         return tuple(sources)
 
     @property
@@ -241,6 +246,45 @@ class Settings(BaseSettings):
         """The retry policy of a channel: its own, else the global one."""
         override = self.channels.get(channel) if channel else None
         return override.retry if override and override.retry else self.retry
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models a field holds: ``SmtpSettings | None`` and ``dict[str, ChannelSettings]`` alike."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def check_keys(
+    data: dict[str, Any], model: type[BaseModel], *, where: str, section: str = ""
+) -> None:
+    """Refuse a key of the config file that no setting has: a typo (``[smtp] hots``) must not
+    silently leave the default in place. The environment (NOTIFYD_*) is not checked."""
+    fields = {f.alias or name: f for name, f in model.model_fields.items()}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            if isinstance(value, dict):  # a mistyped table: [webhok]
+                table = f"{section}.{key}" if section else key
+                hint = f" (did you mean [{close[0]}]?)" if close else ""
+                raise ConfigError(f"unknown section [{table}] in {where}{hint}")
+            place = f"[{section}]" if section else "the top level"
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {place} of {where}{hint}")
+        if not isinstance(value, dict):
+            continue
+        name = f"{section}.{key}" if section else key
+        for inner in _models_in(field.annotation):
+            is_mapping = get_origin(field.annotation) is dict or any(
+                get_origin(arg) is dict for arg in get_args(field.annotation)
+            )
+            if is_mapping:  # [channels.<name>], [destinations.<name>]
+                for entry, table in value.items():
+                    if isinstance(table, dict):
+                        check_keys(table, inner, where=where, section=f"{name}.{entry}")
+            else:
+                check_keys(value, inner, where=where, section=name)
 
 
 def _config_path(init_settings: PydanticBaseSettingsSource) -> Path | None:
