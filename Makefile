@@ -2,28 +2,36 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Serving needs only the runtime; the development tools (mypy, ruff, schemathesis, ...) are most
+# of a first install's time, so only test, lint and bench install them.
+SERVE_STAMP := $(VENV)/.installed-serve
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: serve test lint bench clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[apprise,dev]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[apprise]'
+	touch $(SERVE_STAMP)
 
-serve: $(STAMP)
+$(DEV_STAMP): $(SERVE_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[apprise,dev]'
+	touch $(DEV_STAMP)
+
+serve: $(SERVE_STAMP)
 	$(BIN)/notifyd serve  # applies pending migrations first
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
 
 clean:
