@@ -25,7 +25,7 @@ from bench.support import BenchServer, ProcStatus, mib, row, title
 from notifyd.db import make_engine, read_session, upgrade, write_connection
 from notifyd.models import Outcome, RunStatus
 from notifyd.timeutil import utcnow
-from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker, outcomes, queries
+from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker, admin, outcomes
 
 DRAIN_RUNS = 10_000
 NAIVE_RUNS = 2_000
@@ -52,7 +52,7 @@ def _store(home: Path) -> Engine:
 
 def _succeeded(engine: Engine) -> int:
     with read_session(engine) as session:
-        query = select(func.count()).where(queries.RUNS.c.status == RunStatus.succeeded.value)
+        query = select(func.count()).where(admin.RUNS.c.status == RunStatus.succeeded.value)
         return int(session.execute(query).scalar_one())
 
 
@@ -98,8 +98,8 @@ async def naive_rate(home: Path, n: int) -> float:
     while done < n and time.perf_counter() - started < NAIVE_SECONDS:
         now = utcnow()
         with write_connection(engine) as conn:
-            claimed = queries.claim_due(
-                conn, now=now, limit=1, worker="naive", lease_until=now, channel_free=None
+            claimed = admin.claim_due(
+                conn, now=now, limit=1, worker="naive", lease_until=now, queue_free=None
             )
         if not claimed:
             break
@@ -114,7 +114,7 @@ async def naive_rate(home: Path, n: int) -> float:
             status=RunStatus.succeeded,
         )
         with write_connection(engine) as conn:
-            queries.finish_attempts(conn, [result], worker="naive")
+            admin.finish_attempts(conn, [result], worker="naive")
         done += 1
     rate = done / (time.perf_counter() - started)
     engine.dispose()

@@ -22,19 +22,19 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from notifyd.api.app import create_app
-from notifyd.channels.base import OutgoingMessage
+from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.channels.log import non_blank
 from notifyd.config import Settings
 from notifyd.db import read_session, upgrade
 from notifyd.models import NotificationCreate
 from notifyd.runtime import Runtime, build_runtime
 from notifyd.timeutil import new_id, utcnow
-from notifyd.tracking import queries
+from notifyd.tracking import admin
 
 SAMPLE_SECONDS = 0.05
 
 
-class SlowChannel:
+class SlowChannel(Channel):
     """A channel whose every delivery takes ``seconds`` (an awaited sleep, like a slow peer)."""
 
     name: ClassVar[str] = "slow"
@@ -142,7 +142,7 @@ def notifyd_app(settings: Settings, slow_seconds: float, *, dispatch: bool = Tru
 
 def _run_counts(runtime: Runtime) -> dict[str, int]:
     with read_session(runtime.engine) as session:
-        column = queries.RUNS.c.status
+        column = admin.RUNS.c.status
         rows = session.execute(select(column, func.count()).group_by(column))
         return {str(status): int(count) for status, count in rows}
 

@@ -6,9 +6,11 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
-import notifyd.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import notifyd.models  # noqa: F401  (registers notifyd's tables on SQLModel.metadata)
+from notifyd.tracking.models import metadata as tracking_metadata
 
-target_metadata = SQLModel.metadata
+# notifyd's own tables and the tracker's (task_run, attempt), which live on their own metadata.
+target_metadata = [SQLModel.metadata, tracking_metadata]
 
 
 def _run(connection: Connection) -> None:

@@ -237,16 +237,6 @@ class Settings(BaseSettings):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
 
-    def channel_concurrency(self, channel: str) -> int | None:
-        """The concurrency limit of one channel, if it has its own."""
-        override = self.channels.get(channel)
-        return override.concurrency if override else None
-
-    def retry_policy_for(self, channel: str | None) -> RetryPolicySettings:
-        """The retry policy of a channel: its own, else the global one."""
-        override = self.channels.get(channel) if channel else None
-        return override.retry if override and override.retry else self.retry
-
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
     """The models a field holds: ``SmtpSettings | None`` and ``dict[str, ChannelSettings]`` alike."""

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlmodel import Session
@@ -19,10 +19,9 @@ from sqlmodel import Session
 import migrations
 from notifyd.config import Settings
 from notifyd.errors import ConfigError, SchemaError
+from notifyd.tracking.engine import WRITE_OPTION, prepare_sqlite
+from notifyd.tracking.engine import write_connection as write_connection
 
-# Execution option that makes a SQLite transaction take the write lock at BEGIN, so that it
-# waits (busy_timeout) instead of failing with "database is locked" when it first writes.
-WRITE_OPTION = "notifyd_write"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 
 
@@ -70,23 +69,7 @@ def make_engine(
         ) from None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
+    prepare_sqlite(engine, busy_timeout_ms=busy_timeout_ms, synchronous=synchronous)
     return engine
 
 
@@ -104,15 +87,6 @@ def write_session(engine: Engine) -> Iterator[Session]:
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
-
-
-@contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """A Core connection in a write transaction; commits on success."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            yield conn
 
 
 # ---- migrations -----------------------------------------------------------------------------

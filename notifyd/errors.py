@@ -16,6 +16,8 @@ NotifydError                  500  something went wrong
 
 from __future__ import annotations
 
+from notifyd.tracking.errors import RunNotFound, TrackingError
+
 PROBLEM_BASE = "https://notifyd.dev/problems/"
 
 
@@ -99,3 +101,10 @@ class ClientError(NotifydError):
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail)
         self.http_status = status
+
+
+def from_tracking(exc: TrackingError) -> NotifydError:
+    """The catalogue's error for one that tracking's admin operations raised."""
+    if isinstance(exc, RunNotFound):
+        return NotFound(str(exc))
+    return InvalidState(str(exc))

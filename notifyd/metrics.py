@@ -12,15 +12,15 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from notifyd.models import DUE_STATUSES, NotificationAccepted, RunStatus
+from notifyd.models import NotificationAccepted
+from notifyd.tracking import admin
+from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.outcomes import AttemptResult
-from notifyd.tracking.queries import RUNS, ClaimedRun
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-_WAITING = (RunStatus.queued, RunStatus.retrying, RunStatus.running)
 
 
 class QueueCollector(Collector):
@@ -34,26 +34,14 @@ class QueueCollector(Collector):
         """Two indexed queries on the run table."""
         now = self.clock()
         with self.engine.connect() as conn:
-            counts: dict[str, int] = {
-                status: count
-                for status, count in conn.execute(
-                    select(RUNS.c.status, func.count())
-                    .where(RUNS.c.status.in_([s.value for s in _WAITING]))
-                    .group_by(RUNS.c.status)
-                )
-            }
-            oldest = conn.execute(
-                select(func.min(RUNS.c.next_attempt_at)).where(
-                    RUNS.c.status.in_([s.value for s in DUE_STATUSES]),
-                    RUNS.c.next_attempt_at <= now,
-                )
-            ).scalar_one_or_none()
+            figures = admin.queue_figures(conn, now=now)
         runs = GaugeMetricFamily(
             "notifyd_runs", "Runs waiting or running, in the whole store.", labels=["status"]
         )
-        for status in _WAITING:
-            runs.add_metric([status.value], counts.get(status.value, 0))
+        for status, count in figures.active.items():
+            runs.add_metric([status], count)
         yield runs
+        oldest = figures.oldest_due_at
         yield GaugeMetricFamily(
             "notifyd_oldest_due_run_age_seconds",
             "How long the oldest due run has been waiting for a worker (0 when none is due).",
@@ -106,7 +94,7 @@ class Metrics:
 
     def observe_attempt(self, run: ClaimedRun, result: AttemptResult) -> None:
         """Count a finished attempt and its duration."""
-        channel = run.channel or "-"
+        channel = run.queue or "-"
         self.attempts.labels(channel, result.outcome.value).inc()
         self.attempt_seconds.labels(channel).observe(result.duration_ms / 1000)
 

@@ -1,14 +1,16 @@
-"""SQLModel tables (Notification, TaskRun, Attempt, IdempotencyRecord, ApiToken) and their public schemas."""
+"""notifyd's own tables (Notification, IdempotencyRecord, ApiToken) and the API's schemas.
+
+Runs and attempts are the tracker's (``notifyd.tracking.models``); their public forms are here.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Column, ForeignKey, String, Text
 from sqlmodel import Field, SQLModel
 
 from notifyd.config import (
@@ -20,30 +22,9 @@ from notifyd.config import (
 )
 from notifyd.timeutil import UTCDateTime, utcnow
 
-
-class RunStatus(StrEnum):
-    """The life of a tracked run: queued -> running -> succeeded | retrying | failed; cancelled."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    retrying = "retrying"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-DUE_STATUSES = (RunStatus.queued, RunStatus.retrying)
-FINISHED_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
-
-
-class Outcome(StrEnum):
-    """How one attempt ended."""
-
-    running = "running"
-    succeeded = "succeeded"
-    transient_error = "transient_error"
-    permanent_error = "permanent_error"
-    interrupted = "interrupted"
+# Re-exported: the public schemas below speak of them.
+from notifyd.tracking.models import Outcome as Outcome
+from notifyd.tracking.models import RunStatus as RunStatus
 
 
 class Notification(SQLModel, table=True):
@@ -62,78 +43,6 @@ class Notification(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )
-
-
-class TaskRun(SQLModel, table=True):
-    """One durable background run of a registered task, with its state and schedule."""
-
-    __tablename__ = "task_run"
-    __table_args__ = (Index("ix_task_run_due", "status", "next_attempt_at"),)
-
-    id: str = Field(primary_key=True, max_length=40)
-    task_name: str = Field(max_length=200, index=True)
-    notification_id: str | None = Field(
-        default=None,
-        sa_column=Column(
-            String(40), ForeignKey("notification.id", ondelete="CASCADE"), nullable=True, index=True
-        ),
-    )
-    channel: str | None = Field(default=None, max_length=40, index=True)
-    recipient: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: RunStatus = Field(
-        default=RunStatus.queued, sa_column=Column(String(20), nullable=False)
-    )
-    attempts: int = 0
-    max_attempts: int = 1
-    interruptions: int = 0
-    crashes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
-    )
-    next_attempt_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
-    lease_expires_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
-    worker: str | None = Field(default=None, max_length=200)
-    started_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
-    finished_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
-    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-
-
-class Attempt(SQLModel, table=True):
-    """One try of a run: when, how it ended, and why."""
-
-    __tablename__ = "attempt"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(
-        sa_column=Column(
-            String(40), ForeignKey("task_run.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
-    number: int
-    worker: str | None = Field(default=None, max_length=200)
-    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    finished_at: datetime | None = Field(
-        default=None, sa_column=Column(UTCDateTime(), nullable=True)
-    )
-    duration_ms: float | None = None
-    outcome: Outcome = Field(default=Outcome.running, sa_column=Column(String(20), nullable=False))
-    error_type: str | None = Field(default=None, max_length=200)
-    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    traceback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    retry_delay_seconds: float | None = None
-    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class IdempotencyRecord(SQLModel, table=True):

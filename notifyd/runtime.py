@@ -10,12 +10,16 @@ from notifyd.channels.base import Channel
 from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
 from notifyd.db import engine_for
-from notifyd.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
-from notifyd.destinations import Destinations
-from notifyd.idempotency import IdempotencyKeys
 from notifyd.metrics import Metrics
-from notifyd.retention import RetentionLoop
-from notifyd.tracking import DispatcherConfig, TaskRegistry, Tracker
+from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
+from notifyd.notifications.destinations import Destinations
+from notifyd.notifications.idempotency import IdempotencyKeys
+from notifyd.notifications.retention import RetentionLoop
+from notifyd.notifications.submit import Submitter
+from notifyd.policy import retry_policies
+from notifyd.tracking.dispatcher import DispatcherConfig
+from notifyd.tracking.registry import TaskRegistry
+from notifyd.tracking.tracker import Tracker
 
 
 @dataclass
@@ -27,9 +31,9 @@ class Runtime:
     channels: dict[str, Channel]
     registry: TaskRegistry
     tracker: Tracker
-    idempotency: IdempotencyKeys
     delivery: DeliveryContext
     metrics: Metrics
+    submitter: Submitter
     retention: RetentionLoop | None = None
     destinations: Destinations = field(default_factory=Destinations)
 
@@ -70,29 +74,32 @@ def build_runtime(
         registry,
         config=DispatcherConfig(
             concurrency=settings.concurrency,
-            channel_concurrency=limits,
+            queue_concurrency=limits,
             lease_seconds=settings.lease_seconds,
             sweep_seconds=settings.sweep_seconds,
             poll_seconds=settings.poll_seconds,
             grace_seconds=settings.grace_seconds,
         ),
-        retry=settings.retry,
-        retry_by_channel={
-            name: override.retry for name, override in settings.channels.items() if override.retry
-        },
+        retry=retry_policies(settings),
         extras={EXTRAS_KEY: delivery},
         run_dispatcher=run_dispatcher,
     )
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
     tracker.dispatcher.on_attempt = metrics.observe_attempt
+    submitter = Submitter(
+        channels,
+        destinations,
+        keys=IdempotencyKeys(engine),
+        on_stored=delivery.remember,
+    )
     return Runtime(
         settings,
         engine,
         channels,
         registry,
         tracker,
-        IdempotencyKeys(engine),
         delivery,
         metrics,
+        submitter,
         destinations=destinations,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from notifyd.config import DB_FILE_NAME, load_settings
+from notifyd.policy import retry_policies
 
 
 def test_defaults_use_the_xdg_data_dir(tmp_path: Path) -> None:
@@ -28,9 +29,9 @@ def test_toml_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("NOTIFYD_PORT", "9001")
     settings = load_settings()
     assert (settings.host, settings.port, settings.concurrency) == ("127.0.0.2", 9001, 4)
-    assert settings.channel_concurrency("email") == 2
-    assert settings.retry_policy_for("email").max_attempts == 3
-    assert settings.retry_policy_for("log").max_attempts == 8
+    assert settings.channels["email"].concurrency == 2
+    policies = retry_policies(settings)
+    assert (policies.budget("email"), policies.budget("log")) == (3, 8)
     assert load_settings(port=9002).port == 9002
     assert load_settings(port=None).port == 9001
 

@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 from notifyd.db import check_schema, current_revision, head_revision, make_engine, upgrade
 from notifyd.errors import SchemaError
+from notifyd.tracking.models import metadata as tracking_metadata
 
 
 def test_migrating_an_empty_database_yields_exactly_the_models(db_url: str) -> None:
@@ -20,7 +21,8 @@ def test_migrating_an_empty_database_yields_exactly_the_models(db_url: str) -> N
     assert upgrade(engine) == head_revision()
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata
+            MigrationContext.configure(conn, opts={"compare_type": True}),
+            [SQLModel.metadata, tracking_metadata],
         )
     engine.dispose()
     assert diff == []

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from notifyd import control
 from notifyd.db import write_connection
-from notifyd.models import Notification, TaskRun
-from notifyd.retention import RetentionLoop
+from notifyd.models import Notification
+from notifyd.notifications.retention import RetentionLoop, prune_chunk
 from notifyd.timeutil import utcnow
-from notifyd.tracking import TaskBatch, TaskRegistry, Tracker
-from notifyd.tracking.queries import RUNS
+from notifyd.tracking import TaskBatch, TaskRegistry, Tracker, admin
+from notifyd.tracking.admin import RUNS, PruneResult
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _count(engine: Engine, model: type) -> int:
+def _count(engine: Engine, model: Any) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 
@@ -72,7 +72,7 @@ async def test_prune_once_removes_only_old_finished_runs(
     with migrated.connect() as conn:
         left = set(conn.execute(select(RUNS.c.id)).scalars())
     assert left == {old_queued, new_done}
-    assert _count(migrated, TaskRun) == 2 and _count(migrated, Notification) == 0
+    assert _count(migrated, RUNS) == 2 and _count(migrated, Notification) == 0
 
 
 async def test_prune_goes_in_small_transactions_until_nothing_is_left(
@@ -83,16 +83,14 @@ async def test_prune_goes_in_small_transactions_until_nothing_is_left(
         conn.execute(
             update(RUNS).values(status="succeeded", finished_at=utcnow() - timedelta(days=2))
         )
-    chunks: list[control.PruneResult] = []
+    chunks: list[PruneResult] = []
 
-    def one_chunk() -> control.PruneResult:
+    def one_chunk() -> PruneResult:
         with write_connection(migrated) as conn:
-            chunks.append(
-                control.prune_chunk(conn, older_than=timedelta(days=1), now=utcnow(), limit=2)
-            )
+            chunks.append(prune_chunk(conn, older_than=timedelta(days=1), now=utcnow(), limit=2))
         return chunks[-1]
 
-    total = control.prune(one_chunk)
+    total = admin.prune(one_chunk)
     assert total.runs == 5
     assert [c.runs for c in chunks] == [2, 2, 1, 0]
-    assert _count(migrated, TaskRun) == 0
+    assert _count(migrated, RUNS) == 0

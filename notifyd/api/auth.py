@@ -23,11 +23,11 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from notifyd.auth import Scope, open_mode_allowed
+from notifyd.api.ratelimit import Clock, RateLimiter
+from notifyd.api.tokencache import TokenCache
 from notifyd.config import Settings
 from notifyd.errors import Forbidden, RateLimited, Unauthorized
-from notifyd.ratelimit import Clock, RateLimiter
-from notifyd.tokencache import TokenCache
+from notifyd.tokens import Scope, open_mode_allowed
 
 log = logging.getLogger(__name__)
 STATE_KEY = "notifyd_guard"

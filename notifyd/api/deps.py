@@ -1,4 +1,4 @@
-"""Route dependencies: the runtime and a read session."""
+"""Route dependencies: the runtime and a read connection."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel import Session
+from sqlalchemy import Connection
 
-from notifyd.db import read_session
 from notifyd.runtime import Runtime
 
 
@@ -18,12 +17,12 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A read session on the store."""
+def get_connection(request: Request) -> Iterator[Connection]:
+    """A connection for reading the store."""
     runtime: Runtime = request.app.state.runtime
-    with read_session(runtime.engine) as session:
-        yield session
+    with runtime.engine.connect() as conn:
+        yield conn
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+ConnDep = Annotated[Connection, Depends(get_connection)]

@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import new_request_id
-from notifyd.errors import PROBLEM_BASE, NotifydError, StoreUnavailable
+from notifyd.errors import PROBLEM_BASE, NotifydError, StoreUnavailable, from_tracking
+from notifyd.tracking.errors import TrackingError
 
 log = logging.getLogger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -65,6 +66,11 @@ def problem_response(
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+async def _tracking_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TrackingError)
+    return await _notifyd_error(request, from_tracking(exc))
 
 
 async def _notifyd_error(request: Request, exc: Exception) -> JSONResponse:
@@ -142,6 +148,7 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     """Turn every error into problem+json."""
     app.add_exception_handler(NotifydError, _notifyd_error)
+    app.add_exception_handler(TrackingError, _tracking_error)
     app.add_exception_handler(OperationalError, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

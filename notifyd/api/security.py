@@ -10,9 +10,9 @@ from notifyd.api.cors import ProblemCORSMiddleware
 from notifyd.api.openapi import install_openapi
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import RequestIdMiddleware
+from notifyd.api.tokencache import TokenCache
 from notifyd.config import Settings
 from notifyd.runtime import Runtime
-from notifyd.tokencache import TokenCache
 
 
 def install_security(app: FastAPI, settings: Settings, runtime: Runtime) -> Guard:

@@ -28,9 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from notifyd.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
+from notifyd.channels.base import (
+    Channel,
+    OutgoingMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    overlay,
+)
 from notifyd.channels.netguard import guarded_lookups, ip_literal, is_forbidden
-from notifyd.channels.options import destination_of, overlay
 from notifyd.config import WebhookSettings
 from notifyd.redact import MASK
 
@@ -47,7 +52,7 @@ def apprise_available() -> bool:
     return importlib.util.find_spec("apprise") is not None
 
 
-class AppriseChannel:
+class AppriseChannel(Channel):
     """Delivers through one Apprise URL per recipient."""
 
     name: ClassVar[str] = "apprise"
@@ -103,7 +108,7 @@ class AppriseChannel:
         return await loop.run_in_executor(self._pool, self._notify, message, recipient)
 
     def _notify(self, message: OutgoingMessage, recipient: str) -> dict[str, Any]:
-        destination = destination_of(message)
+        destination = message.destination
         settings = overlay(self.guard, destination.webhook if destination else None)
         try:
             service = self._service(recipient)

@@ -28,8 +28,13 @@ from typing import Any, ClassVar
 
 import aiosmtplib
 
-from notifyd.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
-from notifyd.channels.options import destination_of, overlay
+from notifyd.channels.base import (
+    Channel,
+    OutgoingMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    overlay,
+)
 from notifyd.config import SmtpSettings
 from notifyd.timeutil import utcnow
 
@@ -189,7 +194,7 @@ def serialise(mail: EmailMessage, *, utf8: bool, cte_type: str) -> bytes:
     return data
 
 
-class EmailChannel:
+class EmailChannel(Channel):
     """Sends through the configured SMTP server (a destination may override any setting)."""
 
     name: ClassVar[str] = "email"
@@ -203,7 +208,7 @@ class EmailChannel:
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Send one email; return the server's reply."""
-        destination = destination_of(message)
+        destination = message.destination
         smtp = overlay(self.settings, destination.smtp if destination else None)
         server = f"{smtp.host}:{smtp.port}"
         try:

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
-from notifyd.channels.base import OutgoingMessage
+from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.timeutil import utcnow
 
 
@@ -19,7 +19,7 @@ def non_blank(recipient: str) -> str:
     return value
 
 
-class LogChannel:
+class LogChannel(Channel):
     """Appends deliveries to a file chosen by the server's configuration, never by the client."""
 
     name: ClassVar[str] = "log"

@@ -11,13 +11,13 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
-from notifyd.channels.base import OutgoingMessage
+from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.channels.log import LogChannel
 
 RELEASE_FILE = "release-test-hold"
 
 
-class TestHoldChannel:
+class TestHoldChannel(Channel):
     """Blocks each delivery until ``<home>/release-test-hold`` exists."""
 
     name: ClassVar[str] = "test-hold"

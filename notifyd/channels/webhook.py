@@ -21,7 +21,13 @@ from typing import Any, ClassVar
 import httpx
 
 from notifyd import __version__
-from notifyd.channels.base import OutgoingMessage, PermanentDeliveryError, TransientDeliveryError
+from notifyd.channels.base import (
+    Channel,
+    OutgoingMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    overlay,
+)
 from notifyd.channels.netguard import (
     BlockedAddress,
     GuardedBackend,
@@ -30,7 +36,6 @@ from notifyd.channels.netguard import (
     Resolver,
     system_resolver,
 )
-from notifyd.channels.options import destination_of, overlay
 from notifyd.config import WEBHOOK_SECRET_PREFIX, WebhookSettings
 from notifyd.redact import MASK
 from notifyd.timeutil import utcnow
@@ -75,7 +80,7 @@ def parse_retry_after(value: str | None) -> float | None:
     return max((when - utcnow()).total_seconds(), 0.0)
 
 
-class WebhookChannel:
+class WebhookChannel(Channel):
     """Delivers to HTTP endpoints; ``to`` is the endpoint URL."""
 
     name: ClassVar[str] = "webhook"
@@ -127,7 +132,7 @@ class WebhookChannel:
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """POST the signed notification; classify the answer."""
-        destination = destination_of(message)
+        destination = message.destination
         settings = overlay(self.settings, destination.webhook if destination else None)
         body = payload(message)
         timestamp = int(time.time())

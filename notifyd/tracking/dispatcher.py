@@ -22,20 +22,20 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from notifyd.models import Outcome, RunStatus
-from notifyd.timeutil import new_id, utcnow
-from notifyd.tracking import outcomes, queries
+from notifyd.tracking import admin, outcomes
+from notifyd.tracking.admin import ClaimedRun
+from notifyd.tracking.clock import new_id, utcnow
 from notifyd.tracking.errors import PermanentError, TaskError
+from notifyd.tracking.models import Outcome, RunStatus
 from notifyd.tracking.registry import TaskContext, TaskRegistry
-from notifyd.tracking.retry import RetryPolicy
+from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-AttemptObserver = Callable[[queries.ClaimedRun, outcomes.AttemptResult], None]
+AttemptObserver = Callable[[ClaimedRun, outcomes.AttemptResult], None]
 MAX_TRACEBACK = 8000
-MAX_DELAY_SECONDS = 7 * 86400.0
 
 
 def default_worker_id() -> str:
@@ -45,10 +45,13 @@ def default_worker_id() -> str:
 
 @dataclass
 class DispatcherConfig:
-    """How much the dispatcher runs at once and how it keeps and rescues its leases."""
+    """How much the dispatcher runs at once and how it keeps and rescues its leases.
+
+    These are the library's defaults; notifyd passes its own settings for every field.
+    """
 
     concurrency: int = 32
-    channel_concurrency: Mapping[str, int] = field(default_factory=dict)
+    queue_concurrency: Mapping[str, int] = field(default_factory=dict)
     lease_seconds: float = 30.0
     sweep_seconds: float = 5.0
     poll_seconds: float = 1.0
@@ -64,7 +67,7 @@ class Dispatcher:
         writer: Writer,
         registry: TaskRegistry,
         config: DispatcherConfig,
-        retry_policy_for: Callable[[str | None], RetryPolicy],
+        retry: RetryPolicies,
         extras: Mapping[str, Any] | None = None,
         worker_id: str | None = None,
         clock: Clock = utcnow,
@@ -73,13 +76,13 @@ class Dispatcher:
         self.writer = writer
         self.registry = registry
         self.config = config
-        self.retry_policy_for = retry_policy_for
+        self.retry = retry
         self.extras = dict(extras or {})
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.on_attempt = on_attempt
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._running_channels: Counter[str] = Counter()
+        self._running_queues: Counter[str] = Counter()
         self._results: list[outcomes.AttemptResult] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -141,7 +144,7 @@ class Dispatcher:
             if unfinished:
                 await self.writer.run(
                     partial(
-                        queries.interrupt_runs,
+                        admin.interrupt_runs,
                         now=self.clock(),
                         reason=f"worker {self.worker_id} shut down before the attempt finished",
                         error_type="Shutdown",
@@ -215,14 +218,14 @@ class Dispatcher:
 
     async def _finish(self, results: list[outcomes.AttemptResult]) -> None:
         await self.writer.run(
-            partial(queries.finish_attempts, results=results, worker=self.worker_id)
+            partial(admin.finish_attempts, results=results, worker=self.worker_id)
         )
 
     async def _renew(self) -> None:
         until = self.clock() + timedelta(seconds=self.config.lease_seconds)
         ids = list(self._running)
         await self.writer.run(
-            partial(queries.renew_leases, run_ids=ids, worker=self.worker_id, until=until)
+            partial(admin.renew_leases, run_ids=ids, worker=self.worker_id, until=until)
         )
 
     async def sweep(self) -> list[str]:
@@ -230,7 +233,7 @@ class Dispatcher:
         now = self.clock()
         rescued = await self.writer.run(
             partial(
-                queries.interrupt_runs,
+                admin.interrupt_runs,
                 now=now,
                 reason="the worker stopped renewing its lease (it died or hung)",
                 error_type="LeaseExpired",
@@ -246,24 +249,24 @@ class Dispatcher:
         free = self.config.concurrency - len(self._running)
         if free <= 0 or self._stopping:
             return
-        limits = self.config.channel_concurrency
-        channel_free = {name: cap - self._running_channels[name] for name, cap in limits.items()}
+        limits = self.config.queue_concurrency
+        queue_free = {name: cap - self._running_queues[name] for name, cap in limits.items()}
         now = self.clock()
         claimed = await self.writer.run(
             partial(
-                queries.claim_due,
+                admin.claim_due,
                 now=now,
                 limit=free,
                 worker=self.worker_id,
                 lease_until=now + timedelta(seconds=self.config.lease_seconds),
-                channel_free=channel_free,
+                queue_free=queue_free,
             )
         )
         if self._stopping:
             # Claimed while shutting down: hand them straight back.
             await self.writer.run(
                 partial(
-                    queries.interrupt_runs,
+                    admin.interrupt_runs,
                     now=now,
                     reason="claimed during shutdown",
                     error_type="Shutdown",
@@ -273,8 +276,8 @@ class Dispatcher:
             )
             return
         for run in claimed:
-            if run.channel:
-                self._running_channels[run.channel] += 1
+            if run.queue:
+                self._running_queues[run.queue] += 1
             task = asyncio.create_task(self._execute(run), name=f"notifyd-run-{run.id}")
             self._running[run.id] = task
         if len(claimed) == free:
@@ -282,7 +285,7 @@ class Dispatcher:
 
     # ---- one attempt --------------------------------------------------------------------
 
-    async def _execute(self, run: queries.ClaimedRun) -> None:
+    async def _execute(self, run: ClaimedRun) -> None:
         started = time.perf_counter()
         try:
             try:
@@ -312,11 +315,11 @@ class Dispatcher:
             except Exception:  # an observer (metrics) must never stop delivery
                 log.exception("attempt observer failed")
 
-    def _forget(self, run: queries.ClaimedRun) -> None:
-        if self._running.pop(run.id, None) is not None and run.channel:
-            self._running_channels[run.channel] -= 1
+    def _forget(self, run: ClaimedRun) -> None:
+        if self._running.pop(run.id, None) is not None and run.queue:
+            self._running_queues[run.queue] -= 1
 
-    async def _call(self, run: queries.ClaimedRun) -> Any:
+    async def _call(self, run: ClaimedRun) -> Any:
         task = self.registry.get(run.task_name)
         if task is None:
             raise PermanentError(f"no task is registered as {run.task_name!r} in this process")
@@ -329,21 +332,17 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is not running")
         return await loop.run_in_executor(self._threads, partial(task.func, *args, **kwargs))
 
-    def _failure(
-        self, run: queries.ClaimedRun, exc: Exception, started: float
-    ) -> outcomes.AttemptResult:
+    def _failure(self, run: ClaimedRun, exc: Exception, started: float) -> outcomes.AttemptResult:
         now = self.clock()
         permanent = isinstance(exc, PermanentError)
         retry_after = exc.retry_after if isinstance(exc, TaskError) else None
         response = exc.response if isinstance(exc, TaskError) else None
-        charged = run.attempt - run.interruptions
-        delay = None
-        if not permanent and charged < run.max_attempts:
-            try:
-                delay = self.retry_policy_for(run.channel).delay_after(charged, retry_after)
-            except (ArithmeticError, ValueError, TypeError):
-                delay = MAX_DELAY_SECONDS  # a broken Retry-After or policy still retries
-            delay = min(max(delay, 0.0), MAX_DELAY_SECONDS)
+        delay = self.retry.for_queue(run.queue).decide(
+            charged=run.attempt - run.interruptions,
+            max_attempts=run.max_attempts,
+            retry_after=retry_after,
+            permanent=permanent,
+        )
         return outcomes.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,

@@ -1,4 +1,4 @@
-"""How a task tells the dispatcher whether trying again can help."""
+"""How a task tells the dispatcher whether trying again can help, and what admin refuses."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ class TransientError(TaskError):
 
 class PermanentError(TaskError):
     """Trying again cannot succeed (a rejected address, 410 Gone, an unknown task): fail now."""
+
+
+class TrackingError(Exception):
+    """An operator's request on runs that cannot be done (see ``notifyd.tracking.admin``)."""
+
+
+class RunNotFound(TrackingError, LookupError):
+    """No run has this id."""
+
+
+class InvalidTransition(TrackingError):
+    """The run is in a state the operation does not move from (retrying a succeeded run)."""

@@ -12,10 +12,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import psycopg
 from sqlalchemy import Connection, Engine
 
-from notifyd.background import Background
+from notifyd.tracking.background import Background
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,8 @@ class Listener:
         await self._task.stop()
 
     async def _run(self) -> None:
+        import psycopg  # only PostgreSQL stores listen: SQLite apps need not install it
+
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(

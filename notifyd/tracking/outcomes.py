@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from notifyd.models import Outcome, RunStatus
+from notifyd.tracking.models import Outcome, RunStatus
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,13 @@ class AttemptResult:
     error_message: str | None = None
     traceback: str | None = None
     response: dict[str, Any] | None = None
+
+    @property
+    def short_error(self) -> str | None:
+        """``Type: message``, as a run's ``last_error`` shows it."""
+        if self.error_type is None and self.error_message is None:
+            return None
+        return f"{self.error_type or 'Error'}: {self.error_message or ''}".strip()
 
 
 def _clean_text(text: str) -> str:

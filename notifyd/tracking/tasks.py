@@ -22,9 +22,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Table
 
-from notifyd.models import RunStatus
-from notifyd.timeutil import new_id
-from notifyd.tracking import queries
+from notifyd.tracking.clock import new_id
+from notifyd.tracking.models import RunStatus, runs
 from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
 
@@ -52,13 +51,18 @@ class TaskBatch:
         *,
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
-        channel: str | None = None,
-        recipient: str | None = None,
-        notification_id: str | None = None,
+        queue: str | None = None,
+        label: str | None = None,
+        ref: str | None = None,
         max_attempts: int | None = None,
         now: datetime | None = None,
+        run_at: datetime | None = None,
     ) -> str:
-        """Stage a run with notifyd's extra columns (channel, recipient, notification)."""
+        """Stage a run with its generic columns: ``queue`` (its retry policy and concurrency
+        limit), ``label`` (shown to operators), ``ref`` (the caller's object it belongs to).
+
+        ``max_attempts`` overrides the queue's retry budget; ``run_at`` delays the first attempt.
+        """
         if self.committed:
             raise RuntimeError("this batch was already committed")
         registry = self.tracker.registry
@@ -72,17 +76,17 @@ class TaskBatch:
             {
                 "id": run_id,
                 "task_name": task.name,
-                "notification_id": notification_id,
-                "channel": channel,
-                "recipient": recipient,
+                "queue": queue,
+                "label": label,
+                "ref": ref,
                 "args": arguments,
                 "status": RunStatus.queued.value,
                 "attempts": 0,
-                "max_attempts": max_attempts or self.tracker.retry_policy_for(channel).max_attempts,
+                "max_attempts": max_attempts or self.tracker.retry.budget(queue),
                 "interruptions": 0,
                 "created_at": when,
                 "updated_at": when,
-                "next_attempt_at": when,
+                "next_attempt_at": run_at or when,
             }
         )
         return run_id
@@ -108,21 +112,21 @@ class TaskBatch:
         """Commit everything staged in one transaction and wake the dispatcher."""
         if self.committed:
             return
-        writes, runs = list(self._writes), list(self._runs)
+        writes, staged = list(self._writes), list(self._runs)
 
-        if runs and self.tracker.notifies:
+        if staged and self.tracker.notifies:
             writes.append(notify_runs)  # other processes' dispatchers look at once
 
         def write(conn: Connection) -> None:
             for fn in writes:
                 fn(conn)
 
-        inserts = [*self._inserts, (queries.RUNS, runs)]
+        inserts = [*self._inserts, (runs, staged)]
         await self.tracker.writer.run(write if writes else None, inserts=inserts)
         self.committed = True
         for fn in self._after:
             fn()
-        if runs:
+        if staged:
             self.tracker.committed()
 
 

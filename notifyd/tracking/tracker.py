@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
-from notifyd.config import RetryPolicySettings
-from notifyd.timeutil import utcnow
+from notifyd.tracking.clock import utcnow
 from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
 from notifyd.tracking.notify import Listener, supports_notify
 from notifyd.tracking.registry import TaskRegistry
-from notifyd.tracking.retry import RetryPolicy
+from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
 
 APP_STATE_KEY = "notifyd_tracker"
 
 
 class Tracker:
-    """Everything a process needs to record runs durably and execute them."""
+    """Everything a process needs to record runs durably and execute them.
+
+    ``retry`` is the retry policy of every run this tracker creates and executes (by default
+    one attempt: see ``notifyd.tracking.retry``).
+    """
 
     def __init__(
         self,
@@ -29,32 +31,22 @@ class Tracker:
         registry: TaskRegistry,
         *,
         config: DispatcherConfig | None = None,
-        retry: RetryPolicySettings | None = None,
-        retry_by_channel: Mapping[str, RetryPolicySettings] | None = None,
+        retry: RetryPolicies | None = None,
         extras: Mapping[str, Any] | None = None,
         clock: Clock = utcnow,
-        rng: random.Random | None = None,
         run_dispatcher: bool = True,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.clock = clock
         self.writer = Writer(engine)
-        rng = rng or random.Random()
-        default = RetryPolicy.from_settings(retry or RetryPolicySettings(max_attempts=1), rng)
-        by_channel = {
-            name: RetryPolicy.from_settings(policy, rng)
-            for name, policy in (retry_by_channel or {}).items()
-        }
-        self.retry_policy_for: Callable[[str | None], RetryPolicy] = lambda channel: by_channel.get(
-            channel or "", default
-        )
+        self.retry = retry or RetryPolicies()
         self.run_dispatcher = run_dispatcher
         self.dispatcher = Dispatcher(
             writer=self.writer,
             registry=registry,
             config=config or DispatcherConfig(),
-            retry_policy_for=self.retry_policy_for,
+            retry=self.retry,
             extras=extras,
             clock=clock,
         )

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Insert, Table, insert
 from sqlalchemy.exc import DBAPIError
 
-from notifyd.db import WRITE_OPTION
+from notifyd.tracking.engine import WRITE_OPTION
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]

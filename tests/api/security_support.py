@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from notifyd import auth
-from notifyd.auth import Scope
+from notifyd import tokens as auth
 from notifyd.db import write_session
+from notifyd.tokens import Scope
 
 
 def create_token(engine: Engine, name: str, scope: Scope) -> str:

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from notifyd.api.app import create_app
-from notifyd.auth import Scope
 from notifyd.config import Settings
 from notifyd.db import engine_for, upgrade, write_session
+from notifyd.tokens import Scope
 from tests.api.security_support import api_routes, bearer, create_token, sample_path
 from tests.conftest import make_settings
 from tests.support import wait_for

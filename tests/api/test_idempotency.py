@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
-from notifyd.models import IdempotencyRecord, Notification, TaskRun
+from notifyd.models import IdempotencyRecord, Notification
 from notifyd.timeutil import utcnow
+from notifyd.tracking.admin import RUNS
 
 BODY = {"to": ["a", "b"], "subject": "s", "message": "m"}
 
@@ -29,7 +30,7 @@ def test_same_key_same_body_replays_and_creates_nothing(
     assert second.headers["idempotency-replay"] == "true"
     assert second.json() == first.json()
     assert second.headers["location"] == first.headers["location"]
-    assert _count(migrated, Notification) == 1 and _count(migrated, TaskRun) == 2
+    assert _count(migrated, Notification) == 1 and _count(migrated, RUNS) == 2
     other = client.post("/v1/notifications", json=BODY, headers={"Idempotency-Key": "k2"})
     assert other.json()["id"] != first.json()["id"]
 
@@ -46,7 +47,7 @@ def test_same_key_different_body_is_422(client: TestClient) -> None:
 def test_same_key_while_the_first_is_processing_is_409_with_retry_after(
     app: FastAPI, client: TestClient
 ) -> None:
-    with app.state.runtime.idempotency.claim("anonymous", "busy"):
+    with app.state.runtime.submitter.keys.claim("anonymous", "busy"):
         response = client.post("/v1/notifications", json=BODY, headers={"Idempotency-Key": "busy"})
     assert response.status_code == 409
     assert response.headers["retry-after"] == "1"

@@ -11,10 +11,10 @@ from sqlalchemy import Engine
 
 from notifyd.api.app import create_app
 from notifyd.api.auth import STATE_KEY, Guard
-from notifyd.auth import Scope
+from notifyd.api.ratelimit import RateLimiter
 from notifyd.config import Settings
 from notifyd.db import engine_for, upgrade
-from notifyd.ratelimit import RateLimiter
+from notifyd.tokens import Scope
 from tests.api.security_support import FakeClock, bearer, create_token
 from tests.conftest import make_settings
 

@@ -20,8 +20,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
 
 from notifyd.api.app import create_app
-from notifyd.auth import Scope
 from notifyd.db import engine_for, upgrade
+from notifyd.tokens import Scope
 from tests.api.security_support import create_token
 from tests.conftest import make_settings
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine
 
-from notifyd import auth
-from notifyd.auth import Scope
+from notifyd import tokens as auth
+from notifyd.api.tokencache import TokenCache
 from notifyd.db import engine_for, read_session, upgrade, write_session
 from notifyd.errors import InvalidInput, NotFound
-from notifyd.tokencache import TokenCache
+from notifyd.tokens import Scope
 from tests.api.security_support import FakeClock, create_token
 from tests.conftest import make_settings
 

@@ -11,11 +11,11 @@ import trustme
 from pydantic import ValidationError
 from standardwebhooks import Webhook
 
-from notifyd.channels.options import overlay
+from notifyd.channels.base import overlay
 from notifyd.channels.registry import build_channels
 from notifyd.config import DestinationSettings, Settings, SmtpSettings, load_settings
-from notifyd.destinations import Destinations, recipient_key
 from notifyd.errors import ConfigError
+from notifyd.notifications.destinations import Destinations, recipient_key
 from notifyd.runtime import build_runtime
 from notifyd.tracking.errors import PermanentError
 from tests.channels.conftest import Serve

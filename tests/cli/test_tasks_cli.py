@@ -15,7 +15,7 @@ from cli.main import app
 from notifyd.db import write_connection
 from notifyd.models import RunStatus
 from notifyd.timeutil import utcnow
-from notifyd.tracking.queries import RUNS
+from notifyd.tracking.admin import RUNS
 from tests.support import wait_for
 
 

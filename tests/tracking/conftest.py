@@ -9,14 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
-from sqlmodel import col, select
+from sqlalchemy import Engine, Row, select, update
 
-from notifyd.config import RetryPolicySettings
-from notifyd.db import make_engine, read_session, upgrade, write_connection
-from notifyd.models import Attempt, TaskRun
+from notifyd.db import make_engine, upgrade, write_connection
 from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker
-from notifyd.tracking.queries import ATTEMPTS, RUNS
+from notifyd.tracking.admin import ATTEMPTS, RUNS
+from notifyd.tracking.retry import RetryPolicies, RetryPolicy
 
 
 class FakeClock:
@@ -65,14 +63,15 @@ def make_tracker(store: Engine, registry: TaskRegistry, clock: FakeClock) -> Tra
 
     @asynccontextmanager
     async def factory(
-        *, retry: RetryPolicySettings | None = None, **config: Any
+        *, retry: RetryPolicy | RetryPolicies | None = None, **config: Any
     ) -> AsyncIterator[Tracker]:
+        policy = retry or RetryPolicy(max_attempts=3, schedule=(10, 60))
         settings = {"poll_seconds": 0.02, "sweep_seconds": 0.05, "lease_seconds": 30.0, **config}
         tracker = Tracker(
             store,
             registry,
             config=DispatcherConfig(**settings),
-            retry=retry or RetryPolicySettings(max_attempts=3, schedule=[10, 60], jitter=0),
+            retry=policy if isinstance(policy, RetryPolicies) else RetryPolicies(policy),
             clock=clock,
         )
         await tracker.start()
@@ -92,18 +91,18 @@ async def enqueue(tracker: Tracker, func: Callable[..., Any], *args: Any, **kwar
     return run_id
 
 
-def load_run(engine: Engine, run_id: str) -> TaskRun:
-    with read_session(engine) as session:
-        run = session.get(TaskRun, run_id)
-        assert run is not None
-        return run
+def load_run(engine: Engine, run_id: str) -> Row[Any]:
+    """The run's row, every column."""
+    with engine.connect() as conn:
+        return conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one()
 
 
-def load_attempts(engine: Engine, run_id: str) -> list[Attempt]:
-    with read_session(engine) as session:
+def load_attempts(engine: Engine, run_id: str) -> list[Row[Any]]:
+    """The run's attempt rows, oldest first."""
+    with engine.connect() as conn:
         return list(
-            session.exec(
-                select(Attempt).where(Attempt.run_id == run_id).order_by(col(Attempt.number))
+            conn.execute(
+                select(ATTEMPTS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.number)
             ).all()
         )
 
@@ -118,7 +117,7 @@ async def wait_until(check: Callable[[], bool], limit: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def wait_status(engine: Engine, run_id: str, status: str, limit: float = 10.0) -> TaskRun:
+async def wait_status(engine: Engine, run_id: str, status: str, limit: float = 10.0) -> Row[Any]:
     await wait_until(lambda: load_run(engine, run_id).status == status, limit)
     return load_run(engine, run_id)
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 
-from notifyd.config import RetryPolicySettings
 from notifyd.db import write_connection
 from notifyd.models import Outcome, RunStatus
 from notifyd.tracking import (
@@ -20,7 +19,9 @@ from notifyd.tracking import (
     TaskRegistry,
     TransientError,
 )
-from notifyd.tracking.queries import RUNS
+from notifyd.tracking.admin import RUNS
+from notifyd.tracking.retry import RetryPolicies, RetryPolicy
+from notifyd.tracking.tasks import TaskBatch
 from tests.tracking.conftest import (
     FakeClock,
     TrackerFactory,
@@ -303,13 +304,13 @@ async def test_concurrency_is_bounded_globally_and_per_channel(
         await asyncio.sleep(0.05)
         active -= 1
 
-    async with make_tracker(concurrency=3, channel_concurrency=limits) as tracker:
+    async with make_tracker(concurrency=3, queue_concurrency=limits) as tracker:
         batch_ids = []
         from notifyd.tracking import TaskBatch
 
         batch = TaskBatch(tracker)
         for _ in range(12):
-            batch_ids.append(batch.add_run(bounded, channel="slow"))
+            batch_ids.append(batch.add_run(bounded, queue="slow"))
         await batch.commit()
         for run_id in batch_ids:
             await wait_status(store, run_id, "succeeded")
@@ -319,7 +320,7 @@ async def test_concurrency_is_bounded_globally_and_per_channel(
 async def test_a_run_that_keeps_killing_its_worker_is_given_up(
     store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
 ) -> None:
-    from notifyd.tracking.queries import MAX_CRASHES
+    from notifyd.tracking.admin import MAX_CRASHES
 
     @registry.task("poison")
     async def poison() -> None:
@@ -341,19 +342,27 @@ async def test_a_run_that_keeps_killing_its_worker_is_given_up(
     assert "giving up" in (run.last_error or "")
 
 
-async def test_retry_policy_per_channel(store: Engine, registry: TaskRegistry) -> None:
-    from notifyd.tracking import Tracker
-
-    tracker = Tracker(
-        store,
-        registry,
-        retry=RetryPolicySettings(max_attempts=2, schedule=[5], jitter=0),
-        retry_by_channel={"email": RetryPolicySettings(max_attempts=4, schedule=[1, 2], jitter=0)},
+async def test_a_queue_with_its_own_policy_gets_its_budget_and_delays(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory, clock: FakeClock
+) -> None:
+    policies = RetryPolicies(
+        RetryPolicy(max_attempts=1),
+        by_queue={"flaky": RetryPolicy(max_attempts=2, schedule=(7,))},
     )
-    assert tracker.retry_policy_for("email").max_attempts == 4
-    assert tracker.retry_policy_for("email").delay_after(2) == 2
-    assert tracker.retry_policy_for("webhook").max_attempts == 2
-    assert tracker.retry_policy_for(None).delay_after(1) == 5
+
+    @registry.task("fails")
+    async def fails() -> None:
+        raise RuntimeError("peer down")
+
+    async with make_tracker(retry=policies) as tracker:
+        batch = TaskBatch(tracker)
+        flaky = batch.add_run(fails, queue="flaky")
+        plain = batch.add_run(fails)
+        await batch.commit()
+        retrying = await wait_status(store, flaky, "retrying")
+        failed = await wait_status(store, plain, "failed")
+    assert (retrying.max_attempts, failed.max_attempts) == (2, 1)
+    assert retrying.next_attempt_at == clock() + timedelta(seconds=7)
 
 
 async def test_two_dispatchers_sharing_one_queue_run_each_run_once(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
-from sqlmodel import select
+from sqlalchemy import Engine, Row, select
 
-from notifyd.db import read_session
-from notifyd.models import TaskRun
 from notifyd.tracking import DispatcherConfig, TaskRegistry, TrackedTasks, Tracker
+from notifyd.tracking.admin import RUNS
 from tests.support import wait_for
 
 
@@ -46,9 +45,9 @@ def app_and_log(store: Engine, tmp_path: Path) -> Iterator[tuple[FastAPI, list[s
     yield app, done, store
 
 
-def _run(store: Engine, run_id: str) -> TaskRun | None:
-    with read_session(store) as session:
-        return session.get(TaskRun, run_id)
+def _run(store: Engine, run_id: str) -> Row[Any] | None:
+    with store.connect() as conn:
+        return conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one_or_none()
 
 
 def test_add_task_is_durable_before_the_response_and_then_runs(
@@ -74,8 +73,8 @@ def test_a_failed_request_stages_nothing(app_and_log: tuple[FastAPI, list[str], 
     app, _done, store = app_and_log
     with TestClient(app) as client:
         assert client.post("/broken").status_code == 400
-    with read_session(store) as session:
-        assert session.exec(select(TaskRun)).all() == []
+    with store.connect() as conn:
+        assert conn.execute(select(RUNS)).all() == []
 
 
 def test_arguments_that_are_not_json_are_refused(

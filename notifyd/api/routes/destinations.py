@@ -6,8 +6,8 @@ from fastapi import APIRouter, Security
 
 from notifyd.api.auth import require_scope
 from notifyd.api.deps import RuntimeDep
-from notifyd.auth import Scope
-from notifyd.destinations import DestinationPublic
+from notifyd.notifications.destinations import DestinationPublic
+from notifyd.tokens import Scope
 
 router = APIRouter(prefix="/v1/destinations", tags=["destinations"])
 

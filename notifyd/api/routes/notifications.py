@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
-from notifyd import service
 from notifyd.api.auth import ReadOwnCaller, SendCaller
-from notifyd.api.deps import RuntimeDep, SessionDep
+from notifyd.api.deps import ConnDep, RuntimeDep
 from notifyd.api.problems import problem_responses
 from notifyd.models import NotificationAccepted, NotificationCreate, NotificationPublic
-from notifyd.tracking import TrackedTasks
+from notifyd.notifications import views
+from notifyd.tracking.tasks import TrackedTasks
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
@@ -36,15 +36,8 @@ async def create_notification(
     ] = None,
 ) -> NotificationAccepted:
     """Accept a notification: it is stored durably before the 202, then delivered in the background."""
-    submission = await service.submit_notification(
-        batch=tasks,
-        body=body,
-        channels=runtime.channels,
-        destinations=runtime.destinations,
-        caller=caller.name,
-        idempotency_key=idempotency_key,
-        keys=runtime.idempotency,
-        on_stored=runtime.delivery.remember,
+    submission = await runtime.submitter.submit(
+        tasks, body, caller=caller.name, idempotency_key=idempotency_key
     )
     accepted = submission.accepted
     if not submission.replayed:
@@ -57,9 +50,7 @@ async def create_notification(
 
 @router.get("/{notification_id}", responses=problem_responses(404))
 def read_notification(
-    notification_id: str, caller: ReadOwnCaller, session: SessionDep
+    notification_id: str, caller: ReadOwnCaller, conn: ConnDep
 ) -> NotificationPublic:
     """A notification and the state of its delivery runs (a ``send`` token sees only its own)."""
-    return service.get_notification(
-        session=session, notification_id=notification_id, owner=caller.owner
-    )
+    return views.get_notification(conn, notification_id=notification_id, owner=caller.owner)

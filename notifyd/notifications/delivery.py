@@ -13,9 +13,9 @@ from sqlalchemy import Engine
 
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.db import read_session
-from notifyd.destinations import Destinations
 from notifyd.models import Notification
-from notifyd.routing import delivery_target
+from notifyd.notifications.destinations import Destinations
+from notifyd.notifications.routing import delivery_target
 from notifyd.tracking.errors import PermanentError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 
@@ -92,13 +92,13 @@ async def deliver(
 
     For a named ``destination``, the recipient and its secrets come from the configuration
     (``recipient_key`` says which); ``secret_recipient`` is an ad-hoc recipient in full when
-    ``recipient`` is only its masked form (see notifyd.routing).
+    ``recipient`` is only its masked form (see notifyd.notifications.routing).
     """
     delivery: DeliveryContext = ctx.extras[EXTRAS_KEY]
     target = delivery.channels.get(channel)
     if target is None:
         raise PermanentError(f"channel {channel!r} is not configured on this server")
-    address, options = delivery_target(
+    address, settings = delivery_target(
         delivery.destinations,
         channel=channel,
         recipient=recipient,
@@ -115,7 +115,7 @@ async def deliver(
         data=note.data,
         created_at=note.created_at,
         attempt=ctx.attempt,
-        options=options,
+        destination=settings,
     )
     return await target.send(message, address)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from notifyd.auth import Scope, hash_token, hashes_match, plausible_token
 from notifyd.models import ApiToken
 from notifyd.timeutil import utcnow
+from notifyd.tokens import Scope, hash_token, hashes_match, plausible_token
 
 log = logging.getLogger(__name__)
 

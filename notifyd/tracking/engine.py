@@ -1,0 +1,57 @@
+"""What the tracker needs of an engine: SQLite set up for one writer, and write transactions.
+
+On SQLite a write transaction must take the write lock when it begins (``BEGIN IMMEDIATE``), so
+that it waits for another process's writer (``busy_timeout``) instead of failing with "database
+is locked" when it first writes. ``prepare_sqlite`` installs that, with WAL and foreign keys (the
+``attempt`` rows go with their run); connections asked for with ``WRITE_OPTION`` begin so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+WRITE_OPTION = "tracking_write"
+
+
+def prepare_sqlite(
+    engine: Engine, *, busy_timeout_ms: int = 30_000, synchronous: str = "NORMAL"
+) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for write transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def tracking_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the tracker: ``prepare_sqlite`` applied on SQLite, pre-ping elsewhere."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        prepare_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction (the write lock taken at once); commits on success."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn

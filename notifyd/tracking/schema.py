@@ -1,0 +1,68 @@
+"""Create or upgrade the tracker's tables in an app's own database.
+
+notifyd itself manages them with its Alembic migrations; an app that uses ``notifyd.tracking``
+as a library calls ``install(engine)`` at start instead. It creates ``task_run`` and
+``attempt`` (and the one-row ``tracking_schema`` version table) and nothing else, applies any
+upgrade a newer version of the library needs, and refuses a database made by a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, inspect, select
+
+from notifyd.tracking.engine import write_connection
+from notifyd.tracking.models import metadata
+
+SCHEMA_VERSION = 1
+_versions = MetaData()
+VERSION_TABLE = Table("tracking_schema", _versions, Column("version", Integer, nullable=False))
+
+# Upgrades from version N to N+1, in order; UPGRADES[0] takes version 1 to 2. Append only.
+UPGRADES: list[Callable[[Connection], None]] = []
+
+
+class SchemaMismatch(RuntimeError):
+    """The tables exist but are not the ones this version of the library reads and writes."""
+
+
+def _check_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        found = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(set(table.c.keys()) - found)
+        if missing:
+            raise SchemaMismatch(
+                f"table {table.name!r} lacks column(s) {', '.join(missing)}: "
+                "it was not made by notifyd.tracking.schema.install"
+            )
+
+
+def installed_version(engine: Engine) -> int | None:
+    """The schema version recorded in the database (None before ``install``)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE.name):
+            return None
+        return conn.execute(select(VERSION_TABLE.c.version)).scalar_one_or_none()
+
+
+def install(engine: Engine) -> int:
+    """Create the tracker's tables, or upgrade them; returns the schema version now in place."""
+    with write_connection(engine) as conn:
+        _versions.create_all(conn)
+        version = conn.execute(select(VERSION_TABLE.c.version)).scalar_one_or_none()
+        if version is None:
+            metadata.create_all(conn)
+            _check_columns(conn)
+            conn.execute(VERSION_TABLE.insert().values(version=SCHEMA_VERSION))
+            return SCHEMA_VERSION
+        if version > SCHEMA_VERSION:
+            raise SchemaMismatch(
+                f"the tracking tables are at version {version}, newer than this library "
+                f"({SCHEMA_VERSION}); upgrade it"
+            )
+        for step in UPGRADES[version - 1 :]:
+            step(conn)
+        conn.execute(VERSION_TABLE.update().values(version=SCHEMA_VERSION))
+        return SCHEMA_VERSION

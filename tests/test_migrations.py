@@ -1,0 +1,108 @@
+"""Upgrading a populated store keeps every notification, run and attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alembic import command
+from sqlalchemy import Engine, select, text
+
+from notifyd.db import alembic_config, head_revision, make_engine, upgrade
+from notifyd.models import Notification
+from notifyd.tracking.admin import ATTEMPTS, RUNS
+
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+WHEN = datetime(2026, 11, 30, 9, 0)
+
+
+def _migrate_to(engine: Engine, revision: str) -> None:
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def _populate_0002(engine: Engine, runs: int) -> None:
+    """Rows as notifyd 0002 wrote them: runs name their channel, recipient and notification."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO notification (id, channel, subject, message, recipients, created_at)"
+                " VALUES ('ntf_1', 'email', 'Hi', 'Hello', '[\"a@example.org\"]', :at)"
+            ),
+            {"at": WHEN},
+        )
+        for index in range(runs):
+            conn.execute(
+                text(
+                    "INSERT INTO task_run (id, task_name, notification_id, channel, recipient,"
+                    " args, status, attempts, max_attempts, interruptions, crashes, created_at,"
+                    " updated_at, next_attempt_at, last_error) VALUES (:id, 'notifyd.deliver',"
+                    " 'ntf_1', 'email', :to, '{}', :status, 2, 8, 1, 1, :at, :at, :at, 'E: x')"
+                ),
+                {
+                    "id": f"run_{index:03}",
+                    "to": f"user{index}@example.org",
+                    "status": ("retrying", "succeeded", "failed")[index % 3],
+                    "at": WHEN,
+                },
+            )
+            for number in (1, 2):
+                conn.execute(
+                    text(
+                        "INSERT INTO attempt (run_id, number, worker, started_at, finished_at,"
+                        " duration_ms, outcome, error_type, error_message, response) VALUES"
+                        " (:run, :number, 'w1', :at, :at, 12.5, 'transient_error', 'SMTPError',"
+                        " 'try later', '{\"code\": 451}')"
+                    ),
+                    {"run": f"run_{index:03}", "number": number, "at": WHEN},
+                )
+
+
+def test_upgrading_a_populated_0002_store_keeps_every_run_and_attempt(db_url: str) -> None:
+    engine = make_engine(db_url)
+    _migrate_to(engine, "0002")
+    _populate_0002(engine, runs=30)
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        runs = conn.execute(select(RUNS).order_by(RUNS.c.id)).all()
+        attempts = conn.execute(select(ATTEMPTS)).all()
+        notes = conn.execute(select(NOTIFICATIONS.c.id)).scalars().all()
+    engine.dispose()
+    assert notes == ["ntf_1"]
+    assert [run.id for run in runs] == [f"run_{i:03}" for i in range(30)]
+    first = runs[0]
+    assert (first.queue, first.label, first.ref) == ("email", "user0@example.org", "ntf_1")
+    assert (first.status, first.attempts, first.max_attempts, first.crashes) == (
+        "retrying",
+        2,
+        8,
+        1,
+    )
+    assert first.created_at.replace(tzinfo=None) == WHEN and first.last_error == "E: x"
+    assert len(attempts) == 60
+    assert {a.run_id for a in attempts} == {run.id for run in runs}
+    assert all(a.response == {"code": 451} and a.duration_ms == 12.5 for a in attempts)
+
+
+def test_a_run_need_not_refer_to_a_notification_any_more(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            RUNS.insert().values(
+                id="run_x",
+                task_name="t",
+                ref="an-object-of-the-apps-own",
+                args={},
+                status="queued",
+                attempts=0,
+                max_attempts=1,
+                interruptions=0,
+                created_at=WHEN,
+                updated_at=WHEN,
+            )
+        )
+    with engine.connect() as conn:
+        assert conn.execute(select(RUNS.c.ref)).scalar_one() == "an-object-of-the-apps-own"
+    engine.dispose()

@@ -1,0 +1,138 @@
+"""Run operations on the store: retry gives a fresh start; refusals name the state; moves
+follow the declared transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from notifyd.db import make_engine, upgrade, write_connection
+from notifyd.timeutil import utcnow
+from notifyd.tracking import admin
+from notifyd.tracking.admin import RUNS, RunFilter
+from notifyd.tracking.errors import InvalidTransition, RunNotFound
+from notifyd.tracking.models import TRANSITIONS, RunStatus, allowed_moves
+from notifyd.tracking.retry import RetryPolicies, RetryPolicy
+
+EIGHT = RetryPolicies(RetryPolicy(max_attempts=8))
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _insert_run(engine: Engine, run_id: str, **values: object) -> None:
+    now = utcnow()
+    row = {
+        "id": run_id,
+        "task_name": "t",
+        "args": {},
+        "status": "failed",
+        "attempts": 8,
+        "max_attempts": 8,
+        "interruptions": 3,
+        "crashes": 4,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": now,
+        **values,
+    }
+    with write_connection(engine) as conn:
+        conn.execute(RUNS.insert(), row)
+
+
+def test_retry_starts_a_run_afresh(store: Engine) -> None:
+    _insert_run(store, "run_a")
+    with write_connection(store) as conn:
+        admin.retry_run(conn, run_id="run_a", now=utcnow(), policies=EIGHT)
+    with store.connect() as conn:
+        run = conn.execute(select(RUNS).where(RUNS.c.id == "run_a")).one()
+    assert run.status == "queued" and run.finished_at is None
+    assert (run.max_attempts, run.interruptions, run.crashes) == (16, 0, 0)
+
+
+def test_wrong_states_and_unknown_ids_are_refused(store: Engine) -> None:
+    _insert_run(store, "run_b", status="running", finished_at=None)
+    with write_connection(store) as conn, pytest.raises(InvalidTransition, match="is running"):
+        admin.retry_run(conn, run_id="run_b", now=utcnow(), policies=EIGHT)
+    with (
+        write_connection(store) as conn,
+        pytest.raises(InvalidTransition, match="queued or retrying"),
+    ):
+        admin.cancel_run(conn, run_id="run_b", now=utcnow())
+    with write_connection(store) as conn, pytest.raises(RunNotFound):
+        admin.cancel_run(conn, run_id="run_nope", now=utcnow())
+    with write_connection(store) as conn, pytest.raises(InvalidTransition, match="can be retried"):
+        admin.retry_runs(
+            conn,
+            selection=RunFilter(statuses=(RunStatus.running,)),
+            now=utcnow(),
+            policies=EIGHT,
+        )
+
+
+def test_prune_never_takes_a_run_that_is_no_longer_finished(store: Engine) -> None:
+    old = utcnow() - timedelta(days=60)
+    _insert_run(store, "run_c", finished_at=old)
+    with write_connection(store) as conn:
+        # As if an operator's retry landed between prune's select and its delete.
+        conn.execute(update(RUNS).where(RUNS.c.id == "run_c").values(status="queued"))
+        removed = admin.prune_chunk(conn, older_than=timedelta(days=30), now=utcnow())
+    assert removed == 0
+
+
+def test_a_retrying_run_retried_runs_now_without_a_fresh_budget(store: Engine) -> None:
+    later = utcnow() + timedelta(hours=2)
+    _insert_run(
+        store, "run_d", status="retrying", attempts=2, finished_at=None, next_attempt_at=later
+    )
+    now = utcnow()
+    with write_connection(store) as conn:
+        admin.retry_run(conn, run_id="run_d", now=now, policies=EIGHT)
+    with store.connect() as conn:
+        run = conn.execute(select(RUNS).where(RUNS.c.id == "run_d")).one()
+    assert run.status == "queued" and run.next_attempt_at == now
+    # The wait is not an attempt: the budget and the attempts made are as they were.
+    assert (run.attempts, run.max_attempts, run.interruptions) == (2, 8, 3)
+
+
+def test_transitions_are_declared_once_and_cover_every_state() -> None:
+    moves = allowed_moves()
+    assert moves[RunStatus.succeeded] == frozenset()
+    assert moves[RunStatus.running] == {
+        RunStatus.succeeded,
+        RunStatus.retrying,
+        RunStatus.failed,
+    }
+    assert moves[RunStatus.retrying] == {RunStatus.running, RunStatus.cancelled, RunStatus.queued}
+    assert moves[RunStatus.failed] == moves[RunStatus.cancelled] == {RunStatus.queued}
+    assert {t.name for t in TRANSITIONS} >= {"claim", "finish", "cancel", "retry", "retry now"}
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_operators_move_runs_only_along_declared_transitions(
+    store: Engine, status: RunStatus
+) -> None:
+    run_id = f"run_{status.value}"
+    _insert_run(store, run_id, status=status.value, next_attempt_at=utcnow())
+    for operation in (admin.retry_run, admin.cancel_run):
+        with store.connect() as conn:
+            before = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one()
+        try:
+            with write_connection(store) as conn:
+                if operation is admin.retry_run:
+                    admin.retry_run(conn, run_id=run_id, now=utcnow(), policies=EIGHT)
+                else:
+                    admin.cancel_run(conn, run_id=run_id, now=utcnow())
+        except InvalidTransition:
+            continue
+        with store.connect() as conn:
+            after = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one()
+        assert RunStatus(after) in allowed_moves()[RunStatus(before)]
