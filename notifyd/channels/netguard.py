@@ -243,6 +243,15 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     proxies are not supported (a proxy would resolve the name itself, past the guard).
     """
 
-    def __init__(self, backend: GuardedBackend, *, ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self, backend: GuardedBackend, *, ssl_context: ssl.SSLContext, max_connections: int = 100
+    ) -> None:
         super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(ssl_context=ssl_context, network_backend=backend)
+        # httpx's own limits (httpcore's default is only 10 connections for every endpoint).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            network_backend=backend,
+            max_connections=max_connections,
+            max_keepalive_connections=min(20, max_connections),
+            keepalive_expiry=5.0,
+        )

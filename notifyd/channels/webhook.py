@@ -41,6 +41,10 @@ from notifyd.redact import MASK
 from notifyd.timeutil import utcnow
 
 MAX_RECORDED_BODY = 20 * 1024
+# Connections open at once: at least the dispatcher's concurrency, so no delivery waits for one.
+MAX_CONNECTIONS = 100
+# Requests in flight to one origin: one hung endpoint holds no more than this many connections.
+PER_ORIGIN = 10
 USER_AGENT = f"notifyd/{__version__}"
 # One connection pool per (allow-list, extra CA): destinations may differ in both.
 PoolKey = tuple[tuple[IPNetwork, ...], Path | None]
@@ -85,10 +89,20 @@ class WebhookChannel(Channel):
 
     name: ClassVar[str] = "webhook"
 
-    def __init__(self, settings: WebhookSettings, *, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        *,
+        resolver: Resolver = system_resolver,
+        max_connections: int = MAX_CONNECTIONS,
+        per_origin: int = PER_ORIGIN,
+    ) -> None:
         self.settings = settings
         self.resolver = resolver
+        self.max_connections = max_connections
+        self.per_origin = min(per_origin, max_connections)
         self._clients: dict[PoolKey, httpx.AsyncClient] = {}
+        self._origins: dict[tuple[str, str, int | None], asyncio.Semaphore] = {}
 
     def validate_recipient(self, recipient: str) -> str:
         """An absolute http(s) URL with a host."""
@@ -122,7 +136,9 @@ class WebhookChannel(Channel):
             if settings.ca_file is not None:
                 ssl_context.load_verify_locations(cafile=settings.ca_file)
             client = httpx.AsyncClient(
-                transport=GuardedTransport(backend, ssl_context=ssl_context),
+                transport=GuardedTransport(
+                    backend, ssl_context=ssl_context, max_connections=self.max_connections
+                ),
                 follow_redirects=False,
                 trust_env=False,
                 headers={"user-agent": USER_AGENT},
@@ -146,27 +162,35 @@ class WebhookChannel(Channel):
                 settings.secret.get_secret_value(), message.delivery_id, timestamp, body
             )
         client = self._client(settings)
-        host = httpx.URL(recipient).host
-        started = time.perf_counter()
+        url = httpx.URL(recipient)
+        host = url.host
         request = client.build_request(
             "POST", recipient, content=body, headers=headers, timeout=settings.timeout
         )
+        origin = (url.scheme, host, url.port)
+        slots = self._origins.setdefault(origin, asyncio.Semaphore(self.per_origin))
+        async with slots:
+            return await self._exchange(client, request, host, settings.timeout)
+
+    async def _exchange(
+        self, client: httpx.AsyncClient, request: httpx.Request, host: str, budget: float
+    ) -> dict[str, Any] | None:
+        """Send and classify; the timeout starts here, once the origin has a free slot."""
+        started = time.perf_counter()
         try:
             # The timeout bounds the whole exchange, not each read: a peer that drips its
             # answer a byte at a time must not hold a delivery slot for hours.
-            async with asyncio.timeout(settings.timeout):
+            async with asyncio.timeout(budget):
                 response = await client.send(request, stream=True)
         except BlockedAddress as exc:
             raise PermanentDeliveryError(str(exc)) from None
         except (TimeoutError, httpx.TimeoutException):
-            raise TransientDeliveryError(
-                f"{host} did not answer within {settings.timeout:g}s"
-            ) from None
+            raise TransientDeliveryError(f"{host} did not answer within {budget:g}s") from None
         except httpx.HTTPError as exc:
             detail = str(exc) or type(exc).__name__
             raise TransientDeliveryError(f"request to {host} failed: {detail}") from None
         try:
-            summary = await _summary(response, started, settings.timeout)
+            summary = await _summary(response, started, budget)
         finally:
             await response.aclose()
         return _classify(response, summary, host)
