@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, cli_start, drain
+from bench import accept_latency, accept_throughput, cli_start, drain, summaries
 
 
 def main() -> None:
@@ -20,6 +20,7 @@ def main() -> None:
     accept_latency.main()
     accept_throughput.main()
     drain.main()
+    summaries.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 
 

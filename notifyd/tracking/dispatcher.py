@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from sqlalchemy import Connection
+
 from notifyd.tracking import admin, outcomes
 from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.clock import new_id, utcnow
@@ -229,17 +231,12 @@ class Dispatcher:
         )
 
     async def sweep(self) -> list[str]:
-        """Rescue runs whose lease expired: their attempt is interrupted and they run again."""
+        """Rescue runs whose lease expired: their attempt is interrupted and they run again.
+
+        The same transaction folds the run tally, so counting stays cheap.
+        """
         now = self.clock()
-        rescued = await self.writer.run(
-            partial(
-                admin.interrupt_runs,
-                now=now,
-                reason="the worker stopped renewing its lease (it died or hung)",
-                error_type="LeaseExpired",
-                expired_before=now,
-            )
-        )
+        rescued = await self.writer.run(partial(_sweep, now=now))
         if rescued:
             log.warning("rescued %d run(s) whose lease expired", len(rescued))
             self._wake.set()
@@ -357,6 +354,18 @@ class Dispatcher:
             traceback=_traceback(exc)[-MAX_TRACEBACK:],
             response=response,
         )
+
+
+def _sweep(conn: Connection, *, now: datetime) -> list[str]:
+    rescued = admin.interrupt_runs(
+        conn,
+        now=now,
+        reason="the worker stopped renewing its lease (it died or hung)",
+        error_type="LeaseExpired",
+        expired_before=now,
+    )
+    admin.compact_tally(conn)
+    return rescued
 
 
 def _describe(exc: BaseException) -> str:

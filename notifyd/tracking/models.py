@@ -113,7 +113,7 @@ runs = Table(
     metadata,
     Column("id", String(40), primary_key=True),
     Column("task_name", String(200), nullable=False, index=True),
-    Column("queue", String(40), nullable=True, index=True),
+    Column("queue", String(40), nullable=True),
     Column("label", Text, nullable=True),
     Column("ref", String(100), nullable=True, index=True),
     Column("args", JSON, nullable=False),
@@ -131,6 +131,24 @@ runs = Table(
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
     Index("ix_task_run_due", "status", "next_attempt_at"),
+    # Lists are newest first by id (ids sort by creation): filtered by status or queue, an
+    # index in id order finds a page without sorting every match.
+    Index("ix_task_run_status_id", "status", "id"),
+    Index("ix_task_run_queue_id", "queue", "id"),
+)
+
+# Run counts by queue and status, kept exact by triggers on ``task_run`` (see
+# ``notifyd.tracking.schema``): every insert, status change and delete adds a +1/-1 row, and
+# ``admin.compact_tally`` folds them into one row per (queue, status) now and then. Counting
+# is then a sum over a few dozen rows, not a scan of every run; inserting a row (never
+# updating a shared counter) keeps concurrent writers from waiting on each other.
+tally = Table(
+    "task_run_tally",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("queue", String(40), nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("delta", Integer, nullable=False),
 )
 
 attempts = Table(

@@ -53,8 +53,11 @@ def install(engine: Engine) -> int:
         _versions.create_all(conn)
         version = conn.execute(select(VERSION_TABLE.c.version)).scalar_one_or_none()
         if version is None:
+            fresh = not inspect(conn).has_table("task_run")
             metadata.create_all(conn)
             _check_columns(conn)
+            if fresh:
+                create_tally_triggers(conn)
             conn.execute(VERSION_TABLE.insert().values(version=SCHEMA_VERSION))
             return SCHEMA_VERSION
         if version > SCHEMA_VERSION:
@@ -66,3 +69,69 @@ def install(engine: Engine) -> int:
             step(conn)
         conn.execute(VERSION_TABLE.update().values(version=SCHEMA_VERSION))
         return SCHEMA_VERSION
+
+
+# ---- the run tally's triggers ----------------------------------------------------------------
+
+_SQLITE_TALLY = (
+    """CREATE TRIGGER task_run_tally_insert AFTER INSERT ON task_run BEGIN
+    INSERT INTO task_run_tally (queue, status, delta) VALUES (NEW.queue, NEW.status, 1);
+END""",
+    """CREATE TRIGGER task_run_tally_update AFTER UPDATE OF status, queue ON task_run
+WHEN OLD.status IS NOT NEW.status OR OLD.queue IS NOT NEW.queue BEGIN
+    INSERT INTO task_run_tally (queue, status, delta) VALUES (OLD.queue, OLD.status, -1);
+    INSERT INTO task_run_tally (queue, status, delta) VALUES (NEW.queue, NEW.status, 1);
+END""",
+    """CREATE TRIGGER task_run_tally_delete AFTER DELETE ON task_run BEGIN
+    INSERT INTO task_run_tally (queue, status, delta) VALUES (OLD.queue, OLD.status, -1);
+END""",
+)
+_POSTGRESQL_TALLY = (
+    """CREATE FUNCTION task_run_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO task_run_tally (queue, status, delta) VALUES (OLD.queue, OLD.status, -1);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        INSERT INTO task_run_tally (queue, status, delta) VALUES (NEW.queue, NEW.status, 1);
+    END IF;
+    RETURN NULL;
+END $$""",
+    """CREATE TRIGGER task_run_tally_insert_delete AFTER INSERT OR DELETE ON task_run
+FOR EACH ROW EXECUTE FUNCTION task_run_tally()""",
+    """CREATE TRIGGER task_run_tally_update AFTER UPDATE OF status, queue ON task_run
+FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.queue IS DISTINCT FROM NEW.queue)
+EXECUTE FUNCTION task_run_tally()""",
+)
+_DROP_TALLY = {
+    "sqlite": (
+        "DROP TRIGGER IF EXISTS task_run_tally_insert",
+        "DROP TRIGGER IF EXISTS task_run_tally_update",
+        "DROP TRIGGER IF EXISTS task_run_tally_delete",
+    ),
+    "postgresql": (
+        "DROP TRIGGER IF EXISTS task_run_tally_insert_delete ON task_run",
+        "DROP TRIGGER IF EXISTS task_run_tally_update ON task_run",
+        "DROP FUNCTION IF EXISTS task_run_tally()",
+    ),
+}
+
+
+def create_tally_triggers(conn: Connection) -> None:
+    """Install the triggers that keep ``task_run_tally`` exact, and count the runs already there.
+
+    Version 1 of the triggers; a migration that needs them calls this by name.
+    """
+    statements = _POSTGRESQL_TALLY if conn.dialect.name == "postgresql" else _SQLITE_TALLY
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    conn.exec_driver_sql(
+        "INSERT INTO task_run_tally (queue, status, delta) "
+        "SELECT queue, status, count(*) FROM task_run GROUP BY queue, status"
+    )
+
+
+def drop_tally_triggers(conn: Connection) -> None:
+    """Remove the tally's triggers (a downgrade)."""
+    for statement in _DROP_TALLY.get(conn.dialect.name, _DROP_TALLY["sqlite"]):
+        conn.exec_driver_sql(statement)
