@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
-from notifyd import __version__
+from notifyd import __version__, compat
 from notifyd.api.params import strict_parameters
 from notifyd.api.problems import install_problem_handlers
 from notifyd.api.routes import destinations, health, metrics, notifications, tasks
@@ -17,6 +18,7 @@ from notifyd.config import Settings
 from notifyd.db import check_schema
 from notifyd.runtime import Runtime, build_runtime
 from notifyd.tracking.tracker import APP_STATE_KEY
+from notifyd.ui.app import install_ui
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -36,7 +38,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    # /docs and /redoc load their scripts and styles from this server, not from a CDN.
+    app = FastAPIOffline(
         title="notifyd",
         version=__version__,
         summary="Accept notifications at once; deliver them durably; see every run.",
@@ -52,4 +55,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.include_router(destinations.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    install_ui(app)
+    # Last of all: ntfy's catch-all /{topic} must not shadow any path above.
+    for router in compat.routers():
+        app.include_router(router)
     return app
