@@ -1,0 +1,49 @@
+"""The README's library example works as written, on a fresh database, creating only its tables."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select
+
+from notifyd.tracking.admin import RUNS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _example() -> str:
+    text = README.read_text()
+    section = text.split("## Using the task tracker in your own FastAPI app", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "the library section has no python example"
+    return match.group(1)
+
+
+def test_the_readme_example_runs_a_task_durably_with_only_its_own_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(_example(), "README.md", "exec"), namespace)
+    engine = namespace["engine"]
+    tables = set(inspect(engine).get_table_names())
+    assert tables == {"task_run", "attempt", "task_run_tally", "tracking_schema"}
+    with TestClient(namespace["app"]) as client:
+        run_id = client.post("/reports/7").json()["run"]
+        deadline = time.monotonic() + 10
+        while True:
+            with engine.connect() as conn:
+                status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar()
+            if status == "succeeded" or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+    assert status == "succeeded"
+    with engine.connect() as conn:
+        run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one()
+    assert run.args == {"user_id": 7} and run.max_attempts == 5
+    engine.dispose()
