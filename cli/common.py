@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from notifyd.errors import ConfigError, NotifydError, from_tracking
 from notifyd.tracking.errors import TrackingError
@@ -18,6 +16,7 @@ from notifyd.tracking.errors import TrackingError
 # Only what `notifyd --help` and completion need is imported here: the store, the settings and
 # the HTTP client load inside the commands that use them (see tests/cli/test_startup.py).
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
     from notifyd.config import Settings
@@ -30,17 +29,36 @@ R = TypeVar("R")
 HELP_STYLE: dict[str, Any] = {"rich_markup_mode": None}
 
 
-class _LiveConsole(Console):
+def _live_console(*, stderr: bool) -> Console:
     """A console whose width follows ``COLUMNS`` or the terminal when it prints, not as they were
-    at import: piped output takes the width of the terminal it is piped from (stdin or stderr)."""
+    when it was made: piped output takes the width of the terminal it is piped from."""
+    from rich.console import Console
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._width = None  # Rich freezes COLUMNS at construction; its size() reads it live
+    made = Console(stderr=stderr)
+    made._width = None  # Rich freezes COLUMNS at construction; its size() reads it live
+    return made
 
 
-console = _LiveConsole()
-err_console = _LiveConsole(stderr=True)
+class _DeferredConsole:
+    """Stands for a console made on first use: Rich's console and text modules cost a third of
+    a plain start, which ``--help``, ``--version`` and each Tab of completion do not need."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = _live_console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+if TYPE_CHECKING:
+    console: Console
+    err_console: Console
+else:
+    console = _DeferredConsole(stderr=False)
+    err_console = _DeferredConsole(stderr=True)
 
 
 def db_url_from_option(db: str | None) -> str | None:
@@ -96,6 +114,8 @@ def open_store(ctx: typer.Context, settings: Settings | None = None) -> Engine:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one readable line to stderr and return the Exit to raise."""
+    from rich.text import Text
+
     err_console.print(
         Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.text import Text
 
 from cli.common import HELP_STYLE, console, handle_errors, settings_from
 
@@ -14,6 +13,8 @@ app = typer.Typer(help="Manage the database schema.", no_args_is_help=True, **HE
 @handle_errors
 def upgrade_command(ctx: typer.Context) -> None:
     """Apply pending migrations (refuses a database newer than this notifyd)."""
+    from rich.text import Text
+
     from notifyd.db import engine_for, upgrade
 
     settings = settings_from(ctx)

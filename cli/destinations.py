@@ -6,9 +6,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
-from rich.text import Text
 
 from cli.common import HELP_STYLE, console, handle_errors, settings_from
 
@@ -24,6 +21,10 @@ def list_destinations(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Check the configured destinations and list them (recipients and secrets are not shown)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     from notifyd.channels.registry import build_channels
     from notifyd.notifications.destinations import Destinations
 

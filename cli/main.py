@@ -1,4 +1,5 @@
-"""The ``notifyd`` command: serve, send, worker, and the ``tasks`` and ``db`` groups."""
+"""The ``notifyd`` command: serve, send, worker, and the ``tasks``, ``notifications``, ``db``,
+``tokens`` and ``destinations`` groups."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import typer
 
 from cli import db as db_commands
 from cli import destinations as destination_commands
+from cli import notifications as notification_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
-from cli.common import HELP_STYLE, console, db_url_from_option, handle_errors, settings_from
+from cli.common import HELP_STYLE, db_url_from_option, handle_errors, settings_from
 from cli.send import send
 from notifyd import __version__
 
@@ -25,12 +27,13 @@ app.add_typer(task_commands.app, name="tasks")
 app.add_typer(db_commands.app, name="db")
 app.add_typer(token_commands.app, name="tokens")
 app.add_typer(destination_commands.app, name="destinations")
+app.add_typer(notification_commands.app, name="notifications")
 app.command()(send)
 
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"notifyd {__version__}", highlight=False)
+        typer.echo(f"notifyd {__version__}")  # no Rich: --version stays a bare start
         raise typer.Exit()
 
 

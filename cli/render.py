@@ -18,7 +18,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from notifyd.models import TaskRunDetail, TaskRunPublic, TaskStats
+    from notifyd.models import NotificationPublic, TaskRunDetail, TaskRunPublic, TaskStats
 
 STATUS_STYLE = {
     "queued": "cyan",
@@ -214,6 +214,37 @@ def run_detail(run: TaskRunDetail, *, every_traceback: bool = False) -> Group:
     if not run.attempts_detail:
         parts.append(Text("no attempts yet", style="dim"))
     return Group(*parts)
+
+
+def notification_detail(note: NotificationPublic) -> Group:
+    """The ``notifications show`` view: what was sent, to whom, and each run's state."""
+    head = _grid()
+    head.add_row("id", Text(note.id))
+    head.add_row("status", Text(note.status, style=_NOTE_STYLE.get(note.status, "")))
+    head.add_row("channel", Text(note.channel))
+    if note.destination:
+        head.add_row("destination", Text(note.destination))
+    head.add_row("to", Text("\n".join(note.to) or "-"))
+    head.add_row("created", when(note.created_at, zone=True))
+    if note.send_at is not None:
+        head.add_row("send at", when(note.send_at, zone=True))
+    head.add_row("subject", Text(note.subject or "-"))
+    head.add_row("message", Text(note.message))
+    if note.data:
+        head.add_row("data", Text(json.dumps(note.data, indent=2, ensure_ascii=False)))
+    runs = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    runs.add_column("run", no_wrap=True, min_width=max((len(t.id) for t in note.tasks), default=3))
+    runs.add_column("status", no_wrap=True, min_width=9)
+    runs.add_column("recipient", overflow="fold", ratio=1)
+    for task in note.tasks:
+        runs.add_row(Text(task.id), status_text(task.status), Text(task.to or "-"))
+    return Group(
+        Panel(head, title=Text(f"notification {note.id}"), title_align="left"),
+        runs if note.tasks else Text("no runs", style="dim"),
+    )
+
+
+_NOTE_STYLE = {"delivered": "green", "failed": "red", "partial": "yellow", "cancelled": "dim"}
 
 
 def stats_table(stats: TaskStats) -> Group:

@@ -8,12 +8,13 @@ import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from cli.common import console, err_console, handle_errors, settings_from
 from notifyd.errors import ClientError, InvalidInput
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from notifyd.client import NotifydClient
 
 # Exit codes of `send --wait` (also in the command's --help and the README's CLI section).
@@ -40,6 +41,8 @@ def _parse_data(data: str | None) -> dict[str, Any] | None:
 
 def _run_line(run: dict[str, Any]) -> Text:
     """``  task run_…  bob@example.com  failed  the error`` with every value shown literally."""
+    from rich.text import Text
+
     line = Text.assemble("  task ", str(run["id"]), "  ", str(run.get("to") or "-"), "  ")
     line.append(str(run["status"]), style=_STATUS_STYLE.get(str(run["status"]), ""))
     if run.get("error"):
@@ -105,6 +108,8 @@ def send(
     With --wait the exit code says how it ended: 0 every run delivered, 1 not sent (an error),
     4 some run failed or was cancelled, 5 timed out with runs still pending.
     """
+    from rich.text import Text
+
     from notifyd.client import NotifydClient
 
     if not to and destination is None:

@@ -6,20 +6,22 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
 from cli.choices import MAX_PAGE, Status
-from cli.common import HELP_STYLE, console, handle_errors, open_store, settings_from
-from cli.render import print_json, run_detail, runs_table, stats_table
+from cli.common import HELP_STYLE, console, err_console, handle_errors, open_store, settings_from
 from notifyd.errors import InvalidInput
 
-# The store's modules load inside the commands: `notifyd tasks <Tab>` must stay fast.
+# The store's modules and Rich load inside the commands: `notifyd tasks <Tab>` must stay fast.
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from notifyd.models import TaskPage
     from notifyd.tracking.admin import PruneResult
 
 app = typer.Typer(help="List, inspect and steer tracked runs.", no_args_is_help=True, **HELP_STYLE)
+
+PAGE = 20  # runs on one page of `tasks list`
+ALL_PAGE = 100  # runs read at a time by `tasks list --all`
 
 
 def _time_option(value: str | None, name: str) -> datetime | None:
@@ -52,27 +54,99 @@ def list_runs(
     until: Annotated[
         str | None, typer.Option(help="Created before: ISO time or a duration ago.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=MAX_PAGE, help="At most this many.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_PAGE,
+            help=f"Runs per page (default {PAGE}; {ALL_PAGE} with --all).",
+            show_default=False,
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue after this run id (the cursor a previous page ends with).",
+            show_default=False,
+        ),
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Every matching run, page after page, as they are read.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array (with --all: one run per line).")
+    ] = False,
 ) -> None:
-    """List runs, newest first (times in the local zone)."""
+    """List runs, newest first (times in the local zone), one page at a time."""
     from notifyd.models import RunStatus
     from notifyd.notifications import views
+    from notifyd.tracking import admin
 
     engine = open_store(ctx)
-    with engine.connect() as conn:
-        page = views.list_runs(
-            conn,
-            status=RunStatus(status) if status else None,
-            channel=channel,
-            since=_time_option(since, "since"),
-            until=_time_option(until, "until"),
-            limit=limit,
-        )
+    wanted = RunStatus(status) if status else None
+    after, before = _time_option(since, "since"), _time_option(until, "until")
+    size = limit or (ALL_PAGE if every else PAGE)
+    while True:
+        # One short read per page: a long --all never holds a read transaction open.
+        with engine.connect() as conn:
+            page = views.list_runs(
+                conn,
+                status=wanted,
+                channel=channel,
+                since=after,
+                until=before,
+                limit=size,
+                cursor=cursor,
+            )
+            total = (
+                admin.count_runs(
+                    conn,
+                    admin.RunFilter(
+                        statuses=(wanted,) if wanted else (),
+                        queue=channel,
+                        since=after,
+                        until=before,
+                    ),
+                )
+                if page.next_cursor and not every
+                else None
+            )
+        _print_page(page, total=total, first=cursor is None, every=every, as_json=as_json)
+        if not every or page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _print_page(
+    page: TaskPage, *, total: int | None, first: bool, every: bool, as_json: bool
+) -> None:
+    """One page: a JSON array (JSON lines with --all) or a table; then how to go on, when
+    there is more (on stderr under --json, so that stdout stays one document)."""
+    from rich.text import Text
+
+    from cli.render import print_json, runs_table
+
+    if as_json and every:
+        for run in page.items:
+            typer.echo(run.model_dump_json())
+        return
     if as_json:
         print_json(console, page.items)
     else:
         console.print(runs_table(page.items, width=console.width))
+    if every or page.next_cursor is None:
+        return
+    shown = len(page.items)
+    counted = (
+        f"{total - shown} more of {total} matching"
+        if first and total is not None
+        else f"more of {total} matching"
+    )
+    (err_console if as_json else console).print(
+        Text(f"{counted}: notifyd tasks list --cursor {page.next_cursor} (or --all)"),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("show")
@@ -89,6 +163,7 @@ def show_run(
     ] = False,
 ) -> None:
     """Show one run in full: arguments and every attempt."""
+    from cli.render import print_json, run_detail
     from notifyd.notifications import views
 
     engine = open_store(ctx)
@@ -117,7 +192,10 @@ def retry_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Run a run again now: a failed or cancelled one with a fresh retry budget, a retrying one
-    at once (or every run matching --status)."""
+    at once instead of at its scheduled time, its attempts and budget as they are (or every run
+    matching --status)."""
+    from rich.text import Text
+
     from notifyd.db import write_connection
     from notifyd.models import RunStatus
     from notifyd.policy import retry_policies
@@ -134,8 +212,18 @@ def retry_command(
                 "give a run id or bulk filters (--status/--channel/--since), not both"
             )
         with write_connection(engine) as conn:
+            found = admin.find_run(conn, run_id)
             admin.retry_run(conn, run_id=run_id, now=now, policies=policies)
-        console.print(Text(f"run {run_id} queued again"), highlight=False)
+        hurried = found is not None and found.status == RunStatus.retrying
+        console.print(
+            Text(
+                f"run {run_id} queued to run now (was retrying; its attempts are unchanged)"
+                if hurried
+                else f"run {run_id} queued again with a fresh retry budget"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
         return
     if status is None or RunStatus(status) not in admin.RETRYABLE:
         raise InvalidInput("give a run id, or --status failed|cancelled|retrying to retry in bulk")
@@ -161,6 +249,8 @@ def cancel_command(
     run_id: Annotated[str, typer.Argument(help="The run to cancel (queued or retrying).")],
 ) -> None:
     """Cancel a queued or retrying run: it will not be attempted again."""
+    from rich.text import Text
+
     from notifyd.db import write_connection
     from notifyd.timeutil import utcnow
     from notifyd.tracking import admin
@@ -184,6 +274,8 @@ def prune_command(
     ] = False,
 ) -> None:
     """Delete finished runs (and their attempts and notifications) older than --older-than."""
+    from rich.text import Text
+
     from notifyd.db import write_connection
     from notifyd.notifications import retention
     from notifyd.timeutil import parse_duration, utcnow
@@ -245,6 +337,7 @@ def stats_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts by status and channel, and the age of the oldest queued run."""
+    from cli.render import print_json, stats_table
     from notifyd.notifications import views
     from notifyd.timeutil import utcnow
 

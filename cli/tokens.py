@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from cli.choices import TokenScope
 from cli.common import HELP_STYLE, console, err_console, handle_errors, open_store, settings_from
-from cli.render import print_json, when, zone_header
 
+# Rich and the renderers load inside the commands: `notifyd tokens --help` stays fast.
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from notifyd.tokens import TokenPublic
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True, **HELP_STYLE)
@@ -27,9 +27,20 @@ def create(
         TokenScope,
         typer.Option(help="send: post (and read its own); read: read all; admin: all."),
     ] = TokenScope.send,
+    destination: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Bind it to a configured destination: where clients that name none "
+            "(Gotify's) send.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, token included.")] = False,
 ) -> None:
     """Create a token and print it once: only its hash is stored."""
+    from rich.text import Text
+
+    from cli.render import print_json
     from notifyd import tokens as auth
     from notifyd.db import engine_for, upgrade, write_session
 
@@ -37,7 +48,9 @@ def create(
     try:
         upgrade(engine)
         with write_session(engine) as session:
-            created = auth.create_token(session=session, name=name, scope=auth.Scope(scope))
+            created = auth.create_token(
+                session=session, name=name, scope=auth.Scope(scope), destination=destination
+            )
     finally:
         engine.dispose()
     if as_json:
@@ -52,13 +65,20 @@ def create(
 
 
 def _table(tokens: list[TokenPublic]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    from cli.render import when, zone_header
+
     table = Table(box=None, header_style="bold")
-    for column in ("name", "scope", "created", "last used", "revoked"):
-        table.add_column(zone_header(column) if column != "name" and column != "scope" else column)
+    for column in ("name", "scope", "destination", "created", "last used", "revoked"):
+        plain = column in ("name", "scope", "destination")
+        table.add_column(column if plain else zone_header(column))
     for token in tokens:
         table.add_row(
             Text(token.name),
             token.scope.value,
+            Text(token.destination or "-"),
             when(token.created_at),
             when(token.last_used_at),
             when(token.revoked_at),
@@ -74,6 +94,7 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """List tokens: name, scope, created, last used (never the token)."""
+    from cli.render import print_json
     from notifyd import tokens as auth
     from notifyd.db import read_session
 
@@ -94,6 +115,9 @@ def revoke(
     name: Annotated[str, typer.Argument(help="The token's name.")],
 ) -> None:
     """Revoke a token: servers refuse it within a few seconds."""
+    from rich.text import Text
+
+    from cli.render import when
     from notifyd import tokens as auth
     from notifyd.db import write_session
 

@@ -13,7 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from notifyd.models import AttemptPublic, RunStatus, TaskPage, TaskRunDetail, TaskStats
+from notifyd.models import (
+    AttemptPublic,
+    NotificationPublic,
+    Outcome,
+    RunStatus,
+    TaskPage,
+    TaskRunDetail,
+    TaskStats,
+    TaskSummary,
+)
 from tests.cli.conftest import fake_server
 
 NASTY = ["[/x]", "[red]x[/red]", "<script>alert(1)</script>"]
@@ -45,7 +54,7 @@ def _run(text: str) -> TaskRunDetail:
                 started_at=NOW,
                 finished_at=NOW,
                 duration_ms=5.0,
-                outcome="transient_error",
+                outcome=Outcome.transient_error,
                 error_type=text,
                 error_message=text,
                 traceback=text,
@@ -54,6 +63,21 @@ def _run(text: str) -> TaskRunDetail:
             )
             for n in (1, 2)
         ],
+    )
+
+
+def _notification(text: str) -> NotificationPublic:
+    return NotificationPublic(
+        id=f"ntf_{text}",
+        channel=text,
+        destination=text,
+        subject=text,
+        message=text,
+        data={"html": text},
+        to=[text, text],
+        created_at=NOW,
+        status="pending",
+        tasks=[TaskSummary(id=f"run_{text}", channel=text, to=text, status=RunStatus.retrying)],
     )
 
 
@@ -69,6 +93,11 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     def use(text: str) -> None:
         run = _run(text)
         monkeypatch.setattr("cli.tasks.open_store", lambda ctx, *a: _FakeEngine())
+        monkeypatch.setattr("cli.notifications.open_store", lambda ctx, *a: _FakeEngine())
+        monkeypatch.setattr(
+            "notifyd.notifications.views.get_notification",
+            lambda conn, **kw: _notification(text),
+        )
         monkeypatch.setattr(
             "notifyd.notifications.views.list_runs",
             lambda conn, **kw: TaskPage(items=[run], next_cursor=None),
@@ -95,7 +124,14 @@ def _flat(output: str) -> str:
 @pytest.mark.parametrize("text", NASTY)
 @pytest.mark.parametrize("columns", ["80", "200"])
 @pytest.mark.parametrize(
-    "args", [["tasks", "list"], ["tasks", "show", "run_x"], ["tasks", "stats"]], ids=" ".join
+    "args",
+    [
+        ["tasks", "list"],
+        ["tasks", "show", "run_x"],
+        ["tasks", "stats"],
+        ["notifications", "show", "ntf_x"],
+    ],
+    ids=" ".join,
 )
 def test_tasks_views_show_data_literally(
     fake_store: Callable[[str], None], args: list[str], columns: str, text: str

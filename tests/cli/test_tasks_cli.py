@@ -56,7 +56,7 @@ def test_list_table_and_json(runner: CliRunner, client: TestClient) -> None:
     listed = json.loads(_invoke(runner, "tasks", "list", "--json").output)
     assert [r["id"] for r in listed] == list(reversed(ids))
     assert listed[0]["recipient"] == "user1@example.com"
-    one = json.loads(_invoke(runner, "tasks", "list", "--json", "--limit", "1").output)
+    one = json.loads(_invoke(runner, "tasks", "list", "--json", "--limit", "1").stdout)
     assert len(one) == 1
     assert json.loads(_invoke(runner, "tasks", "list", "--json", "--status", "failed").output) == []
     assert json.loads(_invoke(runner, "tasks", "list", "--json", "--channel", "email").output) == []
