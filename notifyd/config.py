@@ -55,6 +55,17 @@ MAX_SUBJECT_CHARS = 1_000
 MAX_RECIPIENTS = 100
 MAX_RECIPIENT_CHARS = 2_048
 MAX_DATA_BYTES = 16 * 1024
+# First path segments of notifyd's own routes: a destination is also an ntfy topic (``POST
+# /<name>``), so it may not take one of these names (nor ntfy's own ``/<topic>/<verb>`` words).
+RESERVED_DESTINATION_NAMES = frozenset(
+    {
+        "v1", "ui", "docs", "redoc", "openapi.json", "healthz", "metrics", "message", "static",
+        "favicon.ico", "robots.txt", "api", "auth", "login", "logout", "app", "assets", "health",
+        "version", "json", "sse", "raw", "ws", "publish", "send", "trigger", "file", "stats",
+        "account", "config.js", "manifest.webmanifest", "sw.js", "current", "messages",
+        "application", "client", "plugin", "stream", "user", "version.json", "hooks",
+    }
+)  # fmt: skip
 
 
 def default_home() -> Path:
@@ -190,6 +201,17 @@ class Settings(BaseSettings):
     insecure_no_auth: bool = False
     # Test-only task functions (a blocking task for crash tests); never on in production.
     enable_test_tasks: bool = False
+
+    @field_validator("destinations", mode="after")
+    @classmethod
+    def _unreserved(cls, value: dict[str, DestinationSettings]) -> dict[str, DestinationSettings]:
+        for name in value:
+            if name.lower() in RESERVED_DESTINATION_NAMES:
+                raise ValueError(
+                    f"destination name {name!r} is reserved: notifyd serves /{name} itself"
+                    " (and a destination is also the ntfy topic /<name>); choose another"
+                )
+        return value
 
     @field_validator("home", mode="after")
     @classmethod

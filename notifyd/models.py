@@ -6,11 +6,12 @@ Runs and attempts are the tracker's (``notifyd.tracking.models``); their public 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
-from sqlalchemy import JSON, Column, ForeignKey, String, Text
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from notifyd.config import (
@@ -20,11 +21,14 @@ from notifyd.config import (
     MAX_RECIPIENTS,
     MAX_SUBJECT_CHARS,
 )
-from notifyd.timeutil import UTCDateTime, utcnow
+from notifyd.timeutil import UTCDateTime, parse_duration, utcnow
 
 # Re-exported: the public schemas below speak of them.
 from notifyd.tracking.models import Outcome as Outcome
 from notifyd.tracking.models import RunStatus as RunStatus
+
+DEFAULT_PRIORITY = 3
+MAX_SCHEDULE = timedelta(days=30)
 
 
 class Notification(SQLModel, table=True):
@@ -43,6 +47,11 @@ class Notification(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
     )
+    priority: int = Field(
+        default=DEFAULT_PRIORITY,
+        sa_column=Column(Integer, nullable=False, server_default=str(DEFAULT_PRIORITY)),
+    )
+    send_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -83,6 +92,8 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+    # The destination a client that names none (Gotify's) sends to with this token.
+    destination: str | None = Field(default=None, max_length=100)
 
 
 # ---- public schemas -------------------------------------------------------------------------
@@ -122,6 +133,10 @@ class TaskRunPublic(SQLModel):
     finished_at: datetime | None
     duration_ms: float | None
     last_error: str | None
+    scheduled: bool = Field(
+        default=False,
+        description="Queued for a later time (send_at/delay): not due before next_attempt_at.",
+    )
 
 
 class TaskRunDetail(TaskRunPublic):
@@ -153,6 +168,9 @@ class NotificationAccepted(SQLModel):
     id: str
     status: str
     tasks: list[TaskSummary]
+    send_at: datetime | None = Field(
+        default=None, description="When delivery starts, for a scheduled notification."
+    )
 
 
 class NotificationPublic(SQLModel):
@@ -168,6 +186,8 @@ class NotificationPublic(SQLModel):
     created_at: datetime
     status: str
     tasks: list[TaskSummary]
+    priority: int = DEFAULT_PRIORITY
+    send_at: datetime | None = None
 
 
 def _storable(text: str) -> str:
@@ -211,6 +231,27 @@ Recipients = Annotated[
 ]
 
 
+def parse_delay(value: str | float) -> timedelta:
+    """``30m``, ``2h``, ``1d`` or a number of seconds (``90``, ``"90"``) as a timedelta."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 30m or 2h, or a number of seconds")
+    if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+        value = float(value)
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a finite, non-negative number of seconds")
+        if value > MAX_SCHEDULE.total_seconds():
+            raise ValueError(f"at most {MAX_SCHEDULE.days} days ahead")
+        return timedelta(seconds=value)
+    try:
+        found = parse_duration(value)
+    except ValueError:
+        raise ValueError("must be a duration such as 30m or 2h, or a number of seconds") from None
+    if found > MAX_SCHEDULE:
+        raise ValueError(f"at most {MAX_SCHEDULE.days} days ahead")
+    return found
+
+
 class NotificationCreate(SQLModel):
     """A notification to send: through ``channel`` (default ``log``) to one or more recipients,
     or to a ``destination`` configured on the server (which brings its channel and recipients)."""
@@ -225,6 +266,34 @@ class NotificationCreate(SQLModel):
     data: dict[str, Any] | None = Field(
         default=None, description=f"Extra JSON, at most {MAX_DATA_BYTES} bytes serialized."
     )
+    priority: int = Field(
+        default=DEFAULT_PRIORITY,
+        ge=1,
+        le=5,
+        description="1 (min) to 5 (max/urgent), ntfy's scale; 3 is normal.",
+    )
+    send_at: datetime | None = Field(
+        default=None,
+        description="Deliver at this time (RFC 3339 with an offset), at most 30 days ahead.",
+    )
+    delay: str | float | None = Field(
+        default=None,
+        description='Deliver after this long: "30m", "2h", "1d" or seconds; at most 30 days.',
+    )
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00Z")
+        return value
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_delay(value)
+        return value
 
     @field_validator("data")
     @classmethod
@@ -244,7 +313,21 @@ class NotificationCreate(SQLModel):
     def _to_or_destination(self) -> NotificationCreate:
         if (self.to is None) == (self.destination is None):
             raise ValueError("give either to (recipients) or destination (a configured name)")
+        if self.send_at is not None and self.delay is not None:
+            raise ValueError("give send_at or delay, not both")
         return self
+
+    def run_at(self, now: datetime) -> datetime | None:
+        """When the first attempt is due, or None for at once; InvalidInput-worthy ValueError
+        when it is more than 30 days ahead."""
+        if self.delay is not None:
+            delay = parse_delay(self.delay)
+            return now + delay if delay > timedelta(0) else None
+        if self.send_at is None:
+            return None
+        if self.send_at - now > MAX_SCHEDULE:
+            raise ValueError(f"send_at: at most {MAX_SCHEDULE.days} days ahead")
+        return self.send_at if self.send_at > now else None
 
     def recipients(self) -> list[str]:
         """``to`` as a list, in order, without repeats."""

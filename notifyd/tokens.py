@@ -29,6 +29,7 @@ TOKEN_BYTES = 32
 MAX_TOKEN_CHARS = 128
 HASH_PREFIX = "sha256:"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+_DESTINATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class Scope(StrEnum):
@@ -47,6 +48,7 @@ class TokenPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    destination: str | None = None
 
 
 class CreatedToken(TokenPublic):
@@ -82,11 +84,19 @@ def _public(row: ApiToken) -> TokenPublic:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        destination=row.destination,
     )
 
 
-def create_token(*, session: Session, name: str, scope: Scope) -> CreatedToken:
-    """Create a token; its secret is in the result and nowhere else."""
+def create_token(
+    *, session: Session, name: str, scope: Scope, destination: str | None = None
+) -> CreatedToken:
+    """Create a token; its secret is in the result and nowhere else.
+
+    ``destination`` binds it to a named destination, for clients that name none (Gotify's).
+    """
+    if destination is not None and not _DESTINATION.fullmatch(destination):
+        raise InvalidInput("destination: a destination name is letters, digits, '.', '_' or '-'")
     if not _NAME.fullmatch(name):
         raise InvalidInput(
             "name: 1-100 characters: letters, digits, '.', '_', '@' or '-', starting with a letter"
@@ -97,7 +107,13 @@ def create_token(*, session: Session, name: str, scope: Scope) -> CreatedToken:
         state = " (revoked; names are not reused)" if existing.revoked_at else ""
         raise InvalidInput(f"name: a token named {name!r} already exists{state}")
     token = generate_token()
-    row = ApiToken(name=name, token_hash=hash_token(token), scope=scope.value, created_at=utcnow())
+    row = ApiToken(
+        name=name,
+        token_hash=hash_token(token),
+        scope=scope.value,
+        created_at=utcnow(),
+        destination=destination,
+    )
     session.add(row)
     session.flush()
     return CreatedToken(**_public(row).model_dump(), token=token)

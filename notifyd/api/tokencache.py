@@ -39,6 +39,7 @@ class TokenInfo:
     name: str
     scope: Scope
     token_hash: str
+    destination: str | None = None  # bound to a destination (clients that name none: Gotify)
 
 
 class TokenCache:
@@ -86,7 +87,9 @@ class TokenCache:
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
             self._by_hash = {
-                row.token_hash: TokenInfo(row.id, row.name, Scope(row.scope), row.token_hash)
+                row.token_hash: TokenInfo(
+                    row.id, row.name, Scope(row.scope), row.token_hash, row.destination
+                )
                 for row in rows
             }
             self._loaded_at = self._clock()

@@ -52,6 +52,12 @@ def apprise_available() -> bool:
     return importlib.util.find_spec("apprise") is not None
 
 
+def notify_type(priority: int) -> str:
+    """Apprise's notification type for a priority: services that show one (colour, icon) see
+    urgent as failure, high as warning, anything else as info."""
+    return {5: "failure", 4: "warning"}.get(priority, "info")
+
+
 class AppriseChannel(Channel):
     """Delivers through one Apprise URL per recipient."""
 
@@ -122,7 +128,11 @@ class AppriseChannel(Channel):
         sender = self._apprise.Apprise(asset=self._asset)
         sender.add(service)
         with guarded_lookups(settings.allow_cidrs) as refused:
-            result = sender.notify(body=message.message, title=message.subject or "")
+            result = sender.notify(
+                body=message.message,
+                title=message.subject or "",
+                notify_type=notify_type(message.priority),
+            )
         if refused:
             raise PermanentDeliveryError(f"{_REFUSED} ({refused[0]})")
         summary: dict[str, Any] = {"service": str(service.service_name)}

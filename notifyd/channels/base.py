@@ -67,6 +67,8 @@ class OutgoingMessage:
     created_at: datetime
     attempt: int = 1
     destination: DestinationSettings | None = None
+    # 1 (min) to 5 (urgent), ntfy's scale; 3 is normal. Map it where the peer has a notion of it.
+    priority: int = 3
 
 
 def overlay(base: M, override: M | None) -> M:

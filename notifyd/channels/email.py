@@ -151,6 +151,17 @@ def _encoded_word(text: str) -> str:
     return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
 
 
+# ntfy's 1-5 (5 urgent) as mail clients read it: X-Priority 1 is the highest; 3 sets nothing.
+_X_PRIORITY = {5: "1 (Highest)", 4: "2 (High)", 2: "4 (Low)", 1: "5 (Lowest)"}
+
+
+def priority_headers(priority: int) -> dict[str, str]:
+    """``X-Priority`` and ``Importance`` for a notification's priority (none for normal)."""
+    if priority not in _X_PRIORITY:
+        return {}
+    return {"X-Priority": _X_PRIORITY[priority], "Importance": "high" if priority > 3 else "low"}
+
+
 def build_message(message: OutgoingMessage, recipient: str, sender: str) -> EmailMessage:
     """The email for one notification and one recipient."""
     mail = EmailMessage()
@@ -163,6 +174,8 @@ def build_message(message: OutgoingMessage, recipient: str, sender: str) -> Emai
     mail["Date"] = format_datetime(utcnow())
     mail["Message-ID"] = f"<{message.delivery_id}@{from_address.domain}>"
     mail["Auto-Submitted"] = "auto-generated"
+    for name, value in priority_headers(message.priority).items():
+        mail[name] = value
     mail["X-Notifyd-Notification"] = EncodedHeader(
         "X-Notifyd-Notification", message.notification_id
     )

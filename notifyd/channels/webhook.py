@@ -66,6 +66,7 @@ def payload(message: OutgoingMessage) -> bytes:
         "message": message.message,
         "data": message.data,
         "created_at": message.created_at.isoformat(),
+        "priority": message.priority,
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.db import read_session
-from notifyd.models import Notification
+from notifyd.models import DEFAULT_PRIORITY, Notification
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.routing import delivery_target
 from notifyd.tracking.errors import PermanentError
@@ -32,11 +32,19 @@ class NotificationContent:
     message: str
     data: dict[str, Any] | None
     created_at: datetime
+    priority: int = DEFAULT_PRIORITY
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> NotificationContent:
         """From a notification row (a mapping of its columns)."""
-        return cls(row["id"], row["subject"], row["message"], row["data"], row["created_at"])
+        return cls(
+            row["id"],
+            row["subject"],
+            row["message"],
+            row["data"],
+            row["created_at"],
+            row.get("priority") or DEFAULT_PRIORITY,
+        )
 
 
 class DeliveryContext:
@@ -116,6 +124,7 @@ async def deliver(
         created_at=note.created_at,
         attempt=ctx.attempt,
         destination=settings,
+        priority=note.priority,
     )
     return await target.send(message, address)
 

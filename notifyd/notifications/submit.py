@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from notifyd.channels.base import Channel
 from notifyd.errors import InvalidInput
 from notifyd.models import (
+    DEFAULT_PRIORITY,
     Notification,
     NotificationAccepted,
     NotificationCreate,
@@ -34,6 +35,19 @@ if TYPE_CHECKING:
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 ANONYMOUS = "anonymous"
+
+
+# Fields added after keys were first stored: hashed only when set, so that a key stored by an
+# older version still matches its repeat.
+_LATER_FIELDS = {"priority": DEFAULT_PRIORITY, "send_at": None, "delay": None}
+
+
+def _hashed(body: NotificationCreate) -> dict[str, Any]:
+    dumped = body.model_dump(mode="json")
+    for name, default in _LATER_FIELDS.items():
+        if dumped.get(name) == default:
+            dumped.pop(name, None)
+    return dumped
 
 
 def validate_submission(
@@ -89,11 +103,14 @@ class Submitter:
         *,
         caller: str | None = None,
         idempotency_key: str | None = None,
+        fingerprint: str | None = None,
     ) -> Submission:
         """Store the notification and one run per recipient in one transaction; return their ids.
 
         With an ``idempotency_key`` the first answer is stored in the same transaction and
         replayed for a repeat of the same request (see notifyd.notifications.idempotency).
+        ``fingerprint`` says what makes a repeat the same request (default: the whole body);
+        a key derived from an event (an alert group's state) passes its own.
         """
         keys = self.keys
         if idempotency_key is None or keys is None:
@@ -102,7 +119,8 @@ class Submitter:
             return Submission(accepted)
         keys.check_key(idempotency_key)
         who = caller or ANONYMOUS
-        fingerprint = request_hash(body.model_dump(mode="json"))
+        if fingerprint is None:
+            fingerprint = request_hash(_hashed(body))
         now = batch.tracker.clock()
         with keys.claim(who, idempotency_key):
             replay = await asyncio.to_thread(keys.lookup, who, idempotency_key, fingerprint, now)
@@ -139,6 +157,10 @@ class Submitter:
     ) -> NotificationAccepted:
         route = self.route(body)
         now = batch.tracker.clock()
+        try:
+            run_at = body.run_at(now)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         notification_id = new_id("ntf")
         row: dict[str, Any] = {
             "id": notification_id,
@@ -150,6 +172,8 @@ class Submitter:
             "recipients": [target.shown for target in route.targets],
             "caller": caller,
             "created_at": now,
+            "priority": body.priority,
+            "send_at": run_at,
         }
         batch.add_insert(NOTIFICATIONS, [row])
         on_stored = self.on_stored
@@ -168,10 +192,13 @@ class Submitter:
                 label=target.shown,
                 ref=notification_id,
                 now=now,
+                run_at=run_at,
             )
             tasks.append(
                 TaskSummary(
                     id=run_id, channel=route.channel, to=target.shown, status=RunStatus.queued
                 )
             )
-        return NotificationAccepted(id=notification_id, status="accepted", tasks=tasks)
+        return NotificationAccepted(
+            id=notification_id, status="accepted", tasks=tasks, send_at=run_at
+        )

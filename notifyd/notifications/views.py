@@ -24,6 +24,7 @@ from notifyd.models import (
     TaskSummary,
 )
 from notifyd.redact import redact
+from notifyd.timeutil import utcnow
 from notifyd.tracking import admin
 from notifyd.tracking.admin import MAX_PAGE as MAX_PAGE
 from notifyd.tracking.admin import RunFilter, RunRecord
@@ -33,8 +34,19 @@ from notifyd.tracking.models import FINISHED
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 
 
-def run_public(run: RunRecord) -> TaskRunPublic:
+def _scheduled(run: RunRecord, now: datetime) -> bool:
+    # Queued for later (send_at/delay), not yet due; an operator's cancel still applies.
+    return (
+        run.status == RunStatus.queued
+        and run.attempts == 0
+        and run.next_attempt_at is not None
+        and run.next_attempt_at > now
+    )
+
+
+def run_public(run: RunRecord, *, now: datetime | None = None) -> TaskRunPublic:
     """A run as the API and CLI show it in lists."""
+    scheduled = _scheduled(run, now or utcnow())
     return TaskRunPublic(
         id=run.id,
         task_name=run.task_name,
@@ -46,11 +58,14 @@ def run_public(run: RunRecord) -> TaskRunPublic:
         max_attempts=run.max_attempts,
         created_at=run.created_at,
         updated_at=run.updated_at,
-        next_attempt_at=run.next_attempt_at if run.status == RunStatus.retrying else None,
+        next_attempt_at=(
+            run.next_attempt_at if run.status == RunStatus.retrying or scheduled else None
+        ),
         started_at=run.started_at,
         finished_at=run.finished_at,
         duration_ms=run.duration_ms,
         last_error=run.last_error,
+        scheduled=scheduled,
     )
 
 
@@ -137,6 +152,8 @@ def get_notification(
         to=[redact(r) for r in note.recipients],
         created_at=note.created_at,
         status=notification_status([run.status for run in runs]),
+        priority=note.priority,
+        send_at=note.send_at,
         tasks=[
             TaskSummary(id=run.id, channel=run.channel, to=run.recipient, status=run.status)
             for run in runs

@@ -59,6 +59,7 @@ async def test_delivery_is_signed_per_standard_webhooks(receiver: Receiver) -> N
         "message": "db-1 is at 91% disk.",
         "data": {"host": "db-1"},
         "created_at": "2026-01-02T03:04:05+00:00",
+        "priority": 3,
     }
     verified = Webhook(SECRET).verify(request.body, request.headers)
     assert verified["id"] == "ntf_test0001"

@@ -49,7 +49,14 @@ def test_list_json_never_has_the_token(runner: CliRunner) -> None:
     result = runner.invoke(app, ["tokens", "list", "--json"])
     assert result.exit_code == 0, result.output
     [listed] = json.loads(result.stdout)
-    assert set(listed) == {"name", "scope", "created_at", "last_used_at", "revoked_at"}
+    assert set(listed) == {
+        "name",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "destination",
+    }
     assert token not in result.output
 
 

@@ -1,0 +1,48 @@
+"""The one way in every compatibility endpoint shares: a notification to a named destination,
+committed before the caller hears back."""
+
+from __future__ import annotations
+
+from notifyd.compat.auth import Caller
+from notifyd.errors import InvalidInput
+from notifyd.models import NotificationCreate
+from notifyd.notifications.submit import Submission
+from notifyd.runtime import Runtime
+from notifyd.tracking.tasks import TaskBatch
+
+
+def has_destination(runtime: Runtime, name: str) -> bool:
+    """Whether ``name`` is a configured destination."""
+    try:
+        runtime.destinations.get(name)
+    except InvalidInput:
+        return False
+    return True
+
+
+async def publish(
+    runtime: Runtime,
+    body: NotificationCreate,
+    caller: Caller,
+    *,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> Submission:
+    """Store ``body`` and its runs in one transaction; return once it is durable.
+
+    The batch is this function's own (not the request's ``TrackedTasks``): an endpoint that
+    answers an error in its peer's dialect must never have half a submission committed for it.
+    """
+    if body.destination is not None:
+        caller.check_destination(body.destination)
+    batch = TaskBatch(runtime.tracker)
+    submission = await runtime.submitter.submit(
+        batch,
+        body,
+        caller=caller.name,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+    if not submission.replayed:
+        runtime.metrics.observe_accepted(submission.accepted)
+    return submission
