@@ -31,19 +31,24 @@ def free_port() -> int:
 
 
 def wait_for(
-    check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
 ) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            found = check()
         except Exception as exc:  # the server may still be starting
             last = exc
         else:
-            if last:
-                return last
+            if found:
+                return found
+            last = found
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 from sqlmodel import SQLModel
 
 from notifyd.db import check_schema, current_revision, head_revision, make_engine, upgrade
@@ -19,10 +19,12 @@ def test_migrating_an_empty_database_yields_exactly_the_models(db_url: str) -> N
     engine = make_engine(db_url)
     assert current_revision(engine) is None
     assert upgrade(engine) == head_revision()
+    models = MetaData()
+    for table in (*SQLModel.metadata.tables.values(), *tracking_metadata.tables.values()):
+        table.to_metadata(models)
     with engine.connect() as conn:
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}),
-            [SQLModel.metadata, tracking_metadata],
+            MigrationContext.configure(conn, opts={"compare_type": True}), models
         )
     engine.dispose()
     assert diff == []

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, FromClause, func, select, update
 
 from notifyd.models import IdempotencyRecord, Notification
 from notifyd.timeutil import utcnow
@@ -15,7 +15,7 @@ from notifyd.tracking.admin import RUNS
 BODY = {"to": ["a", "b"], "subject": "s", "message": "m"}
 
 
-def _count(engine: Engine, model: type) -> int:
+def _count(engine: Engine, model: type[Notification] | FromClause) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(model)).scalar_one())
 

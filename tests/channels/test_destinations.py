@@ -178,7 +178,7 @@ to = "json://chat.example.org/hook"
 def test_bad_destinations_stop_the_server_from_starting(
     tmp_path: Path, destination: dict[str, Any], message: str
 ) -> None:
-    settings = Settings(home=tmp_path, destinations={"bad": destination})  # type: ignore[arg-type]
+    settings = Settings(home=tmp_path, destinations={"bad": destination})
     with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         build_runtime(settings)
     assert "tok3n" not in str(caught.value)
@@ -224,7 +224,7 @@ def test_configuration_errors_do_not_echo_secrets(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         Settings(
             home=tmp_path,
-            destinations={  # type: ignore[arg-type]
+            destinations={
                 "x": {"channel": "email", "to": "a@b.org", "smtp": {"password": ["pw-in-list"]}},
                 "y": {"channel": "webhook", "to": "x", "webhook": {"secret": "whsec_shh!!"}},
             },

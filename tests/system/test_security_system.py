@@ -207,8 +207,8 @@ smtp = {{ password = "{destination_password}" }}
     files = {p: p.read_bytes() for p in home.rglob("*") if p.is_file() and p != config}
     assert any(p.name.endswith(".db") for p in files) and server.log_path in files
     for what, value in secret_values.items():
-        for path, content in files.items():
-            assert value.encode() not in content, f"{what} found in {path.name}"
+        for file, content in files.items():
+            assert value.encode() not in content, f"{what} found in {file.name}"
         for output in outputs:
             assert value not in output, f"{what} found in output: {output[:200]}"
         assert value not in delivered, f"{what} sent to a peer"

@@ -414,7 +414,7 @@ async def test_outcomes_survive_a_failed_write_and_are_recorded_later(
                 raise OperationalError("UPDATE", {}, ConnectionError("database restarting"))
             return await real_run(fn, **kwargs)
 
-        tracker.writer.run = flaky_run  # type: ignore[method-assign]
+        tracker.writer.run = flaky_run
         run_id = await enqueue(tracker, once_more)
         await wait_status(store, run_id, "succeeded")
     assert failures == 2 and calls == [run_id]
