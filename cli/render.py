@@ -125,13 +125,16 @@ def runs_table(runs: Sequence[TaskRunPublic], *, width: int = WIDE_TABLE) -> Tab
         note = (
             f"next {relative(run.next_attempt_at)}: {short(run.last_error, 40)}"
             if run.status == "retrying"
+            else f"due {relative(run.next_attempt_at)}"
+            if run.scheduled
             else short(run.last_error)
         )
+        shown = "scheduled" if run.scheduled else run.status
         attempts = f"{run.attempts}/{run.max_attempts}"
         if width >= WIDE_TABLE:
             table.add_row(
                 Text(run.id),
-                status_text(run.status),
+                status_text(shown),
                 Text(run.channel or "-"),
                 Text(run.recipient or "-"),
                 attempts,
@@ -143,7 +146,7 @@ def runs_table(runs: Sequence[TaskRunPublic], *, width: int = WIDE_TABLE) -> Tab
             table.add_row(
                 Text.assemble(run.id, "\n", (when(run.created_at, compact=True), "dim")),
                 Text.assemble(
-                    status_text(run.status),
+                    status_text(shown),
                     "\n",
                     (f"{attempts} {duration(run.duration_ms)}", "dim"),
                 ),
@@ -165,7 +168,7 @@ def run_detail(run: TaskRunDetail, *, every_traceback: bool = False) -> Group:
     once, on the first attempt that raised it, unless ``every_traceback``."""
     head = _grid()
     head.add_row("id", Text(run.id))
-    head.add_row("status", status_text(run.status))
+    head.add_row("status", status_text("scheduled" if run.scheduled else run.status))
     head.add_row("task", Text(run.task_name))
     if run.notification_id:
         head.add_row("notification", Text(run.notification_id))
@@ -176,9 +179,9 @@ def run_detail(run: TaskRunDetail, *, every_traceback: bool = False) -> Group:
     head.add_row("started", when(run.started_at, zone=True))
     head.add_row("finished", when(run.finished_at, zone=True))
     head.add_row("duration", duration(run.duration_ms))
-    if run.status == "retrying":
+    if run.status == "retrying" or run.scheduled:
         head.add_row(
-            "next attempt",
+            "due" if run.scheduled else "next attempt",
             f"{when(run.next_attempt_at, zone=True)} ({relative(run.next_attempt_at)})",
         )
     if run.last_error:

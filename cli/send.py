@@ -93,6 +93,22 @@ def send(
     idempotency_key: Annotated[
         str | None, typer.Option(metavar="KEY", help="Send at most once per key (kept 24 h).")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at", metavar="TIME", help="Deliver at this RFC 3339 time (at most 30 days ahead)."
+        ),
+    ] = None,
+    in_: Annotated[
+        str | None,
+        typer.Option(
+            "--in", metavar="DELAY", help="Deliver after this long: 30m, 2h, 1d or seconds."
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="1 (min) to 5 (urgent); 3 is normal.", show_default="3"),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option("--wait", help="Follow the runs until they end (see the exit codes above)."),
@@ -114,6 +130,8 @@ def send(
 
     if not to and destination is None:
         raise InvalidInput("give --to (recipients) or --destination (a configured name)")
+    if at is not None and in_ is not None:
+        raise InvalidInput("give --at or --in, not both")
     settings = settings_from(ctx, server_url=server)
     token = settings.token.get_secret_value() if settings.token else None
     with NotifydClient(settings.base_url, token=token) as client:
@@ -126,6 +144,9 @@ def send(
                 destination=destination,
                 data=_parse_data(data),
                 idempotency_key=idempotency_key,
+                send_at=at,
+                delay=in_,
+                priority=priority,
             )
         except ClientError as exc:
             raise _unauthorized_hint(exc, token is not None) from None
@@ -134,6 +155,8 @@ def send(
         head = Text.assemble("notification ", (str(accepted["id"]), "bold"), " accepted")
         if replayed:
             head.append(" (replayed: already sent with this idempotency key)")
+        if accepted.get("send_at"):
+            head.append(f", scheduled for {accepted['send_at']}")
         if not as_json:
             console.print(head, highlight=False)
             for run in accepted["tasks"]:

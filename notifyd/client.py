@@ -53,6 +53,9 @@ class NotifydClient:
         destination: str | None = None,
         data: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        send_at: str | None = None,
+        delay: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
         """POST /v1/notifications; returns the 202 body (with ``replayed`` for an idempotent replay)."""
         body: dict[str, Any] = {"message": message}
@@ -63,6 +66,9 @@ class NotifydClient:
             ("channel", channel),
             ("destination", destination),
             ("data", data),
+            ("send_at", send_at),
+            ("delay", delay),
+            ("priority", priority),
         ):
             if value is not None:
                 body[key] = value

@@ -47,6 +47,7 @@ class LogChannel(Channel):
                 "created_at": message.created_at.isoformat(),
                 "delivered_at": utcnow().isoformat(),
                 "attempt": message.attempt,
+                "priority": message.priority,
             },
             ensure_ascii=False,
             separators=(",", ":"),

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from typing import Any
 
@@ -30,8 +30,9 @@ from notifyd.compat.auth import (
 from notifyd.compat.publish import has_destination, publish
 from notifyd.config import RESERVED_DESTINATION_NAMES
 from notifyd.errors import NotifydError, from_tracking
-from notifyd.models import MAX_SCHEDULE, NotificationCreate, parse_delay
+from notifyd.models import MAX_SCHEDULE, NotificationCreate
 from notifyd.runtime import Runtime
+from notifyd.timeutil import parse_duration
 from notifyd.tracking.errors import TrackingError
 
 router = APIRouter(include_in_schema=False)
@@ -173,7 +174,7 @@ def parse_when(value: str | None, now: datetime) -> datetime | None:
         when = datetime.fromtimestamp(int(text), UTC)
     else:
         try:
-            when = now + parse_delay(text)
+            when = now + (timedelta(seconds=int(text)) if text.isdigit() else parse_duration(text))
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(text)
