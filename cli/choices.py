@@ -27,4 +27,11 @@ class TokenScope(StrEnum):
     admin = "admin"
 
 
+class LogFormat(StrEnum):
+    """How ``serve`` and ``worker`` write their log lines."""
+
+    text = "text"
+    json = "json"
+
+
 MAX_PAGE = 500  # notifyd.tracking.admin.MAX_PAGE: the most runs one list returns

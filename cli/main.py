@@ -13,6 +13,7 @@ from cli import destinations as destination_commands
 from cli import notifications as notification_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
+from cli.choices import LogFormat
 from cli.common import HELP_STYLE, db_url_from_option, handle_errors, settings_from
 from cli.send import send
 from notifyd import __version__
@@ -57,15 +58,11 @@ def root(
     ctx.obj = {"config": config, "database_url": db_url_from_option(db)}
 
 
-def _configure_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request's full URL at INFO; webhook URLs may carry tokens.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(help="text, or json: one JSON object per line, for log shippers."),
+]
 
 
 @app.command()
@@ -80,7 +77,8 @@ def serve(
         str | None,
         typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevel = "info",
+    log_format: LogFormatOption = LogFormat.text,
     insecure_no_auth: Annotated[
         bool,
         typer.Option(
@@ -92,6 +90,7 @@ def serve(
     """Migrate the database, then serve the API and deliver in the background."""
     import uvicorn
 
+    from cli.logs import configure_logging
     from notifyd.api.app import create_app
     from notifyd.db import upgrade
     from notifyd.runtime import build_runtime
@@ -104,7 +103,7 @@ def serve(
         database_url=db_url_from_option(db),
         insecure_no_auth=insecure_no_auth or None,
     )
-    _configure_logging(log_level)
+    configure_logging(log_level, log_format)
     settings.home.mkdir(parents=True, exist_ok=True)
     runtime = build_runtime(settings)
     upgrade(runtime.engine)
@@ -141,15 +140,17 @@ def worker(
         str | None,
         typer.Option(help="Database URL, or the path of a SQLite file.", show_default=False),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevel = "info",
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Deliver queued runs without serving HTTP (scale out beside `serve` on PostgreSQL)."""
     import asyncio
 
+    from cli.logs import configure_logging
     from notifyd.worker import run_worker
 
     settings = settings_from(ctx, database_url=db_url_from_option(db))
-    _configure_logging(log_level)
+    configure_logging(log_level, log_format)
     asyncio.run(run_worker(settings))
 
 

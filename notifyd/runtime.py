@@ -11,13 +11,16 @@ from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
 from notifyd.db import engine_for
 from notifyd.metrics import Metrics
+from notifyd.notifications import deliverylog
 from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.idempotency import IdempotencyKeys
 from notifyd.notifications.retention import RetentionLoop
 from notifyd.notifications.submit import Submitter
 from notifyd.policy import retry_policies
+from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.dispatcher import DispatcherConfig
+from notifyd.tracking.outcomes import AttemptResult
 from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.tracker import Tracker
 
@@ -85,7 +88,13 @@ def build_runtime(
         run_dispatcher=run_dispatcher,
     )
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
-    tracker.dispatcher.on_attempt = metrics.observe_attempt
+
+    def observe_attempt(run: ClaimedRun, result: AttemptResult) -> None:
+        metrics.observe_attempt(run, result)
+        deliverylog.observe_attempt(run, result)
+
+    tracker.dispatcher.on_attempt = observe_attempt
+    deliverylog.quiet_apprise()
     submitter = Submitter(
         channels,
         destinations,
