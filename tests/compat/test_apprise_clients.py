@@ -100,3 +100,16 @@ def test_apprise_plugins_with_a_token(server: ServerProcess) -> None:
         "json title",
         "basic title",
     }
+
+
+def test_a_scheduled_notification_survives_a_restart(server: ServerProcess) -> None:
+    sent = server.cli("send", "-d", "backups", "-m", "after restart", "--in", "3", "--json")
+    [task] = json.loads(sent.stdout)["tasks"]
+    listed = server.cli("tasks", "list").stdout
+    assert "scheduled" in listed and "due" in listed
+    server.terminate()
+    server.start()
+    [line] = _deliveries(server, 1)
+    assert line["message"] == "after restart"
+    shown = server.cli("tasks", "show", task["id"]).stdout
+    assert "succeeded" in shown
