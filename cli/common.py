@@ -77,7 +77,10 @@ def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     from notifyd.config import load_settings
 
     root: dict[str, Any] = ctx.find_root().obj or {}
-    values = {"database_url": root.get("database_url"), **overrides}
+    # A subcommand's unset option (None) must not hide the root's: `notifyd --db URL serve`
+    # serves URL, and a subcommand's own `--db` wins when given.
+    values = {"database_url": root.get("database_url")}
+    values.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return load_settings(root.get("config"), **values)
     except ValidationError as exc:
