@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from notifyd.api.app import create_app
 from notifyd.config import Settings
 from notifyd.db import engine_for, upgrade
+from notifyd.runtime import build_runtime
 
 POSTGRES_URL = os.environ.get(
     "NOTIFYD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -93,4 +94,12 @@ def app(settings: Settings, migrated: Engine) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     """A client whose lifespan runs the dispatcher."""
     with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def held_client(settings: Settings, migrated: Engine) -> Iterator[TestClient]:
+    """A client of an app that runs no dispatcher: runs stay as the test leaves them."""
+    runtime = build_runtime(settings, engine=migrated, run_dispatcher=False)
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
         yield test_client

@@ -93,6 +93,8 @@ class Dispatcher:
         self._threads: ThreadPoolExecutor | None = None
         self._last_renew = 0.0
         self._last_sweep = 0.0
+        self.passes = 0  # whole passes of the loop so far (see ``passed``)
+        self._pass_done = asyncio.Event()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -162,6 +164,20 @@ class Dispatcher:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
 
+    # ---- test signals (as River's JobRescuerTestSignals) ---------------------------------
+
+    async def passed(self, count: int = 1) -> None:
+        """Wait until the loop has made ``count`` more whole passes (record outcomes, renew and
+        sweep when due, claim what is due). A test showing that nothing was due waits for this,
+        never sleeps: a sleep passes when the dispatcher is merely late."""
+        for _ in range(count):
+            await self._pass_done.wait()
+
+    def _signal_pass(self) -> None:
+        self.passes += 1
+        done, self._pass_done = self._pass_done, asyncio.Event()
+        done.set()
+
     # ---- the loop -----------------------------------------------------------------------
 
     async def _main(self) -> None:
@@ -174,6 +190,7 @@ class Dispatcher:
                 log.exception("dispatcher step failed; retrying in %.1fs", self.config.poll_seconds)
                 await asyncio.sleep(self.config.poll_seconds)
                 continue
+            self._signal_pass()
             if self._stopping:
                 break
             if not self._results:

@@ -46,10 +46,8 @@ def test_metrics_count_accepts_attempts_and_the_queue(client: TestClient) -> Non
     assert ("notifyd_runs_in_flight", ()) in found
 
 
-def test_metrics_show_waiting_runs(app: object, client: TestClient) -> None:
-    tracker = app.state.notifyd_tracker  # type: ignore[attr-defined]
-    client.portal.call(tracker.dispatcher.stop, 0)  # type: ignore[union-attr]
-    tracker.run_dispatcher = False
+def test_metrics_show_waiting_runs(held_client: TestClient) -> None:
+    client = held_client
     client.post("/v1/notifications", json={"to": ["a", "b"], "message": "m"})
     found = _samples(client)
     assert found[("notifyd_runs", (("status", "queued"),))] == 2

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from notifyd.timeutil import utcnow
@@ -66,14 +64,8 @@ def test_a_run_in_full(client: TestClient) -> None:
     )
 
 
-def _hold_dispatcher(app: FastAPI) -> None:
-    app.state.notifyd_tracker.run_dispatcher = False
-
-
-def test_cancel_then_retry(app: FastAPI, client: TestClient) -> None:
-    tracker = app.state.notifyd_tracker
-    client.portal.call(partial(tracker.dispatcher.stop, 0))  # type: ignore[union-attr]
-    _hold_dispatcher(app)
+def test_cancel_then_retry(held_client: TestClient) -> None:
+    client = held_client
     [run_id] = _send(client, 1)
     cancelled = client.post(f"/v1/tasks/{run_id}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

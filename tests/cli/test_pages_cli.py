@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,10 +13,7 @@ from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
 from cli.main import app
-from notifyd.api.app import create_app
-from notifyd.config import Settings
 from notifyd.db import write_connection
-from notifyd.runtime import build_runtime
 from notifyd.timeutil import utcnow
 from notifyd.tracking.admin import RUNS
 from tests.tracking.conftest import load_run
@@ -26,11 +22,9 @@ RUNS_STORED = 25
 
 
 @pytest.fixture
-def held(settings: Settings, migrated: Engine) -> Iterator[TestClient]:
+def held(held_client: TestClient) -> TestClient:
     """The API with no dispatcher in the process: runs stay as the test leaves them."""
-    runtime = build_runtime(settings, engine=migrated, run_dispatcher=False)
-    with TestClient(create_app(settings, runtime=runtime)) as client:
-        yield client
+    return held_client
 
 
 def _submit(client: TestClient, count: int) -> list[str]:

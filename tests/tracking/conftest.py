@@ -59,11 +59,15 @@ TrackerFactory = Callable[..., Any]
 
 @pytest.fixture
 def make_tracker(store: Engine, registry: TaskRegistry, clock: FakeClock) -> TrackerFactory:
-    """Build a tracker with fast polling and a 3-attempt policy (10 s, then 60 s, no jitter)."""
+    """Build a tracker with fast polling and a 3-attempt policy (10 s, then 60 s, no jitter);
+    with ``run_dispatcher=False`` it only records runs (nothing executes them)."""
 
     @asynccontextmanager
     async def factory(
-        *, retry: RetryPolicy | RetryPolicies | None = None, **config: Any
+        *,
+        retry: RetryPolicy | RetryPolicies | None = None,
+        run_dispatcher: bool = True,
+        **config: Any,
     ) -> AsyncIterator[Tracker]:
         policy = retry or RetryPolicy(max_attempts=3, schedule=(10, 60))
         settings = {"poll_seconds": 0.02, "sweep_seconds": 0.05, "lease_seconds": 30.0, **config}
@@ -73,6 +77,7 @@ def make_tracker(store: Engine, registry: TaskRegistry, clock: FakeClock) -> Tra
             config=DispatcherConfig(**settings),
             retry=policy if isinstance(policy, RetryPolicies) else RetryPolicies(policy),
             clock=clock,
+            run_dispatcher=run_dispatcher,
         )
         await tracker.start()
         try:

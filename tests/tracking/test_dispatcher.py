@@ -88,7 +88,7 @@ async def test_transient_errors_follow_the_schedule_on_a_fake_clock(
         run_id = await enqueue(tracker, flaky)
         run = await wait_status(store, run_id, "retrying")
         assert run.next_attempt_at == start + timedelta(seconds=10)
-        await asyncio.sleep(0.2)
+        await tracker.dispatcher.passed(2)  # it looked again, after the run was retrying
         assert calls == [1], "not due yet: the clock has not moved"
         clock.advance(10)
         await wait_until(
@@ -197,10 +197,8 @@ async def test_expired_lease_is_rescued_and_the_run_runs_again(
     async def once() -> None:
         done.set()
 
-    async with make_tracker() as tracker:
+    async with make_tracker(run_dispatcher=False) as tracker:
         # A run that a dead worker had claimed: running, attempt 1 open, lease long expired.
-        await tracker.dispatcher.stop(grace_seconds=0)
-        tracker.run_dispatcher = False
         run_id = await enqueue(tracker, once)
     mark_orphaned(store, run_id, at=clock())
     async with make_tracker() as tracker:
@@ -255,7 +253,6 @@ async def test_stop_releases_unfinished_runs_for_an_immediate_restart(
         run_id = await enqueue(tracker, stuck)
         await asyncio.wait_for(started.wait(), 10)
         await tracker.dispatcher.stop(grace_seconds=0.1)
-        tracker.run_dispatcher = False
     run = load_run(store, run_id)
     assert run.status == RunStatus.retrying
     assert run.lease_expires_at is None and run.worker is None
@@ -281,7 +278,6 @@ async def test_stop_waits_for_running_attempts_within_the_grace_period(
         run_id = await enqueue(tracker, short)
         await asyncio.wait_for(started.wait(), 10)
         await tracker.dispatcher.stop(grace_seconds=10)
-        tracker.run_dispatcher = False
     assert load_run(store, run_id).status == RunStatus.succeeded
 
 
@@ -326,9 +322,7 @@ async def test_a_run_that_keeps_killing_its_worker_is_given_up(
     async def poison() -> None:
         return None
 
-    async with make_tracker() as tracker:
-        await tracker.dispatcher.stop(grace_seconds=0)
-        tracker.run_dispatcher = False
+    async with make_tracker(run_dispatcher=False) as tracker:
         run_id = await enqueue(tracker, poison)
     # Shutdowns interrupted it often; that alone never gives a run up.
     mark_orphaned(store, run_id, at=clock(), attempts=9, interruptions=8, crashes=0)
@@ -460,7 +454,7 @@ async def test_on_postgresql_another_process_is_woken_at_once(
     try:
         assert worker.listener is not None
         await asyncio.wait_for(worker.listener.listening.wait(), 10)
-        await asyncio.sleep(0.2)  # the worker's first look has found nothing
+        await worker.dispatcher.passed()  # its first look found nothing; now it waits 60 s
         batch = TaskBatch(submitter)
         batch.add_task(woken)
         await batch.commit()

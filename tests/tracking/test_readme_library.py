@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
 from notifyd.tracking.admin import RUNS
+from tests.support import wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -35,14 +35,15 @@ def test_the_readme_example_runs_a_task_durably_with_only_its_own_tables(
     assert tables == {"task_run", "attempt", "task_run_tally", "tracking_schema"}
     with TestClient(namespace["app"]) as client:
         run_id = client.post("/reports/7").json()["run"]
-        deadline = time.monotonic() + 10
-        while True:
+
+        def status() -> str | None:
             with engine.connect() as conn:
-                status = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar()
-            if status == "succeeded" or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-    assert status == "succeeded"
+                found: str | None = conn.execute(
+                    select(RUNS.c.status).where(RUNS.c.id == run_id)
+                ).scalar()
+                return found
+
+        wait_for(lambda: status() == "succeeded", timeout=10, interval=0.02, what="the run")
     with engine.connect() as conn:
         run = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one()
     assert run.args == {"user_id": 7} and run.max_attempts == 5

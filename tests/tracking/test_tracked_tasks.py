@@ -57,14 +57,15 @@ def test_add_task_is_durable_before_the_response_and_then_runs(
     with TestClient(app) as client:
         tracker = app.state.notifyd_tracker
         # Hold the dispatcher so the run can be seen queued the moment the response arrives.
-        tracker.run_dispatcher = False
+        portal = client.portal
+        assert portal is not None
+        portal.call(tracker.dispatcher.stop)
         response = client.post("/reports/ada")
         assert response.status_code == 200
         run = _run(store, response.json()["run"])
         assert run is not None and run.task_name == "write_report"
         assert run.args == {"user": "ada", "copies": 2}
-        tracker.run_dispatcher = True
-        tracker.committed()
+        portal.call(tracker.dispatcher.start)
         wait_for(lambda: done == ["ada", "ada"], what="the run to execute")
         wait_for(lambda: (r := _run(store, run.id)) is not None and r.status == "succeeded")
 
