@@ -147,6 +147,14 @@ def count_active_tokens(conn: Connection | Session) -> int:
     return int(conn.execute(query).scalar_one())
 
 
+def count_all_tokens(conn: Connection | Session) -> int:
+    """How many tokens ever existed (revoked ones are kept: names are never reused)."""
+    query = select(func.count()).select_from(ApiToken)
+    if isinstance(conn, Session):
+        return int(conn.exec(query).one())
+    return int(conn.execute(query).scalar_one())
+
+
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` keeps the server reachable from this machine only."""
     if host == "localhost":
@@ -177,11 +185,17 @@ def check_bind(*, host: str, insecure_no_auth: bool, engine: Engine) -> str:
     """Refuse (ConfigError) an open API on a non-loopback address; describe the auth mode."""
     with read_session(engine) as session:
         active = count_active_tokens(session)
+        ever = count_all_tokens(session)
     refusal = refusal_to_serve(host=host, insecure_no_auth=insecure_no_auth, active_tokens=active)
     if refusal is not None:
         raise ConfigError(refusal)
     if active:
         return f"API tokens required ({active} active)"
+    if ever and not insecure_no_auth:
+        return (
+            "API closed: every token is revoked (create one, or pass --insecure-no-auth to open"
+            " the API on purpose)"
+        )
     if is_loopback(host):
         return "API open to this machine: no tokens exist yet (loopback bind)"
     return "API OPEN TO THE NETWORK: --insecure-no-auth and no tokens"

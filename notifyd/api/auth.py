@@ -64,6 +64,7 @@ class Guard:
         self.open_allowed = open_mode_allowed(
             host=settings.host, insecure_no_auth=settings.insecure_no_auth
         )
+        self.insecure_no_auth = settings.insecure_no_auth
         self.per_token = RateLimiter(
             burst=settings.rate_limit_burst, rate=settings.rate_limit_per_second, clock=clock
         )
@@ -73,10 +74,18 @@ class Guard:
             clock=clock,
         )
 
+    def is_open(self) -> bool:
+        """Whether requests need no token: none is active, the bind allows it, and either no
+        token ever existed or the operator opened the API on purpose (``insecure_no_auth``).
+        Revoking every token leaves the API closed."""
+        if self.tokens.any_active or not self.open_allowed:
+            return False
+        return self.insecure_no_auth or not self.tokens.any_ever
+
     async def authenticate(self, request: Request, token: str | None) -> Principal:
         """The caller, or Unauthorized / RateLimited."""
         await self.tokens.refresh_if_stale()
-        if not self.tokens.any_active and self.open_allowed:
+        if self.is_open():
             return OPEN
         if not token:
             raise Unauthorized("this API needs a token: send `Authorization: Bearer <token>`")

@@ -60,6 +60,7 @@ class TokenCache:
         self._touch_interval = touch_interval
         self._clock = clock
         self._by_hash: dict[str, TokenInfo] = {}
+        self._ever = False
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
@@ -68,6 +69,11 @@ class TokenCache:
     def any_active(self) -> bool:
         """Whether at least one token was active at the last load."""
         return bool(self._by_hash)
+
+    @property
+    def any_ever(self) -> bool:
+        """Whether any token, revoked ones included, existed at the last load."""
+        return self._ever
 
     def stale(self) -> bool:
         """Whether the copy must be reloaded before it is trusted."""
@@ -83,15 +89,18 @@ class TokenCache:
         with self._lock:
             if not force and not self.stale():
                 return
-            query = select(API_TOKENS).where(API_TOKENS.c.revoked_at.is_(None))
+            # Revoked rows too (a handful: names are never reused): once a token has existed,
+            # revoking every one must not open the API again.
             with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
+                rows = conn.execute(select(API_TOKENS)).all()
             self._by_hash = {
                 row.token_hash: TokenInfo(
                     row.id, row.name, Scope(row.scope), row.token_hash, row.destination
                 )
                 for row in rows
+                if row.revoked_at is None
             }
+            self._ever = bool(rows)
             self._loaded_at = self._clock()
 
     def lookup(self, token: str) -> TokenInfo | None:

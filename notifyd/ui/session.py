@@ -125,7 +125,7 @@ def get_sessions(request: Request) -> Sessions:
 
 def open_mode(guard: Guard) -> bool:
     """Whether the API (and so the dashboard) is open: no token exists and the bind allows it."""
-    return guard.open_allowed and not guard.tokens.any_active
+    return guard.is_open()
 
 
 async def current_viewer(request: Request) -> tuple[Viewer | None, str | None]:

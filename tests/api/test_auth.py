@@ -193,3 +193,29 @@ def test_insecure_no_auth_opens_off_loopback(tmp_path: Path) -> None:
 def test_health_and_schema_stay_open(secured: TestClient) -> None:
     assert secured.get("/healthz").status_code == 200
     assert secured.get("/openapi.json").status_code == 200
+
+
+def test_revoking_every_token_keeps_the_api_closed(
+    store: tuple[Settings, Engine], secured: TestClient, tokens: dict[Scope, str]
+) -> None:
+    """Once a token has existed, revoking them all does not open the API (issue 13, item 5)."""
+    _, engine = store
+    assert secured.get("/v1/tasks").status_code == 401
+    with write_session(engine) as session:
+        session.connection().execute(text("UPDATE api_token SET revoked_at = CURRENT_TIMESTAMP"))
+    assert secured.get("/v1/tasks").status_code == 401
+    assert secured.post("/v1/notifications", json=NOTE).status_code == 401
+    assert secured.get("/v1/tasks", headers=bearer(tokens[ADMIN])).status_code == 401
+
+
+def test_insecure_no_auth_reopens_after_revocation(tmp_path: Path) -> None:
+    """Opening the API again is the operator's explicit act: ``--insecure-no-auth``."""
+    settings = secured_settings(tmp_path / "home", insecure_no_auth=True)
+    engine = engine_for(settings)
+    upgrade(engine)
+    create_token(engine, "gone", ADMIN)
+    with write_session(engine) as session:
+        session.connection().execute(text("UPDATE api_token SET revoked_at = CURRENT_TIMESTAMP"))
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/notifications", json=NOTE).status_code == 202
+    engine.dispose()
