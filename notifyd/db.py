@@ -34,11 +34,6 @@ def engine_for(settings: Settings) -> Engine:
     )
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """Whether the engine talks to SQLite."""
-    return engine.dialect.name == "sqlite"
-
-
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for other stores and in-memory databases)."""
     parsed = make_url(url)

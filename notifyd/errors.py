@@ -35,11 +35,6 @@ class NotifydError(Exception):
         self.retry_after = retry_after
 
     @property
-    def type_uri(self) -> str:
-        """The problem type URI."""
-        return PROBLEM_BASE + self.slug
-
-    @property
     def headers(self) -> dict[str, str]:
         """Extra HTTP headers the problem response carries."""
         return {}

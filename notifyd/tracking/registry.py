@@ -28,7 +28,6 @@ class TaskFunction:
     name: str
     func: Callable[..., Any]
     is_async: bool
-    wants_context: bool
     signature: inspect.Signature
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +82,6 @@ class TaskRegistry:
             name=task_name,
             func=func,
             is_async=inspect.iscoroutinefunction(func),
-            wants_context=CONTEXT_PARAM in signature.parameters,
             signature=signature,
         )
         existing = self._tasks.get(task_name)

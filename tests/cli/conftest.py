@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,10 +44,6 @@ def live_server(
     yield url
     server.should_exit = True
     thread.join(timeout=15)
-
-
-def home_of(settings: Settings) -> Path:
-    return settings.home
 
 
 @contextlib.contextmanager
