@@ -139,7 +139,9 @@ class Submitter:
                 try:
                     await batch.commit()
                 except IntegrityError:
-                    # Another process stored this key first: answer as it did.
+                    # Another process stored this key first: answer as it did. The batch
+                    # has discarded what it staged, so nothing is committed a second time.
+                    batch.discard()
                     replay = await asyncio.to_thread(
                         keys.lookup, who, idempotency_key, fingerprint, now
                     )
@@ -194,11 +196,12 @@ class Submitter:
                 now=now,
                 run_at=run_at,
             )
+            # Built from values this function made: nothing to validate (on the accept path).
             tasks.append(
-                TaskSummary(
+                TaskSummary.model_construct(
                     id=run_id, channel=route.channel, to=target.shown, status=RunStatus.queued
                 )
             )
-        return NotificationAccepted(
+        return NotificationAccepted.model_construct(
             id=notification_id, status="accepted", tasks=tasks, send_at=run_at
         )

@@ -108,8 +108,16 @@ class TaskBatch:
         """Whether anything is staged and not yet committed."""
         return bool(self._runs or self._inserts or self._writes) and not self.committed
 
+    def discard(self) -> None:
+        """Forget everything staged and not committed: nothing of it will be written."""
+        self._runs, self._inserts, self._writes, self._after = [], [], [], []
+
     async def commit(self) -> None:
-        """Commit everything staged in one transaction and wake the dispatcher."""
+        """Commit everything staged in one transaction and wake the dispatcher.
+
+        A commit that fails discards what was staged: the caller decides what to answer, and
+        the dependency must not try the same failing transaction again after the handler.
+        """
         if self.committed:
             return
         writes, staged = list(self._writes), list(self._runs)
@@ -122,7 +130,11 @@ class TaskBatch:
                 fn(conn)
 
         inserts = [*self._inserts, (runs, staged)]
-        await self.tracker.writer.run(write if writes else None, inserts=inserts)
+        try:
+            await self.tracker.writer.run(write if writes else None, inserts=inserts)
+        except BaseException:
+            self.discard()
+            raise
         self.committed = True
         for fn in self._after:
             fn()
