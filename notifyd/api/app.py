@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
 
     # /docs and /redoc load their scripts and styles from this server, not from a CDN.
     app = FastAPIOffline(
+        redoc_url=None,  # served by install_ui, without the logo Redoc fetches from a CDN
         title="notifyd",
         version=__version__,
         summary="Accept notifications at once; deliver them durably; see every run.",

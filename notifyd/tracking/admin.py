@@ -784,9 +784,13 @@ def attempt_histogram(
     buckets = math.ceil((until - since).total_seconds() / bucket_seconds)
     started = ATTEMPTS.c.started_at
     if conn.dialect.name == "sqlite":
-        # Stored as naive UTC text: julianday() reads it; non-negative offsets truncate = floor.
-        offset = (func.julianday(started) - func.julianday(_naive(since))) * 86400.0
-        index: ColumnElement[Any] = cast(offset / bucket_seconds, Integer)
+        # Stored as naive UTC text that julianday() reads. Its float difference is off by
+        # microseconds: rounded to whole milliseconds, then integer division (offsets are >= 0).
+        millis = cast(
+            func.round((func.julianday(started) - func.julianday(_naive(since))) * 86_400_000.0),
+            Integer,
+        )
+        index: ColumnElement[Any] = millis // (bucket_seconds * 1000)
     else:
         offset = func.extract("epoch", started - _naive(since))
         index = cast(func.floor(offset / bucket_seconds), Integer)
@@ -797,8 +801,8 @@ def attempt_histogram(
     ).all()
     counts = {outcome.value: [0] * buckets for outcome in Outcome}
     for bucket, outcome, count in rows:
-        if outcome in counts and 0 <= bucket < buckets:
-            counts[outcome][bucket] += int(count)
+        if outcome in counts and 0 <= int(bucket) < buckets:
+            counts[outcome][int(bucket)] += int(count)
     return Histogram(since, bucket_seconds, buckets, counts)
 
 

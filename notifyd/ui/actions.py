@@ -86,14 +86,18 @@ async def login(request: Request) -> Response:
     try:
         principal = await guard.authenticate(request, token)
     except NotifydError as exc:
+        # The form is shown again with the reason (200: it is the page asked for, not a failed
+        # load; a rate limit keeps its status and Retry-After).
+        status = exc.status if exc.status == 429 else 200
         response = page(
-            request, "login.html", None, status_code=exc.status, next=target, message=exc.detail
+            request, "login.html", None, status_code=status, next=target, message=exc.detail
         )
-        response.headers.update(exc.headers)
+        if status == 429:
+            response.headers.update(exc.headers)
         return response
     if principal.scope == Scope.send:
         message = "a send token cannot open the dashboard: use a read or admin token"
-        return page(request, "login.html", None, status_code=403, next=target, message=message)
+        return page(request, "login.html", None, next=target, message=message)
     sessions = get_sessions(request)
     sessions.end(request.cookies.get(COOKIE))
     key, _ = sessions.create(principal, None if open_mode(guard) else token)

@@ -3,6 +3,18 @@
 // the freshly rendered <main> in, so what is shown is always what the server sent.
 "use strict";
 (function () {
+  // Confirm single-run actions before they are sent; keep filter URLs short (no empty fields).
+  document.addEventListener("submit", (event) => {
+    if (event.target.id === "filters") {
+      event.target.querySelectorAll("input, select").forEach((field) => {
+        if (!field.value) field.disabled = true;
+      });
+    }
+    const action = event.submitter && event.submitter.dataset.action;
+    if (action === "cancel" && !window.confirm("Cancel this run? It will not be attempted again.")) {
+      event.preventDefault();
+    }
+  });
   const live = document.getElementById("live");
   const button = document.getElementById("pause");
   const state = document.getElementById("refresh-state");
@@ -63,12 +75,5 @@
     if (!document.hidden && !paused) schedule();
   });
 
-  // Confirm single-run actions before they are sent.
-  document.addEventListener("submit", (event) => {
-    const action = event.submitter && event.submitter.dataset.action;
-    if (action === "cancel" && !window.confirm("Cancel this run? It will not be attempted again.")) {
-      event.preventDefault();
-    }
-  });
   schedule();
 })();
