@@ -26,7 +26,7 @@ from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.channels.log import non_blank
 from notifyd.config import Settings
 from notifyd.db import read_session, upgrade
-from notifyd.models import NotificationCreate
+from notifyd.models import NotificationAccepted, NotificationCreate, RunStatus, TaskSummary
 from notifyd.runtime import Runtime, build_runtime
 from notifyd.timeutil import new_id, utcnow
 from notifyd.tracking import admin
@@ -148,12 +148,25 @@ def _run_counts(runtime: Runtime) -> dict[str, int]:
 
 
 def bare_app() -> FastAPI:
-    """The ceiling: one async route returning a small JSON object, nothing else."""
+    """The ceilings: one async route returning a small JSON object, nothing else (``/bare``);
+    one taking notifyd's body model and answering its shape with 202, no store (``/validated``)."""
     app = FastAPI()
 
     @app.post("/bare")
     async def bare() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.post("/validated", status_code=202)
+    async def validated(body: NotificationCreate) -> NotificationAccepted:
+        """notifyd's own body model in, its answer's shape out, 202: FastAPI's real ceiling."""
+        return NotificationAccepted(
+            id=new_id("ntf"),
+            status="accepted",
+            tasks=[
+                TaskSummary(id=new_id("run"), channel=body.channel, to=to, status=RunStatus.queued)
+                for to in body.recipients()
+            ],
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from notifyd.api.ratelimit import Clock, RateLimiter
 from notifyd.api.tokencache import TokenCache
@@ -111,6 +112,27 @@ class Guard:
         self.tokens.touch(info)
         return Principal(name=info.name, scope=info.scope)
 
+    async def admit(
+        self, request: Request, token: str | None, allowed: frozenset[Scope]
+    ) -> Principal:
+        """The caller if its scope is one of ``allowed`` (``admin`` always is), else Forbidden."""
+        principal = await self.authenticate(request, token)
+        if principal.scope not in allowed and principal.scope != Scope.admin:
+            wanted = " or ".join(sorted({*allowed, Scope.admin}))
+            raise Forbidden(
+                f"this needs a token with scope {wanted}; {principal.name!r} has {principal.scope}"
+            )
+        return principal
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, as FastAPI's HTTPBearer reads it."""
+    authorization = request.headers.get("Authorization")
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
 
 def get_guard(request: Request) -> Guard:
     """The app's Guard, set by ``install_security``."""
@@ -120,20 +142,14 @@ def get_guard(request: Request) -> Guard:
 
 def require_scope(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting tokens with one of ``scopes`` (and ``admin`` tokens)."""
-    allowed = {*scopes, Scope.admin}
-    wanted = " or ".join(sorted(allowed))
+    allowed = frozenset({*scopes, Scope.admin})
 
     async def dependency(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         token = credentials.credentials if credentials else None
-        principal = await get_guard(request).authenticate(request, token)
-        if principal.scope not in allowed:
-            raise Forbidden(
-                f"this needs a token with scope {wanted}; {principal.name!r} has {principal.scope}"
-            )
-        return principal
+        return await get_guard(request).admit(request, token, allowed)
 
     dependency.__name__ = f"require_{'_or_'.join(sorted(allowed))}"
     return dependency

@@ -66,3 +66,24 @@ def test_unregistered_functions_and_clashing_names_are_refused() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         registry.register(other, "name")
+
+
+def test_plain_keywords_bind_as_the_full_binding_would() -> None:
+    registry = TaskRegistry()
+
+    def deliver(
+        ctx: TaskContext, notification_id: str, recipient: str, key: str | None = None
+    ) -> None:
+        return None
+
+    task = registry.register(deliver, "deliver")
+    plain = {"notification_id": "ntf_1", "recipient": "a@b.c", "key": None}
+    assert task.bind((), plain) == plain
+    with pytest.raises(TypeError, match="missing a required argument"):
+        task.bind((), {"recipient": "a@b.c"})
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        task.bind((), {"notification_id": "n", "recipient": "r", "nope": 1})
+    with pytest.raises(TypeError, match="JSON"):
+        task.bind((), {"notification_id": "n", "recipient": ("a", "b")})
+    with pytest.raises(TypeError, match="JSON"):
+        task.bind((), {"notification_id": "n", "recipient": float("nan")})

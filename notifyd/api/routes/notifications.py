@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Response, status
 
 from notifyd.api.auth import ReadOwnCaller, SendCaller
 from notifyd.api.deps import ConnDep, RuntimeDep
+from notifyd.api.fastaccept import AcceptRoute, accept
 from notifyd.api.problems import problem_responses
 from notifyd.models import NotificationAccepted, NotificationCreate, NotificationPublic
 from notifyd.notifications import views
@@ -16,11 +17,6 @@ from notifyd.tracking.tasks import TrackedTasks
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(409, 422),
-)
 async def create_notification(
     body: NotificationCreate,
     caller: SendCaller,
@@ -36,16 +32,20 @@ async def create_notification(
     ] = None,
 ) -> NotificationAccepted:
     """Accept a notification: it is stored durably before the 202, then delivered in the background."""
-    submission = await runtime.submitter.submit(
-        tasks, body, caller=caller.name, idempotency_key=idempotency_key
-    )
-    accepted = submission.accepted
-    if not submission.replayed:
-        runtime.metrics.observe_accepted(accepted)
-    response.headers["Location"] = f"/v1/notifications/{accepted.id}"
-    if submission.replayed:
-        response.headers["Idempotency-Replay"] = "true"
+    # The common request never gets here: AcceptRoute answers it with the same accept().
+    accepted, headers = await accept(runtime, tasks, body, caller, idempotency_key)
+    response.headers.update(headers)
     return accepted
+
+
+router.add_api_route(
+    "",
+    create_notification,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(409, 422),
+    route_class_override=AcceptRoute,
+)
 
 
 @router.get("/{notification_id}", responses=problem_responses(404))
