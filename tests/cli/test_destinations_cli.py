@@ -59,7 +59,7 @@ def settings(tmp_path: Path, receiver: Receiver, smtp_server: SmtpServer) -> Set
         smtp={"host": "127.0.0.1", "port": smtp_server.port, "timeout": 5},
         webhook={"allow_cidrs": ["127.0.0.1/32"]},
         destinations={
-            "hooks": {
+            "deploys": {
                 "channel": "webhook",
                 "to": f"{receiver.url}/hooks/s3cret-path",
                 "webhook": {"secret": SECRET},
@@ -103,11 +103,11 @@ def test_list_reports_a_bad_destination_in_one_line(tmp_path: Path) -> None:
 
 def test_send_to_a_destination(runner: CliRunner, live_server: str, receiver: Receiver) -> None:
     result = runner.invoke(
-        app, ["send", "--destination", "hooks", "-m", "deployed", "--wait", "--json"]
+        app, ["send", "--destination", "deploys", "-m", "deployed", "--wait", "--json"]
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert [(t["to"], t["status"]) for t in body["tasks"]] == [("hooks", "succeeded")]
+    assert [(t["to"], t["status"]) for t in body["tasks"]] == [("deploys", "succeeded")]
     [request] = receiver.on("/hooks/s3cret-path")
     Webhook(SECRET).verify(request.body, request.headers)
 
