@@ -4,7 +4,7 @@
    a temporary SQLite store) runs them; runs/s until every one has succeeded. Baseline in the
    same run: a naive worker on the same store and SQL that claims one run, runs it and records
    it, one transaction each.
-2. Bounded work: a notifyd server accepts 10,000 notifications for a channel whose every
+2. Bounded work: a notifyd server accepts 100,000 notifications for a channel whose every
    delivery takes 0.5 s (concurrency 32), then drains for a bounded window. Peak RSS, threads,
    asyncio tasks and runs in flight are printed beside an idle server's.
 """
@@ -30,7 +30,7 @@ from notifyd.tracking import DispatcherConfig, TaskBatch, TaskRegistry, Tracker,
 DRAIN_RUNS = 10_000
 NAIVE_RUNS = 2_000
 NAIVE_SECONDS = 10.0
-BOUNDED_NOTIFICATIONS = 10_000
+BOUNDED_NOTIFICATIONS = 100_000
 SLOW_SECONDS = 0.5
 DRAIN_WINDOW = 5.0
 POLL = 0.05
@@ -179,7 +179,7 @@ def bounded_work() -> None:
                     request,
                     connections=32,
                     requests=BOUNDED_NOTIFICATIONS,
-                    deadline=60,
+                    deadline=180,
                 )
             )
             time.sleep(DRAIN_WINDOW)

@@ -1,0 +1,91 @@
+"""The accept fast path answers exactly as the declared route does, and falls back for the rest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import fastapi.routing
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
+
+from notifyd.models import Notification
+from notifyd.tokens import Scope
+from tests.api.security_support import bearer, create_token
+
+NOTE = {"to": ["a@example.com"], "subject": "Hi", "message": "Hello"}
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests FastAPI solved dependencies for (the declared route's way)."""
+    seen: list[str] = []
+    original = fastapi.routing.solve_dependencies
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["request"].url.path)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", spy)
+    return seen
+
+
+def _post(client: TestClient, content_type: str, body: bytes, **headers: str) -> Any:
+    return client.post(
+        "/v1/notifications", content=body, headers={"content-type": content_type, **headers}
+    )
+
+
+def _stored(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(NOTIFICATIONS)).scalar_one())
+
+
+def test_both_paths_answer_the_same_shape_and_store_alike(
+    client: TestClient, migrated: Engine, solved: list[str]
+) -> None:
+    raw = json.dumps(NOTE).encode()
+    fast = _post(client, "application/json", raw)
+    assert solved == []  # the common request never reached FastAPI's dependency solving
+    declared = _post(client, "application/merge+json", raw)  # JSON to FastAPI, not to the fast path
+    assert solved == ["/v1/notifications"]
+    for response in (fast, declared):
+        assert response.status_code == 202, response.text
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["location"] == f"/v1/notifications/{response.json()['id']}"
+    shape = {k: v for k, v in fast.json().items() if k not in ("id", "tasks")}
+    assert shape == {k: v for k, v in declared.json().items() if k not in ("id", "tasks")}
+    assert [set(t) for t in fast.json()["tasks"]] == [set(t) for t in declared.json()["tasks"]]
+    assert _stored(migrated) == 2
+
+
+def test_bad_bodies_go_to_the_declared_route_and_are_worded_as_always(
+    client: TestClient, solved: list[str]
+) -> None:
+    response = _post(client, "application/json", b'{"to": "a"}')
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "message" in response.json()["detail"]
+    assert solved == ["/v1/notifications"]
+
+
+def test_the_fast_path_admits_callers_as_the_declared_route_does(
+    app: FastAPI, migrated: Engine
+) -> None:
+    read = create_token(migrated, "reader", Scope.read)
+    send = create_token(migrated, "sender", Scope.send)
+    raw = json.dumps(NOTE).encode()
+    with TestClient(app) as client:
+        assert _post(client, "application/json", raw).status_code == 401
+        forbidden = _post(client, "application/json", raw, **bearer(read))
+        assert forbidden.status_code == 403 and "scope" in forbidden.json()["detail"]
+        first = _post(client, "application/json", raw, **bearer(send), **{"Idempotency-Key": "k1"})
+        again = _post(client, "application/json", raw, **bearer(send), **{"Idempotency-Key": "k1"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotency-replay"] == "true"
+    assert "idempotency-replay" not in first.headers
+    assert _stored(migrated) == 1
