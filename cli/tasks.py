@@ -348,3 +348,45 @@ def stats_command(
         print_json(console, found)
     else:
         console.print(stats_table(found))
+
+
+@app.command("watch")
+@handle_errors
+def watch_command(
+    ctx: typer.Context,
+    status: Annotated[Status | None, typer.Option(help="Only runs in this state.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+) -> None:
+    """A live view of runs (counts by status, newest runs, recent failures) until Ctrl-C."""
+    import time
+
+    from rich.console import Console, Group
+    from rich.live import Live
+
+    from cli.watch import frame_view, read_frame
+    from notifyd.models import RunStatus
+    from notifyd.timeutil import utcnow
+
+    engine = open_store(ctx)
+    wanted = RunStatus(status) if status else None
+    screen = Console(highlight=False)  # made now: its width is the terminal's (or COLUMNS) now
+
+    def frame() -> Group:
+        with engine.connect() as conn:
+            found = read_frame(conn, now=utcnow(), status=wanted, channel=channel)
+        return frame_view(
+            found, width=screen.width, interval=interval, status=wanted, channel=channel
+        )
+
+    if once:
+        screen.print(frame())
+        return
+    try:
+        with Live(frame(), console=screen, auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(frame(), refresh=True)
+    except KeyboardInterrupt:
+        pass
