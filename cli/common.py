@@ -47,10 +47,21 @@ class _DeferredConsole:
         self._stderr = stderr
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _get(self) -> Console:
         if self._console is None:
             self._console = _live_console(stderr=self._stderr)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    # Special methods are looked up on the type, never through __getattr__: `with console:`
+    # (Rich's Live and Status use it) must reach the real console too.
+    def __enter__(self) -> Console:
+        return self._get().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._get().__exit__(*exc)
 
 
 if TYPE_CHECKING:

@@ -87,3 +87,19 @@ def test_cli_choices_match_the_library() -> None:
     assert [s.value for s in Status] == [s.value for s in RunStatus]
     assert [s.value for s in TokenScope] == [s.value for s in Scope]
     assert MAX_PAGE >= 100
+
+
+def test_the_deferred_console_serves_rich_live_and_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rich.live import Live
+    from rich.text import Text
+
+    from cli.common import console
+
+    with Live(Text("frame 1"), console=console, auto_refresh=False) as live:
+        live.update(Text("frame 2"), refresh=True)
+    with console.status("waiting"):
+        pass
+    console.print(Text("[/x] literal"))
+    assert "frame 2" in capsys.readouterr().out
