@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import random
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import Connection, DateTime, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -20,6 +21,35 @@ _random = random.Random()
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+class StoreClock:
+    """The process's clock, set by the store's: every process sharing a PostgreSQL store agrees
+    on "now" for claims, leases and sweeps, whatever its machine's clock says.
+
+    ``now(conn)`` is the database's time inside the caller's transaction (and re-measures the
+    offset); calling the clock gives the process's time corrected by the last offset measured.
+    On SQLite (one machine) both are the process's clock. ``local`` stands for the machine's
+    clock (a test makes it run ahead or behind).
+    """
+
+    def __init__(self, local: Callable[[], datetime] | None = None) -> None:
+        self.local = local or utcnow
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return self.local() + self.offset
+
+    def now(self, conn: Connection) -> datetime:
+        """ "Now" for a transaction on ``conn``: the database's clock on PostgreSQL."""
+        if conn.dialect.name != "postgresql":
+            return self()
+        before = self.local()
+        store: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
+        after = self.local()
+        store = store.astimezone(UTC)
+        self.offset = store - (before + (after - before) / 2)
+        return store
 
 
 def new_id(prefix: str) -> str:

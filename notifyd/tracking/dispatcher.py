@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 
 from notifyd.tracking import admin, outcomes
 from notifyd.tracking.admin import ClaimedRun
-from notifyd.tracking.clock import new_id, utcnow
+from notifyd.tracking.clock import StoreClock, new_id
 from notifyd.tracking.errors import PermanentError, TaskError
 from notifyd.tracking.models import Outcome, RunStatus
 from notifyd.tracking.registry import TaskContext, TaskRegistry
@@ -72,7 +72,7 @@ class Dispatcher:
         retry: RetryPolicies,
         extras: Mapping[str, Any] | None = None,
         worker_id: str | None = None,
-        clock: Clock = utcnow,
+        clock: Clock | None = None,
         on_attempt: AttemptObserver | None = None,
     ) -> None:
         self.writer = writer
@@ -81,7 +81,10 @@ class Dispatcher:
         self.retry = retry
         self.extras = dict(extras or {})
         self.worker_id = worker_id or default_worker_id()
-        self.clock = clock
+        # Without a clock of its own (a test's), "now" for claims, leases and sweeps is the
+        # store's: on PostgreSQL the database's clock, so that machines whose clocks differ
+        # neither re-run each other's live runs nor miss due ones.
+        self.clock: Clock = clock or StoreClock()
         self.on_attempt = on_attempt
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
@@ -147,9 +150,9 @@ class Dispatcher:
             await self._flush()
             if unfinished:
                 await self.writer.run(
-                    partial(
-                        admin.interrupt_runs,
-                        now=self.clock(),
+                    lambda conn: admin.interrupt_runs(
+                        conn,
+                        now=self._now(conn),
                         reason=f"worker {self.worker_id} shut down before the attempt finished",
                         error_type="Shutdown",
                         run_ids=unfinished,
@@ -240,11 +243,18 @@ class Dispatcher:
             partial(admin.finish_attempts, results=results, worker=self.worker_id)
         )
 
+    def _now(self, conn: Connection) -> datetime:
+        """ "Now" inside a transaction on ``conn``: the store's clock, or the test's."""
+        clock = self.clock
+        return clock.now(conn) if isinstance(clock, StoreClock) else clock()
+
     async def _renew(self) -> None:
-        until = self.clock() + timedelta(seconds=self.config.lease_seconds)
+        lease = timedelta(seconds=self.config.lease_seconds)
         ids = list(self._running)
         await self.writer.run(
-            partial(admin.renew_leases, run_ids=ids, worker=self.worker_id, until=until)
+            lambda conn: admin.renew_leases(
+                conn, run_ids=ids, worker=self.worker_id, until=self._now(conn) + lease
+            )
         )
 
     async def sweep(self) -> list[str]:
@@ -252,8 +262,7 @@ class Dispatcher:
 
         The same transaction folds the run tally, so counting stays cheap.
         """
-        now = self.clock()
-        rescued = await self.writer.run(partial(_sweep, now=now))
+        rescued = await self.writer.run(lambda conn: _sweep(conn, now=self._now(conn)))
         if rescued:
             log.warning("rescued %d run(s) whose lease expired", len(rescued))
             self._wake.set()
@@ -265,23 +274,26 @@ class Dispatcher:
             return
         limits = self.config.queue_concurrency
         queue_free = {name: cap - self._running_queues[name] for name, cap in limits.items()}
-        now = self.clock()
-        claimed = await self.writer.run(
-            partial(
-                admin.claim_due,
+        lease = timedelta(seconds=self.config.lease_seconds)
+
+        def claim(conn: Connection) -> list[ClaimedRun]:
+            now = self._now(conn)
+            return admin.claim_due(
+                conn,
                 now=now,
                 limit=free,
                 worker=self.worker_id,
-                lease_until=now + timedelta(seconds=self.config.lease_seconds),
+                lease_until=now + lease,
                 queue_free=queue_free,
             )
-        )
+
+        claimed = await self.writer.run(claim)
         if self._stopping:
             # Claimed while shutting down: hand them straight back.
             await self.writer.run(
                 partial(
                     admin.interrupt_runs,
-                    now=now,
+                    now=self.clock(),
                     reason="claimed during shutdown",
                     error_type="Shutdown",
                     run_ids=[run.id for run in claimed],

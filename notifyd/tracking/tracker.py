@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Engine
 
-from notifyd.tracking.clock import utcnow
+from notifyd.tracking.clock import StoreClock
 from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
 from notifyd.tracking.notify import Listener, supports_notify
 from notifyd.tracking.registry import TaskRegistry
@@ -16,13 +18,15 @@ from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
 
 APP_STATE_KEY = "notifyd_tracker"
+log = logging.getLogger(__name__)
 
 
 class Tracker:
     """Everything a process needs to record runs durably and execute them.
 
     ``retry`` is the retry policy of every run this tracker creates and executes (by default
-    one attempt: see ``notifyd.tracking.retry``).
+    one attempt: see ``notifyd.tracking.retry``). Without a ``clock`` (a test's), times come
+    from the store's clock on PostgreSQL (see ``StoreClock``).
     """
 
     def __init__(
@@ -33,12 +37,12 @@ class Tracker:
         config: DispatcherConfig | None = None,
         retry: RetryPolicies | None = None,
         extras: Mapping[str, Any] | None = None,
-        clock: Clock = utcnow,
+        clock: Clock | None = None,
         run_dispatcher: bool = True,
     ) -> None:
         self.engine = engine
         self.registry = registry
-        self.clock = clock
+        self.clock: Clock = clock or StoreClock()
         self.writer = Writer(engine)
         self.retry = retry or RetryPolicies()
         self.run_dispatcher = run_dispatcher
@@ -48,19 +52,30 @@ class Tracker:
             config=config or DispatcherConfig(),
             retry=self.retry,
             extras=extras,
-            clock=clock,
+            clock=self.clock,
         )
         self.notifies = supports_notify(engine)
         self.listener: Listener | None = None
 
     async def start(self) -> None:
         """Start the writer and, unless this process only accepts, the dispatcher."""
+        clock = self.clock
+        if isinstance(clock, StoreClock) and self.engine.dialect.name == "postgresql":
+            await asyncio.to_thread(self._measure_clock, clock)
         self.writer.start()
         if self.run_dispatcher:
             await self.dispatcher.start()
             if self.notifies:
                 self.listener = Listener(self.engine, self.dispatcher.wake)
                 self.listener.start()
+
+    def _measure_clock(self, clock: StoreClock) -> None:
+        """Learn the store's clock before the first run is stamped (the dispatcher keeps it)."""
+        try:
+            with self.engine.connect() as conn:
+                clock.now(conn)
+        except Exception as exc:  # the store is down: the dispatcher measures when it is back
+            log.warning("could not read the store's clock: %s", type(exc).__name__)
 
     async def stop(self, grace_seconds: float | None = None) -> None:
         """Stop the dispatcher (within the grace period), then the writer."""
