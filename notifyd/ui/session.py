@@ -124,7 +124,7 @@ def get_sessions(request: Request) -> Sessions:
 
 
 def open_mode(guard: Guard) -> bool:
-    """Whether the API (and so the dashboard) is open: no token exists and the bind allows it."""
+    """Whether the API (and so the dashboard) is open: exactly the API's own rule."""
     return guard.is_open()
 
 

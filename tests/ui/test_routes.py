@@ -257,3 +257,15 @@ def test_docs_are_served_offline_and_the_schema_is_unchanged(ui: TestClient) -> 
     assert ui.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
     paths = ui.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if p.startswith("/ui") or p in ("/", "/docs", "/redoc")]
+
+
+def test_revoking_every_token_keeps_the_dashboard_closed(
+    ui: TestClient, store: tuple[Settings, Engine]
+) -> None:
+    from notifyd.db import write_session
+    from notifyd.tokens import revoke_token
+
+    create_token(store[1], "only", Scope.read)
+    with write_session(store[1]) as session:
+        revoke_token(session=session, name="only")
+    assert ui.get("/ui/").status_code == 303
