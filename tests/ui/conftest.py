@@ -77,6 +77,10 @@ class Server(ServerProcess):
     def token(self, name: str, scope: str) -> str:
         return self.cli("tokens", "create", name, "--scope", scope).stdout.strip()
 
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
@@ -116,7 +120,12 @@ def open_page(browser: Any, origin: str) -> tuple[Any, Any, Watch]:
     page = context.new_page()
     watch = Watch(origin)
     page.on("request", watch.request)
-    page.on("console", lambda m: m.type == "error" and watch.errors.append(m.text))
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            watch.errors.append(message.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
 
     def dialog(d: Any) -> None:

@@ -160,8 +160,13 @@ def test_bulk_retry_confirms_with_a_count(ui: TestClient) -> None:
         headers=ORIGIN,
     )
     assert done.status_code == 200 and "2 run(s) queued again" in done.text
+
+    def attempts(run_id: str) -> int:
+        count: int = ui.get(f"/v1/tasks/{run_id}").json()["attempts"]
+        return count
+
     for run_id in runs:
-        wait_for(lambda r=run_id: ui.get(f"/v1/tasks/{r}").json()["attempts"] == 2, what="retry")
+        wait_for(lambda r=run_id: attempts(r) == 2, what="the retry")  # type: ignore[misc]
     assert ui.get("/ui/bulk?action=retry&status=succeeded").status_code == 400
 
 
@@ -269,3 +274,9 @@ def test_revoking_every_token_keeps_the_dashboard_closed(
     with write_session(store[1]) as session:
         revoke_token(session=session, name="only")
     assert ui.get("/ui/").status_code == 303
+
+
+def test_assets_ship_with_the_package(ui: TestClient) -> None:
+    for name, kind in (("ui.css", "text/css"), ("ui.js", "javascript"), ("favicon.svg", "svg")):
+        answer = ui.get(f"/ui/static/{name}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], name
