@@ -283,12 +283,24 @@ async def publish_topic(topic: str, request: Request) -> JSONResponse:
     return await _answer(request, publication)
 
 
-@router.get("/{topic}/{verb}")
-async def publish_get(topic: str, verb: str, request: Request) -> JSONResponse:
+async def publish_get(topic: str, request: Request) -> JSONResponse:
     """ntfy's GET publishing (``/publish``, ``/send``, ``/trigger``) for tools that only GET."""
-    if verb not in VERBS or topic.lower() in RESERVED_DESTINATION_NAMES:
+    if topic.lower() in RESERVED_DESTINATION_NAMES:
         raise HTTPException(404)  # not ntfy's: notifyd's own 404 (problem+json)
     return await _answer(request, _from_params(request, topic))
+
+
+# Each verb spelled out: a /{topic}/{verb} pattern would shadow two-segment routes added later.
+for _verb in VERBS:
+    router.add_api_route(f"/{{topic}}/{_verb}", publish_get, methods=["GET"])
+
+
+# A GET of /<name> is ntfy's web app or a subscription: not served here, notifyd's own 404 (and
+# without this route the POST/PUT catch-all would turn that 404 into a 405).
+@router.api_route("/{topic}", methods=["GET", "HEAD"])
+async def not_ntfy() -> None:
+    """Not found."""
+    raise HTTPException(404)
 
 
 def _json_publication(document: Mapping[str, Any], defaults: Publication) -> Publication:
