@@ -137,6 +137,9 @@ def notifyd_app(settings: Settings, slow_seconds: float, *, dispatch: bool = Tru
             "runs": await asyncio.to_thread(_run_counts, runtime) if runs else {},
         }
 
+    # Added after create_app, behind ntfy's catch-all /{topic}/{verb}: move them in front.
+    ours = [route for route in app.router.routes if getattr(route, "path", "").startswith("/bench")]
+    app.router.routes[:] = ours + [route for route in app.router.routes if route not in ours]
     return app
 
 
