@@ -272,7 +272,9 @@ async def publish_topic(topic: str, request: Request) -> JSONResponse:
     """ntfy: the body is the message; the rest from headers or query parameters."""
     if topic.lower() in RESERVED_DESTINATION_NAMES:
         # notifyd's own path with a method it does not take: answer as if ntfy were not here.
-        raise HTTPException(405)
+        paths = request.app.openapi().get("paths", {})
+        methods = sorted(m.upper() for m in paths.get(f"/{topic}", {})) or ["GET", "HEAD"]
+        raise HTTPException(405, headers={"Allow": ", ".join(methods)})
     publication = _from_params(request, topic)
     try:
         text = await _text_body(request)
