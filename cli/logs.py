@@ -39,5 +39,24 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # httpx logs every request's full URL at INFO; webhook URLs may carry tokens.
+    # httpx logs every request's full URL at INFO, urllib3 (Apprise's requests) each request
+    # target at DEBUG; webhook and Apprise URLs carry tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())
+
+
+class RedactQuery(logging.Filter):
+    """The access log's request target with token-like query parameters masked: clients of
+    the ntfy and Gotify endpoints put tokens there (``?auth=``, ``?token=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access line: (client, method, target, http version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            from notifyd.redact import redact_query
+
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True

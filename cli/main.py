@@ -11,6 +11,7 @@ import typer
 from cli import db as db_commands
 from cli import destinations as destination_commands
 from cli import notifications as notification_commands
+from cli import secrets as secret_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
 from cli.choices import LogFormat
@@ -29,6 +30,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(token_commands.app, name="tokens")
 app.add_typer(destination_commands.app, name="destinations")
 app.add_typer(notification_commands.app, name="notifications")
+app.add_typer(secret_commands.app, name="secrets")
 app.command()(send)
 
 

@@ -39,6 +39,7 @@ DEFAULT_JITTER = 0.2
 DEFAULT_RETENTION_DAYS = 30.0
 LOG_FILE_NAME = "notifications.log"
 DB_FILE_NAME = "notifyd.db"
+SECRET_KEY_FILE_NAME = "secret.key"  # made (mode 0600) on first start unless secret_key is set
 DEFAULT_WEBHOOK_TIMEOUT = 15.0
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
@@ -174,6 +175,9 @@ class Settings(BaseSettings):
     port: int = DEFAULT_PORT
     server_url: str | None = None
     token: SecretStr | None = None
+    # Encrypts ad-hoc recipients that carry secrets (README "What is stored and shown"): one or
+    # more Fernet keys, comma-separated, the first encrypting; else the key file in ``home``.
+    secret_key: SecretStr | None = None
 
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
     lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
@@ -243,6 +247,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / DB_FILE_NAME}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        """The key that encrypts stored secrets, when ``secret_key`` is not set."""
+        return self.home / SECRET_KEY_FILE_NAME
 
     @property
     def log_file(self) -> Path:

@@ -35,3 +35,33 @@ def redact(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str) and "://" in value:
         return redact_url(value)
     return value
+
+
+_URL_IN_TEXT = re.compile(
+    r"(?i)\b([a-z][a-z0-9+.-]{1,20}://)(?:[^\s/?#@]*@)?([^\s/?#\"'<>]*)[^\s\"'<>]*"
+)
+_QUERY_SECRET = re.compile(r"pass|secret|token|auth|key|credential|sig|session|code", re.I)
+
+
+def redact_urls_in(text: str) -> str:
+    """``text`` with every URL cut to its scheme and host: paths, queries and userinfo of
+    webhook and Apprise URLs carry tokens (for log lines written by libraries)."""
+    return _URL_IN_TEXT.sub(lambda m: f"{m[1]}{m[2]}/{MASK}" if m[0] != m[1] + m[2] else m[0], text)
+
+
+def redact_query(target: str) -> str:
+    """A request target (``/path?query``) with the values of token-like parameters masked
+    (ntfy's ``?auth=``, Gotify's ``?token=``); an unparsable query is masked whole."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    masked = []
+    for pair in query.split("&"):
+        name, eq, _value = pair.partition("=")
+        if eq and not _QUERY_SECRET.search(name):
+            masked.append(pair)
+        elif eq:
+            masked.append(f"{name}={MASK}")
+        else:
+            masked.append(MASK if _QUERY_SECRET.search(name) or len(name) > 32 else name)
+    return f"{path}?{'&'.join(masked)}"

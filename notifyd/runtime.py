@@ -16,6 +16,7 @@ from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.idempotency import IdempotencyKeys
 from notifyd.notifications.retention import RetentionLoop
+from notifyd.notifications.secretbox import SecretBox
 from notifyd.notifications.submit import Submitter
 from notifyd.policy import retry_policies
 from notifyd.tracking.admin import ClaimedRun
@@ -71,7 +72,8 @@ def build_runtime(
         for name, override in settings.channels.items()
         if override.concurrency is not None
     }
-    delivery = DeliveryContext(engine, channels, destinations=destinations)
+    secrets = SecretBox.from_settings(settings)  # the key file is made on first start
+    delivery = DeliveryContext(engine, channels, destinations=destinations, secrets=secrets)
     tracker = Tracker(
         engine,
         registry,
@@ -100,6 +102,7 @@ def build_runtime(
         destinations,
         keys=IdempotencyKeys(engine),
         on_stored=delivery.remember,
+        secrets=secrets,
     )
     return Runtime(
         settings,

@@ -16,6 +16,7 @@ from notifyd.db import read_session
 from notifyd.models import DEFAULT_PRIORITY, Notification
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.routing import delivery_target
+from notifyd.notifications.secretbox import SecretBox, SecretKeyError
 from notifyd.tracking.errors import PermanentError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 
@@ -56,10 +57,12 @@ class DeliveryContext:
         channels: Mapping[str, Channel],
         cache_size: int = 8192,
         destinations: Destinations | None = None,
+        secrets: SecretBox | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
         self.destinations = destinations or Destinations()
+        self.secrets = secrets
         self._cache: OrderedDict[str, NotificationContent] = OrderedDict()
         self._cache_size = cache_size
 
@@ -106,14 +109,18 @@ async def deliver(
     target = delivery.channels.get(channel)
     if target is None:
         raise PermanentError(f"channel {channel!r} is not configured on this server")
-    address, settings = delivery_target(
-        delivery.destinations,
-        channel=channel,
-        recipient=recipient,
-        destination=destination,
-        recipient_key=recipient_key,
-        secret_recipient=secret_recipient,
-    )
+    try:
+        address, settings = delivery_target(
+            delivery.destinations,
+            channel=channel,
+            recipient=recipient,
+            destination=destination,
+            recipient_key=recipient_key,
+            secret_recipient=secret_recipient,
+            secrets=delivery.secrets,
+        )
+    except SecretKeyError as exc:  # retrying with the same key cannot help
+        raise PermanentError(exc.detail) from None
     note = await delivery.notification(notification_id)
     message = OutgoingMessage(
         delivery_id=ctx.run_id,

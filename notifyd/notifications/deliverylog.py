@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from notifyd.redact import redact
+from notifyd.redact import redact, redact_urls_in
 from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.models import RunStatus
 from notifyd.tracking.outcomes import AttemptResult
@@ -98,6 +98,8 @@ class _AtDebug(logging.Handler):
             return
         quieter = logging.makeLogRecord(record.__dict__)
         quieter.levelno, quieter.levelname = logging.DEBUG, "DEBUG"
+        # Apprise logs the URLs it loads and posts to, whose paths carry the services' tokens.
+        quieter.msg, quieter.args = redact_urls_in(record.getMessage()), None
         _APPRISE_AT_DEBUG.handle(quieter)
 
 

@@ -1,8 +1,9 @@
 """Where a submission goes, as runs store it, and back again at delivery time.
 
 A run stores what may be shown. An ad-hoc recipient whose channel masks it when shown (an Apprise
-URL with its token, a webhook URL) is stored in full under ``secret_recipient``, which every view
-of a run's arguments masks; a destination's run stores only the destination's name and a key.
+URL with its token, a webhook URL) is stored in full, encrypted (notifyd.notifications.secretbox),
+under ``secret_recipient``, which every view of a run's arguments masks, and is decrypted only
+to deliver; a destination's run stores only the destination's name and a key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from notifyd.config import DestinationSettings
 from notifyd.errors import InvalidInput
 from notifyd.models import NotificationCreate
 from notifyd.notifications.destinations import Destinations, recipient_key
+from notifyd.notifications.secretbox import SecretBox, SecretKeyError
 
 
 @dataclass(frozen=True)
@@ -34,14 +36,15 @@ class Route:
     targets: list[Target]
 
 
-def adhoc_route(channel: Channel, recipients: list[str]) -> Route:
-    """The route to recipients given in ``to`` (already validated and canonical)."""
+def adhoc_route(channel: Channel, recipients: list[str], secrets: SecretBox | None = None) -> Route:
+    """The route to recipients given in ``to`` (already validated and canonical); a recipient
+    shown masked is stored encrypted with ``secrets`` (in clear only without a box: tests)."""
     targets = []
     for recipient in recipients:
         shown = channel.describe_recipient(recipient)
         args: dict[str, Any] = {"recipient": shown}
         if shown != recipient:
-            args["secret_recipient"] = recipient
+            args["secret_recipient"] = secrets.encrypt(recipient) if secrets else recipient
         targets.append(Target(shown, args))
     return Route(channel.name, None, targets)
 
@@ -77,9 +80,15 @@ def delivery_target(
     destination: str | None,
     recipient_key: str | None,
     secret_recipient: str | None,
+    secrets: SecretBox | None = None,
 ) -> tuple[str, DestinationSettings | None]:
-    """The recipient to deliver to and its destination's settings, from a run's arguments."""
+    """The recipient to deliver to and its destination's settings, from a run's arguments; a
+    stored secret recipient is decrypted here, and only here (SecretKeyError: the wrong key)."""
     if destination is not None:
         settings, resolved = destinations.resolve(destination, recipient_key or "", channel)
         return resolved, settings
-    return secret_recipient or recipient, None
+    if secret_recipient is None:
+        return recipient, None
+    if SecretBox.is_encrypted(secret_recipient) and secrets is None:
+        raise SecretKeyError("cannot decrypt the stored recipient: this process has no secret key")
+    return (secrets.decrypt(secret_recipient) if secrets else secret_recipient), None

@@ -28,6 +28,7 @@ from notifyd.notifications.delivery import DELIVER_TASK, NotificationContent
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.idempotency import IdempotencyKeys, record_writer, request_hash
 from notifyd.notifications.routing import Route, adhoc_route, destination_route
+from notifyd.notifications.secretbox import SecretBox
 from notifyd.timeutil import new_id
 
 if TYPE_CHECKING:
@@ -89,12 +90,13 @@ class Submitter:
     destinations: Destinations = field(default_factory=Destinations)
     keys: IdempotencyKeys | None = None
     on_stored: Callable[[NotificationContent], None] | None = None
+    secrets: SecretBox | None = None  # encrypts ad-hoc recipients that carry secrets
 
     def route(self, body: NotificationCreate) -> Route:
         """Where ``body`` goes: a configured destination, or its channel and recipients."""
         if body.destination is not None:
             return destination_route(body, self.destinations)
-        return adhoc_route(*validate_submission(body, self.channels))
+        return adhoc_route(*validate_submission(body, self.channels), self.secrets)
 
     async def submit(
         self,

@@ -67,6 +67,9 @@ def test_no_secret_in_logs_database_or_output(tmp_path: Path) -> None:
     webhook_secret, destination_secret = _whsec(), _whsec()
     basic_password = secrets.token_hex(12)
     guesses = [f"ntd_{secrets.token_urlsafe(32)}" for _ in range(3)]
+    # Ad-hoc recipients whose URLs carry tokens: stored encrypted, shown masked.
+    hook_path, hook_query = secrets.token_hex(16), secrets.token_hex(16)
+    apprise_password, apprise_path = secrets.token_hex(12), secrets.token_hex(16)
     mailbox = Mailbox()
     with (
         Receiver() as receiver,
@@ -89,7 +92,7 @@ password = "{smtp_password}"
 secret = "{webhook_secret}"
 allow_cidrs = ["127.0.0.0/8"]
 
-[destinations.hooks]
+[destinations.relay]
 channel = "webhook"
 to = ["{receiver.url}"]
 webhook = {{ secret = "{destination_secret}" }}
@@ -122,7 +125,18 @@ smtp = {{ password = "{destination_password}" }}
                 {"to": "ops", "message": "log"},
                 {"channel": "email", "to": "ops@example.com", "message": "mail"},
                 {"channel": "webhook", "to": receiver.url, "message": "hook"},
-                {"destination": "hooks", "message": "hook via destination"},
+                {
+                    "channel": "webhook",
+                    "to": f"{receiver.url}/hooks/{hook_path}?key={hook_query}",
+                    "message": "hook with a token in its URL",
+                },
+                {
+                    "channel": "apprise",
+                    "to": f"json://notifyd:{apprise_password}@127.0.0.1:{receiver.port}"
+                    f"/a/{apprise_path}",
+                    "message": "apprise with a password",
+                },
+                {"destination": "relay", "message": "hook via destination"},
                 {"destination": "mail", "message": "mail via destination"},
             ]
             accepted = [http.post("/v1/notifications", json=n, headers=send) for n in notes]
@@ -140,7 +154,7 @@ smtp = {{ password = "{destination_password}" }}
 
             wait_for(finished, timeout=60, what="every delivery to finish")
             # The mail destination's own password is refused by this SMTP server: an error path.
-            assert len(mailbox.messages) == 1 and receiver.count() == 2
+            assert len(mailbox.messages) == 1 and receiver.count() == 4
 
             paths = [
                 "/v1/tasks",
@@ -156,6 +170,9 @@ smtp = {{ password = "{destination_password}" }}
             for path in paths:
                 for header in presented:
                     outputs.append(http.get(path, headers={"Authorization": header}).text)
+            # Tokens in the query (as ntfy and Gotify clients send them) stay out of the access log.
+            for name in ("auth", "token", "access_token"):
+                outputs.append(http.get("/v1/tasks", params={name: tokens["read"]}).text)
             outputs.append(
                 http.post(
                     "/v1/notifications",
@@ -199,6 +216,10 @@ smtp = {{ password = "{destination_password}" }}
         "webhook key": webhook_secret.removeprefix("whsec_"),
         "destination webhook secret": destination_secret,
         "basic password": basic_password,
+        "webhook URL path token": hook_path,
+        "webhook URL query token": hook_query,
+        "apprise URL password": apprise_password,
+        "apprise URL path token": apprise_path,
         "smtp auth": base64.b64encode(f"\0mailer\0{smtp_password}".encode()).decode(),
         **{f"token {scope}": token for scope, token in tokens.items()},
         **{f"token {scope} body": token[4:] for scope, token in tokens.items()},
