@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from notifyd.channels.base import Channel, OutgoingMessage
-from notifyd.db import read_session
 from notifyd.models import DEFAULT_PRIORITY, Notification
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.routing import delivery_target
@@ -22,6 +21,7 @@ from notifyd.tracking.registry import TaskContext, TaskRegistry
 
 DELIVER_TASK = "notifyd.deliver"
 EXTRAS_KEY = "delivery"
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +65,36 @@ class DeliveryContext:
         self.secrets = secrets
         self._cache: OrderedDict[str, NotificationContent] = OrderedDict()
         self._cache_size = cache_size
+        self._reading: _Reading | None = None
 
     async def notification(self, notification_id: str) -> NotificationContent:
-        """The notification, from the cache or the store."""
+        """The notification, from the cache or the store.
+
+        Deliveries that miss the cache in the same pass of the event loop (a claim starts up to
+        ``concurrency`` of them at once) share one query instead of one each.
+        """
         cached = self._cache.get(notification_id)
         if cached is not None:
             self._cache.move_to_end(notification_id)
             return cached
-        found = await asyncio.to_thread(self._load, notification_id)
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = _Reading()
+            reading.task = asyncio.create_task(self._read(reading))
+        reading.ids.add(notification_id)
+        assert reading.task is not None
+        # Shielded: one delivery cancelled (a shutdown) must not cancel its neighbours' read.
+        found = (await asyncio.shield(reading.task)).get(notification_id)
         if found is None:
             raise PermanentError(f"notification {notification_id} no longer exists")
-        self.remember(found)
+        return found
+
+    async def _read(self, reading: _Reading) -> dict[str, NotificationContent]:
+        await asyncio.sleep(0)  # let the deliveries started in this pass add their ids
+        self._reading = None
+        found = await asyncio.to_thread(self._load_many, sorted(reading.ids))
+        for note in found.values():
+            self.remember(note)
         return found
 
     def remember(self, note: NotificationContent) -> None:
@@ -84,10 +103,20 @@ class DeliveryContext:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _load(self, notification_id: str) -> NotificationContent | None:
-        with read_session(self.engine) as session:
-            note = session.get(Notification, notification_id)
-        return NotificationContent.from_row(note.model_dump()) if note is not None else None
+    def _load_many(self, notification_ids: list[str]) -> dict[str, NotificationContent]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(NOTIFICATIONS).where(NOTIFICATIONS.c.id.in_(notification_ids))
+            ).mappings()
+            return {row["id"]: NotificationContent.from_row(dict(row)) for row in rows}
+
+
+@dataclass
+class _Reading:
+    """The notifications one shared read fetches, and the task fetching them."""
+
+    ids: set[str] = field(default_factory=set)
+    task: asyncio.Task[dict[str, NotificationContent]] | None = None
 
 
 async def deliver(

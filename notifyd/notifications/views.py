@@ -163,7 +163,7 @@ def get_notification(
 
 def task_stats(conn: Connection, *, now: datetime) -> TaskStats:
     """Counts by status and channel, and the age of the oldest queued run."""
-    found = admin.stats(conn)
+    found = admin.stats(conn, now=now)
     oldest = found.oldest_queued_at
     return TaskStats(
         by_status=found.by_status,

@@ -151,7 +151,8 @@ class RunPage:
 
 @dataclass(frozen=True)
 class RunStats:
-    """Counts by status, and by queue then status; the oldest queued run's creation time."""
+    """Counts by status, and by queue then status; since when the longest-waiting queued run
+    has been due."""
 
     by_status: dict[str, int]
     by_queue: dict[str, dict[str, int]]
@@ -727,20 +728,22 @@ def _tallied(conn: Connection) -> list[tuple[str | None, str, int]]:
     return [(queue, status, int(count)) for queue, status, count in rows]
 
 
-def stats(conn: Connection) -> RunStats:
+def stats(conn: Connection, *, now: datetime | None = None) -> RunStats:
     """Counts by status and by queue (exact, from the tally: as fast on a million runs as on a
-    thousand); the oldest queued run."""
+    thousand); when the longest-waiting queued run became due (a run scheduled for later is not
+    waiting yet), by ``now`` if given."""
     by_status = {s.value: 0 for s in RunStatus}
     by_queue: dict[str, dict[str, int]] = {}
     for queue, status, count in _tallied(conn):
         by_status[status] = by_status.get(status, 0) + count
         by_queue.setdefault(queue or "-", {})[status] = count
-    # The first queued id is the oldest queued run (ids sort by creation): one index seek.
+    # A queued run is due from next_attempt_at (its creation, or the time it was scheduled for):
+    # the smallest one already passed is an index seek on the due index.
+    due = [RUNS.c.status == RunStatus.queued.value]
+    if now is not None:
+        due.append(RUNS.c.next_attempt_at <= now)
     oldest: datetime | None = conn.execute(
-        select(RUNS.c.created_at)
-        .where(RUNS.c.status == RunStatus.queued.value)
-        .order_by(RUNS.c.id)
-        .limit(1)
+        select(func.min(RUNS.c.next_attempt_at)).where(*due)
     ).scalar_one_or_none()
     return RunStats(by_status, by_queue, oldest)
 

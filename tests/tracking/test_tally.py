@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from notifyd.db import write_connection
 from notifyd.tracking import TaskBatch, TaskRegistry, TransientError, admin
 from notifyd.tracking.admin import RUNS, TALLY, RunFilter
+from notifyd.tracking.clock import utcnow
 from notifyd.tracking.models import RunStatus
 from notifyd.tracking.retry import RetryPolicies, RetryPolicy
 from tests.tracking.conftest import FakeClock, TrackerFactory, wait_until
@@ -89,3 +90,30 @@ def test_folding_an_empty_or_folded_tally_changes_nothing(store: Engine) -> None
         admin.compact_tally(conn)
         assert admin.compact_tally(conn) == 0
         assert admin.stats(conn).by_queue == {}
+
+
+def test_a_run_scheduled_for_later_is_not_the_oldest_waiting(store: Engine) -> None:
+    now = utcnow()
+    rows = [
+        ("run_a", now - timedelta(minutes=5), now - timedelta(minutes=5)),  # waiting 5 min
+        ("run_b", now - timedelta(hours=2), now + timedelta(hours=1)),  # scheduled: not yet due
+    ]
+    with write_connection(store) as conn:
+        for run_id, created, due in rows:
+            conn.execute(
+                RUNS.insert().values(
+                    id=run_id,
+                    task_name="t",
+                    args={},
+                    status="queued",
+                    attempts=0,
+                    max_attempts=1,
+                    interruptions=0,
+                    created_at=created,
+                    updated_at=created,
+                    next_attempt_at=due,
+                )
+            )
+    with store.connect() as conn:
+        oldest = admin.stats(conn, now=now).oldest_queued_at
+    assert oldest == rows[0][1]
