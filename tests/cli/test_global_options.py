@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,19 @@ def test_subcommand_db_option_wins_over_root(
     mine = tmp_path / "mine.db"
     CliRunner().invoke(app, ["--db", str(tmp_path / "root.db"), "worker", "--db", str(mine)])
     assert seen[0].db_url == f"sqlite:///{mine.resolve()}"
+
+
+def test_worker_refuses_an_unmigrated_store_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, item 13: it ran, logging a traceback every second."""
+    monkeypatch.setenv("NOTIFYD_HOME", str(tmp_path / "home"))
+    missing = CliRunner().invoke(app, ["--db", str(tmp_path / "typo.db"), "worker"])
+    assert missing.exit_code == 3, missing.output
+    assert "no notifyd database" in missing.output and not (tmp_path / "typo.db").exists()
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    result = CliRunner().invoke(app, ["--db", str(empty), "worker"])
+    assert result.exit_code == 3, result.output
+    assert "has no notifyd schema: run `notifyd db upgrade` first" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
