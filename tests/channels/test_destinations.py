@@ -38,24 +38,24 @@ def test_webhook_destination_signs_with_its_secret_and_stores_only_its_name(
     serve: Serve, receiver: Receiver
 ) -> None:
     # The server-wide webhook settings have no secret and no allow-list: the destination's apply.
-    client = serve(destinations={"hooks": hooks(receiver)})
-    accepted = submit(client, destination="hooks", subject="deploy", message="v2 is out")
-    assert [(t["channel"], t["to"]) for t in accepted["tasks"]] == [("webhook", "hooks")]
+    client = serve(destinations={"deploys": hooks(receiver)})
+    accepted = submit(client, destination="deploys", subject="deploy", message="v2 is out")
+    assert [(t["channel"], t["to"]) for t in accepted["tasks"]] == [("webhook", "deploys")]
     run = wait_run(client, accepted["tasks"][0]["id"])
 
     assert run["status"] == "succeeded", run["last_error"]
     [request] = receiver.on("/ops-hook")
     Webhook(SECRET).verify(request.body, request.headers)
-    assert run["recipient"] == "hooks"
+    assert run["recipient"] == "deploys"
     assert run["args"] == {
         "notification_id": accepted["id"],
         "channel": "webhook",
-        "recipient": "hooks",
-        "destination": "hooks",
+        "recipient": "deploys",
+        "destination": "deploys",
         "recipient_key": recipient_key(f"{receiver.url}/ops-hook"),
     }
     note = client.get(f"/v1/notifications/{accepted['id']}").json()
-    assert (note["destination"], note["channel"], note["to"]) == ("hooks", "webhook", ["hooks"])
+    assert (note["destination"], note["channel"], note["to"]) == ("deploys", "webhook", ["deploys"])
 
 
 def test_email_destination_with_its_own_server_login_and_two_recipients(
@@ -108,11 +108,11 @@ def test_email_destination_with_its_own_server_login_and_two_recipients(
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"destination": "nope", "message": "m"}, "no destination named 'nope' (hooks)"),
-        ({"destination": "hooks", "to": "x", "message": "m"}, "either to"),
+        ({"destination": "nope", "message": "m"}, "no destination named 'nope' (deploys)"),
+        ({"destination": "deploys", "to": "x", "message": "m"}, "either to"),
         ({"message": "m"}, "either to"),
         (
-            {"destination": "hooks", "channel": "email", "message": "m"},
+            {"destination": "deploys", "channel": "email", "message": "m"},
             "delivers through 'webhook'",
         ),
     ],
@@ -120,15 +120,15 @@ def test_email_destination_with_its_own_server_login_and_two_recipients(
 def test_bad_destination_requests_are_422(
     serve: Serve, receiver: Receiver, body: dict[str, Any], detail: str
 ) -> None:
-    client = serve(destinations={"hooks": hooks(receiver)})
+    client = serve(destinations={"deploys": hooks(receiver)})
     response = client.post("/v1/notifications", json=body)
     assert response.status_code == 422
     assert detail in response.json()["detail"]
 
 
 def test_naming_the_destinations_own_channel_is_fine(serve: Serve, receiver: Receiver) -> None:
-    client = serve(destinations={"hooks": hooks(receiver)})
-    submit(client, destination="hooks", channel="webhook", message="m")
+    client = serve(destinations={"deploys": hooks(receiver)})
+    submit(client, destination="deploys", channel="webhook", message="m")
 
 
 def test_destinations_load_from_toml_and_override_server_settings(tmp_path: Path) -> None:
