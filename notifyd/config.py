@@ -56,6 +56,7 @@ MAX_SUBJECT_CHARS = 1_000
 MAX_RECIPIENTS = 100
 MAX_RECIPIENT_CHARS = 2_048
 MAX_DATA_BYTES = 16 * 1024
+MAX_DATA_DEPTH = 32  # nesting of objects and arrays in a notification's data
 # First path segments of notifyd's own routes: a destination is also an ntfy topic (``POST
 # /<name>``), so it may not take one of these names (nor ntfy's own ``/<topic>/<verb>`` words).
 RESERVED_DESTINATION_NAMES = frozenset(

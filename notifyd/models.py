@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from notifyd.config import (
     MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
     MAX_MESSAGE_CHARS,
     MAX_RECIPIENT_CHARS,
     MAX_RECIPIENTS,
@@ -204,6 +205,31 @@ def _storable(text: str) -> str:
 StorableText = Annotated[str, AfterValidator(_storable)]
 
 
+def _check_data(data: dict[str, Any]) -> None:
+    """Refuse ``data`` nested deeper than MAX_DATA_DEPTH (it could not be read back) or holding
+    lone surrogates in a key or a value (no store or peer takes them)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DATA_DEPTH:
+                raise ValueError(f"at most {MAX_DATA_DEPTH} levels of nesting")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _surrogate_free(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, str):
+            _surrogate_free(value)
+
+
+def _surrogate_free(text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+
+
 def _within_limits(to: str | list[str]) -> str | list[str]:
     values = [to] if isinstance(to, str) else to
     if len(values) > MAX_RECIPIENTS:
@@ -264,7 +290,9 @@ class NotificationCreate(SQLModel):
     subject: StorableText | None = Field(default=None, max_length=MAX_SUBJECT_CHARS)
     message: StorableText = Field(max_length=MAX_MESSAGE_CHARS)
     data: dict[str, Any] | None = Field(
-        default=None, description=f"Extra JSON, at most {MAX_DATA_BYTES} bytes serialized."
+        default=None,
+        description=f"Extra JSON, at most {MAX_DATA_BYTES} bytes serialized and"
+        f" {MAX_DATA_DEPTH} levels deep.",
     )
     priority: int = Field(
         default=DEFAULT_PRIORITY,
@@ -300,6 +328,7 @@ class NotificationCreate(SQLModel):
     def _data_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
+        _check_data(value)
         try:
             # NaN and Infinity parse, but are not JSON: PostgreSQL and webhook receivers refuse them.
             size = len(json.dumps(value, allow_nan=False).encode())

@@ -46,4 +46,9 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         raise ValueError(
             f"invalid time {text!r}: use an ISO 8601 timestamp or a duration such as 1h or 7d"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:  # 0001-01-01T00:00:00+01:00 has no UTC form, and the store keeps UTC
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"invalid time {text!r}: out of range in UTC") from None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -22,7 +22,15 @@ def _rfc3339(value: object) -> object:
     return value
 
 
-DateTimeParam = Annotated[datetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    # 0001-01-01T00:00:00+01:00 and 9999-12-31T23:59:59-01:00 have no UTC form: 422, not 500.
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("out of range: in UTC it must be between years 1 and 9999") from None
+
+
+DateTimeParam = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 _INDEX_KEY = "notifyd_query_params"
 # PostgreSQL cannot store or even compare text holding NUL; no identifier or filter needs one.
 NUL_MESSAGE = "must not contain NUL characters"
