@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,22 @@ async def test_a_hung_endpoint_does_not_starve_a_healthy_one() -> None:
             await asyncio.gather(*stuck, return_exceptions=True)
             await channel.aclose()
     assert len(hung.on("/hang")) == 12  # queued per endpoint, then all delivered
+
+
+def test_the_registry_sizes_the_webhook_pool_and_the_apprise_pool(tmp_path: Path) -> None:
+    """More webhook runs at once than the default pool get as many connections; the Apprise
+    pool follows `[channels.apprise] concurrency`."""
+    from notifyd.channels.apprise import POOL_SIZE, apprise_available
+    from notifyd.channels.registry import build_channels
+    from notifyd.channels.webhook import MAX_CONNECTIONS
+    from tests.conftest import make_settings
+
+    default = build_channels(make_settings(tmp_path))
+    assert default["webhook"].max_connections == MAX_CONNECTIONS  # type: ignore[attr-defined]
+    busy = build_channels(
+        make_settings(tmp_path, concurrency=300, channels={"apprise": {"concurrency": 16}})
+    )
+    assert busy["webhook"].max_connections == 300  # type: ignore[attr-defined]
+    if apprise_available():
+        assert default["apprise"].pool_size == POOL_SIZE  # type: ignore[attr-defined]
+        assert busy["apprise"].pool_size == 16  # type: ignore[attr-defined]
