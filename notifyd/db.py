@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +20,49 @@ from sqlmodel import Session
 
 import migrations
 from notifyd.config import Settings
-from notifyd.errors import ConfigError, SchemaError
+from notifyd.errors import ConfigError, SchemaError, StoreUnavailable
 from notifyd.tracking.engine import WRITE_OPTION, prepare_sqlite
 from notifyd.tracking.engine import write_connection as write_connection
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+STORE_LOST_RETRY_AFTER = 30.0
+log = logging.getLogger(__name__)
+
+
+class StoreFile:
+    """Notices that the SQLite file at the store's path is no longer the file this process
+    opened (deleted, or replaced): SQLite would go on writing to the unlinked file, and every
+    write, each one answered 202, would vanish at the next start. Nothing to watch elsewhere.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.path = sqlite_path(engine.url.render_as_string(hide_password=False))
+        self.identity: tuple[int, int] | None = None
+        self.lost: str | None = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        assert self.path is not None
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def remember(self) -> None:
+        """Take the file now at the path as the store's (once it exists: after migrating)."""
+        if self.path is not None:
+            self.identity = self._identity()
+
+    def check(self) -> None:
+        """StoreUnavailable (503) once the file at the path is not the store's; logged once."""
+        if self.lost is None and self.identity is not None and self._identity() != self.identity:
+            self.lost = (
+                f"the SQLite file {self.path} was deleted or replaced while notifyd was using "
+                "it: nothing more is accepted, since it could not be kept; restart notifyd"
+            )
+            log.error("%s", self.lost)
+        if self.lost is not None:
+            raise StoreUnavailable(self.lost, retry_after=STORE_LOST_RETRY_AFTER)
 
 
 def engine_for(settings: Settings) -> Engine:

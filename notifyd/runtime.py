@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -9,7 +11,8 @@ from sqlalchemy import Engine
 from notifyd.channels.base import Channel
 from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
-from notifyd.db import engine_for
+from notifyd.db import StoreFile, engine_for
+from notifyd.errors import StoreUnavailable
 from notifyd.metrics import Metrics
 from notifyd.notifications import deliverylog
 from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
@@ -40,9 +43,14 @@ class Runtime:
     submitter: Submitter
     retention: RetentionLoop | None = None
     destinations: Destinations = field(default_factory=Destinations)
+    store_file: StoreFile | None = None
+    _watch: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def start(self) -> None:
         """Start writing and dispatching (and pruning, when a retention period is set)."""
+        if self.store_file is not None and self.store_file.path is not None:
+            self.store_file.remember()
+            self._watch = asyncio.create_task(self._watch_store(self.store_file))
         await self.tracker.start()
         if self.tracker.run_dispatcher and self.settings.retention_days > 0:
             self.retention = RetentionLoop(self.tracker, self.settings.retention_days)
@@ -50,12 +58,27 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop dispatching within the grace period, close channels, dispose of the engine."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self.retention is not None:
             await self.retention.stop()
         await self.tracker.stop(self.settings.grace_seconds)
         for channel in self.channels.values():
             await channel.aclose()
         self.engine.dispose()
+
+    @staticmethod
+    async def _watch_store(store_file: StoreFile) -> None:
+        # Says so (an ERROR line) even while nothing is submitted; submit and /healthz check too.
+        while True:
+            await asyncio.sleep(STORE_WATCH_SECONDS)
+            with contextlib.suppress(StoreUnavailable):
+                store_file.check()
+
+
+STORE_WATCH_SECONDS = 5.0
 
 
 def build_runtime(
@@ -97,12 +120,14 @@ def build_runtime(
 
     tracker.dispatcher.on_attempt = observe_attempt
     deliverylog.quiet_apprise()
+    store_file = StoreFile(engine)
     submitter = Submitter(
         channels,
         destinations,
         keys=IdempotencyKeys(engine),
         on_stored=delivery.remember,
         secrets=secrets,
+        store_file=store_file,
     )
     return Runtime(
         settings,
@@ -114,4 +139,5 @@ def build_runtime(
         metrics,
         submitter,
         destinations=destinations,
+        store_file=store_file,
     )

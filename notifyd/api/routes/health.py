@@ -28,6 +28,8 @@ class Health(BaseModel):
 @router.get("/healthz", responses=problem_responses(503))
 async def healthz(runtime: RuntimeDep) -> Health:
     """Report whether the server and its database are working."""
+    if runtime.store_file is not None:
+        runtime.store_file.check()  # the SQLite file deleted or replaced: 503
 
     def ping() -> None:
         with runtime.engine.connect() as conn:
