@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.support import NOTIFYD, Receiver, ServerProcess, wait_for
 
@@ -20,6 +21,8 @@ def test_two_servers_and_a_worker_deliver_each_run_once(tmp_path: Path, postgres
         "NOTIFYD_DATABASE_URL": postgres_url,
         "NOTIFYD_WEBHOOK__ALLOW_CIDRS": '["127.0.0.0/8"]',
         "NOTIFYD_CONCURRENCY": "4",
+        # Every process sharing a store needs the same key for the recipients it encrypts.
+        "NOTIFYD_SECRET_KEY": Fernet.generate_key().decode(),
     }
     with Receiver(delay=0.005) as receiver:
         first = ServerProcess(tmp_path / "a", env=env).start()
