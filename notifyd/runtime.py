@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -27,6 +28,8 @@ from notifyd.tracking.dispatcher import DispatcherConfig
 from notifyd.tracking.outcomes import AttemptResult
 from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.tracker import Tracker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,12 @@ def build_runtime(
         if override.concurrency is not None
     }
     secrets = SecretBox.from_settings(settings)  # the key file is made on first start
+    if secrets.path is not None and engine.dialect.name == "postgresql":
+        log.warning(
+            "the store is shared, but the secret key comes from this machine's %s: every "
+            "process sharing the store needs the same key (set NOTIFYD_SECRET_KEY)",
+            secrets.path,
+        )
     delivery = DeliveryContext(engine, channels, destinations=destinations, secrets=secrets)
     tracker = Tracker(
         engine,
