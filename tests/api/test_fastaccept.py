@@ -23,7 +23,7 @@ NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the requests FastAPI solved dependencies for (the declared route's way)."""
     seen: list[str] = []
-    original = fastapi.routing.solve_dependencies
+    original = fastapi.routing.solve_dependencies  # type: ignore[attr-defined]
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["request"].url.path)

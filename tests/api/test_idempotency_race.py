@@ -64,7 +64,8 @@ def test_the_loser_of_a_cross_process_race_replays_the_winner(
             assert response.status_code == 202, response.text
             winner.append(response.json())
             return None
-        return original(caller, key, fingerprint, now)
+        found: Replay | None = original(caller, key, fingerprint, now)
+        return found
 
     keys.lookup = lookup
     response = first.post(
