@@ -532,18 +532,22 @@ def retry_run(conn: Connection, *, run_id: str, now: datetime, policies: RetryPo
     return run_id
 
 
+def _cancelled(now: datetime) -> dict[str, object]:
+    return {
+        "status": RunStatus.cancelled.value,
+        "next_attempt_at": None,
+        "finished_at": now,
+        "last_error": "cancelled by an operator",
+        "updated_at": now,
+    }
+
+
 def cancel_run(conn: Connection, *, run_id: str, now: datetime) -> str:
     """Cancel a queued or retrying run: it will not be attempted again."""
     result = conn.execute(
         update(RUNS)
         .where(RUNS.c.id == run_id, RUNS.c.status.in_(CANCEL.source_values))
-        .values(
-            status=RunStatus.cancelled.value,
-            next_attempt_at=None,
-            finished_at=now,
-            last_error="cancelled by an operator",
-            updated_at=now,
-        )
+        .values(**_cancelled(now))
     )
     if result.rowcount == 0:
         status = _status_of(conn, run_id)
@@ -854,11 +858,5 @@ def cancel_runs(conn: Connection, *, selection: RunFilter, now: datetime) -> int
     return conn.execute(
         update(RUNS)
         .where(*selection.condition(), RUNS.c.status.in_(CANCEL.source_values))
-        .values(
-            status=RunStatus.cancelled.value,
-            next_attempt_at=None,
-            finished_at=now,
-            last_error="cancelled by an operator",
-            updated_at=now,
-        )
+        .values(**_cancelled(now))
     ).rowcount
