@@ -1,0 +1,325 @@
+"""The worker's operations: claim due runs, record how attempts ended, renew and rescue leases,
+fold the run tally."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from notifyd.tracking.admin.reads import tallied
+from notifyd.tracking.admin.records import (
+    ATTEMPTS,
+    MAX_CRASHES,
+    RUNS,
+    TALLY,
+    ClaimedRun,
+)
+from notifyd.tracking.models import (
+    CLAIM,
+    Outcome,
+    RunStatus,
+)
+from notifyd.tracking.outcomes import AttemptResult
+
+# ---- the worker's operations ----------------------------------------------------------------
+
+
+def claim_due(
+    conn: Connection,
+    *,
+    now: datetime,
+    limit: int,
+    worker: str,
+    lease_until: datetime,
+    queue_free: Mapping[str, int] | None = None,
+) -> list[ClaimedRun]:
+    """Atomically take up to ``limit`` due runs: mark them running, leased, with a new attempt.
+
+    ``queue_free`` caps how many runs of a queue may be taken (queues at 0 are skipped).
+    On PostgreSQL rows another worker is claiming are skipped (FOR UPDATE SKIP LOCKED); SQLite's
+    single writer makes the select-then-update atomic by itself.
+    """
+    if limit <= 0:
+        return []
+    caps = dict(queue_free or {})
+    full = [name for name, free in caps.items() if free <= 0]
+    query = (
+        select(
+            RUNS.c.id,
+            RUNS.c.task_name,
+            RUNS.c.args,
+            RUNS.c.queue,
+            RUNS.c.label,
+            RUNS.c.attempts,
+            RUNS.c.max_attempts,
+            RUNS.c.interruptions,
+        )
+        .where(RUNS.c.status.in_(CLAIM.source_values), RUNS.c.next_attempt_at <= now)
+        .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
+        .limit(limit * 2 if caps else limit)
+        .with_for_update(skip_locked=True)
+    )
+    if full:
+        query = query.where(or_(RUNS.c.queue.is_(None), RUNS.c.queue.not_in(full)))
+    picked: list[Any] = []
+    for row in conn.execute(query):
+        if len(picked) == limit:
+            break
+        if row.queue in caps:
+            if caps[row.queue] <= 0:
+                continue
+            caps[row.queue] -= 1
+        picked.append(row)
+    if not picked:
+        return []
+    conn.execute(
+        update(RUNS)
+        .where(RUNS.c.id == bindparam("b_id"))
+        .values(
+            status=RunStatus.running.value,
+            attempts=bindparam("b_attempt"),
+            worker=worker,
+            lease_expires_at=lease_until,
+            started_at=func.coalesce(RUNS.c.started_at, now),
+            updated_at=now,
+        ),
+        [{"b_id": row.id, "b_attempt": row.attempts + 1} for row in picked],
+    )
+    conn.execute(
+        insert(ATTEMPTS),
+        [
+            {
+                "run_id": row.id,
+                "number": row.attempts + 1,
+                "worker": worker,
+                "started_at": now,
+                "outcome": Outcome.running.value,
+            }
+            for row in picked
+        ],
+    )
+    return [
+        ClaimedRun(
+            id=row.id,
+            task_name=row.task_name,
+            args=row.args,
+            queue=row.queue,
+            attempt=row.attempts + 1,
+            max_attempts=row.max_attempts,
+            interruptions=row.interruptions,
+            started_at=now,
+            label=row.label,
+        )
+        for row in picked
+    ]
+
+
+_FINAL = (RunStatus.succeeded, RunStatus.failed)
+# One statement for every finished run of a batch (executemany): building a statement per run
+# cost more than the rest of the dispatcher's work per run.
+_FINISH_ATTEMPT = (
+    update(ATTEMPTS)
+    .where(
+        ATTEMPTS.c.run_id == bindparam("b_run"),
+        ATTEMPTS.c.number == bindparam("b_number"),
+        ATTEMPTS.c.outcome == Outcome.running.value,
+    )
+    .values(
+        finished_at=bindparam("b_finished"),
+        duration_ms=bindparam("b_duration"),
+        outcome=bindparam("b_outcome"),
+        error_type=bindparam("b_error_type"),
+        error_message=bindparam("b_error_message"),
+        traceback=bindparam("b_traceback"),
+        retry_delay_seconds=bindparam("b_delay"),
+        response=bindparam("b_response"),
+    )
+)
+_FINISH_RUN = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("b_id"),
+        RUNS.c.status == RunStatus.running.value,
+        RUNS.c.worker == bindparam("b_worker"),
+        RUNS.c.attempts == bindparam("b_attempt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        next_attempt_at=bindparam("b_next"),
+        lease_expires_at=None,
+        worker=None,
+        finished_at=bindparam("b_finished"),
+        last_error=bindparam("b_error"),
+        updated_at=bindparam("b_updated"),
+    )
+)
+
+
+def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -> int:
+    """Record finished attempts and move their runs on; returns how many runs this worker still held.
+
+    A run whose lease was lost (rescued by another worker meanwhile) keeps its new state: only
+    the attempt row is completed.
+    """
+    if not results:
+        return 0
+    conn.execute(
+        _FINISH_ATTEMPT,
+        [
+            {
+                "b_run": r.run_id,
+                "b_number": r.attempt,
+                "b_finished": r.finished_at,
+                "b_duration": r.duration_ms,
+                "b_outcome": r.outcome.value,
+                "b_error_type": r.error_type,
+                "b_error_message": r.error_message,
+                "b_traceback": r.traceback,
+                "b_delay": r.retry_delay_seconds,
+                "b_response": r.response,
+            }
+            for r in results
+        ],
+    )
+    outcome = conn.execute(
+        _FINISH_RUN,
+        [
+            {
+                "b_id": r.run_id,
+                "b_worker": worker,
+                "b_attempt": r.attempt,
+                "b_status": r.status.value,
+                "b_next": r.next_attempt_at,
+                "b_finished": r.finished_at if r.status in _FINAL else None,
+                "b_error": None if r.status is RunStatus.succeeded else r.short_error,
+                "b_updated": r.finished_at,
+            }
+            for r in results
+        ],
+    )
+    return outcome.rowcount
+
+
+def renew_leases(conn: Connection, run_ids: Iterable[str], *, worker: str, until: datetime) -> int:
+    """Extend this worker's leases on the runs it is executing."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    result = conn.execute(
+        update(RUNS)
+        .where(
+            RUNS.c.id.in_(ids),
+            RUNS.c.worker == worker,
+            RUNS.c.status == RunStatus.running.value,
+        )
+        .values(lease_expires_at=until)
+    )
+    return result.rowcount
+
+
+def interrupt_runs(
+    conn: Connection,
+    *,
+    now: datetime,
+    reason: str,
+    error_type: str,
+    expired_before: datetime | None = None,
+    run_ids: Sequence[str] | None = None,
+    worker: str | None = None,
+) -> list[str]:
+    """Record the open attempts of running runs as interrupted and make the runs due again now.
+
+    Selects either the runs whose lease expired before ``expired_before`` (the sweep: their
+    worker crashed) or the given ``run_ids`` held by ``worker`` (a shutdown releasing what it
+    could not finish). Interruptions are not charged to the retry budget; only crashes count
+    towards giving up on a run that keeps taking its worker down.
+    """
+    crashed = expired_before is not None
+    condition = [RUNS.c.status == RunStatus.running.value]
+    if expired_before is not None:
+        condition.append(RUNS.c.lease_expires_at < expired_before)
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        condition += [RUNS.c.id.in_(list(run_ids)), RUNS.c.worker == worker]
+    rows = conn.execute(
+        select(RUNS.c.id, RUNS.c.attempts, RUNS.c.interruptions, RUNS.c.crashes)
+        .where(and_(*condition))
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        conn.execute(
+            update(ATTEMPTS)
+            .where(
+                ATTEMPTS.c.run_id == row.id,
+                ATTEMPTS.c.number == row.attempts,
+                ATTEMPTS.c.outcome == Outcome.running.value,
+            )
+            .values(
+                outcome=Outcome.interrupted.value,
+                finished_at=now,
+                error_type=error_type,
+                error_message=reason,
+            )
+        )
+        crashes = row.crashes + 1 if crashed else row.crashes
+        gave_up = crashes >= MAX_CRASHES
+        conn.execute(
+            update(RUNS)
+            .where(RUNS.c.id == row.id)
+            .values(
+                status=(RunStatus.failed if gave_up else RunStatus.retrying).value,
+                interruptions=row.interruptions + 1,
+                crashes=crashes,
+                next_attempt_at=None if gave_up else now,
+                lease_expires_at=None,
+                worker=None,
+                finished_at=now if gave_up else None,
+                last_error=f"{error_type}: {reason}"
+                + (f" (its worker died {crashes} times; giving up)" if gave_up else ""),
+                updated_at=now,
+            )
+        )
+    return [row.id for row in rows]
+
+
+def compact_tally(conn: Connection) -> int:
+    """Fold the tally's +1/-1 rows into one row per (queue, status); returns the rows folded.
+
+    The dispatcher calls it with each sweep, so counting never sums more than a few seconds'
+    worth of changes. On PostgreSQL one statement deletes what it sums (rows other
+    transactions have not committed yet stay for the next fold); SQLite's write lock makes
+    the read-then-delete atomic.
+    """
+    if conn.dialect.name == "postgresql":
+        gone = conn.exec_driver_sql(
+            "WITH gone AS (DELETE FROM task_run_tally RETURNING queue, status, delta), "
+            "folded AS (INSERT INTO task_run_tally (queue, status, delta) "
+            "SELECT queue, status, sum(delta) FROM gone GROUP BY queue, status "
+            "HAVING sum(delta) <> 0) SELECT count(*) FROM gone"
+        ).scalar_one()
+        return int(gone)
+    rows = conn.execute(select(func.count()).select_from(TALLY)).scalar_one()
+    folded = tallied(conn)
+    if rows <= len(folded):
+        return 0
+    conn.execute(delete(TALLY))
+    if folded:
+        conn.execute(
+            insert(TALLY),
+            [{"queue": queue, "status": status, "delta": count} for queue, status, count in folded],
+        )
+    return int(rows)
