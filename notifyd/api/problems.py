@@ -68,6 +68,11 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _message(msg: str) -> str:
+    # pydantic prefixes a validator's own message with "Value error, ": not the client's concern.
+    return msg.removeprefix("Value error, ")
+
+
 async def _tracking_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TrackingError)
     return await _notifyd_error(request, from_tracking(exc))
@@ -93,7 +98,7 @@ async def _notifyd_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": _field(err.get("loc", ())), "message": err.get("msg", "invalid")}
+        {"field": _field(err.get("loc", ())), "message": _message(err.get("msg", "invalid"))}
         for err in exc.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"

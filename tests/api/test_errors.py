@@ -122,3 +122,15 @@ def test_unknown_query_parameters_are_named(client: TestClient) -> None:
     body = assert_problem(client.get("/v1/tasks?limit=5&staus=failed"), 422)
     assert body["errors"] == [{"field": "staus", "message": "unknown query parameter"}]
     assert client.get("/v1/tasks?since=2026-01-31T09:00:00Z&limit=5").status_code == 200
+
+
+def test_a_validators_message_has_no_pydantic_prefix(client: TestClient) -> None:
+    body = assert_problem(
+        client.post(
+            "/v1/notifications",
+            json={"to": "x", "message": "m", "delay": "2h", "send_at": "2030-01-01T00:00:00Z"},
+        ),
+        422,
+    )
+    assert "Value error" not in body["detail"], body
+    assert body["errors"] == [{"field": "body", "message": "give send_at or delay, not both"}]
