@@ -183,7 +183,8 @@ def retry_command(
         str | None, typer.Argument(help="The run to retry; omit to retry every match.")
     ] = None,
     status: Annotated[
-        Status | None, typer.Option(help="Bulk: retry runs in this state (failed or cancelled).")
+        Status | None,
+        typer.Option(help="Bulk: retry runs in this state (failed, cancelled or retrying)."),
     ] = None,
     channel: Annotated[str | None, typer.Option(help="Bulk: only this channel.")] = None,
     since: Annotated[
