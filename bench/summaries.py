@@ -12,6 +12,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ SELECT printf('run_%012d', i), 'notifyd.deliver',
     datetime('now'), datetime('now'), NULL
 FROM n
 """
+# One attempt per run that has started, at its creation time: the last day holds 86,400.
+_ATTEMPTS = """
+INSERT INTO attempt (run_id, number, worker, started_at, finished_at, duration_ms, outcome)
+SELECT id, 1, 'bench', created_at, created_at, 5.0,
+    CASE status WHEN 'succeeded' THEN 'succeeded' WHEN 'failed' THEN 'permanent_error'
+         ELSE 'transient_error' END
+FROM task_run WHERE status <> 'queued'
+"""
 
 
 def _group_by_every_run(conn: Connection) -> Any:
@@ -65,6 +74,7 @@ def _store(directory: Path, count: int) -> Engine:
     upgrade(engine)
     with write_connection(engine) as conn:
         conn.exec_driver_sql(_FILL.replace(":count", str(count)))
+        conn.exec_driver_sql(_ATTEMPTS)
     with write_connection(engine) as conn:
         admin.compact_tally(conn)
     return engine
@@ -80,6 +90,13 @@ def main() -> None:
         "list newest 50": lambda conn: views.list_runs(conn, limit=50),
         "list failed, 50": lambda conn: views.list_runs(conn, status=RunStatus.failed, limit=50),
         "list one channel, 50": lambda conn: views.list_runs(conn, channel="webhook", limit=50),
+        "chart: last day of attempts, hourly": lambda conn: admin.attempt_histogram(
+            conn, since=now - timedelta(days=1), until=now, bucket_seconds=3600
+        ),
+        "chart: last hour of attempts, per minute": lambda conn: admin.attempt_histogram(
+            conn, since=now - timedelta(hours=1), until=now, bucket_seconds=60
+        ),
+        "runs due now (overview)": lambda conn: admin.count_due(conn, now=now),
         "baseline: GROUP BY every run": _group_by_every_run,
     }
     with tempfile.TemporaryDirectory(prefix="notifyd-bench-") as tmp:

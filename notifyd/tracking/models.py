@@ -173,4 +173,7 @@ attempts = Table(
     Column("traceback", Text, nullable=True),
     Column("retry_delay_seconds", Float, nullable=True),
     Column("response", JSON, nullable=True),
+    # The dashboard's chart counts the last hour's and day's attempts by outcome: a range of
+    # this index, never a scan of every attempt.
+    Index("ix_attempt_started_outcome", "started_at", "outcome"),
 )
