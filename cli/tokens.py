@@ -44,7 +44,8 @@ def create(
     from notifyd import tokens as auth
     from notifyd.db import engine_for, upgrade, write_session
 
-    engine = engine_for(settings_from(ctx))
+    settings = settings_from(ctx)
+    engine = engine_for(settings)
     try:
         upgrade(engine)
         with write_session(engine) as session:
@@ -53,6 +54,15 @@ def create(
             )
     finally:
         engine.dispose()
+    if destination is not None and destination not in settings.destinations:
+        # Configurations may differ between machines: say so, but the token is made.
+        err_console.print(
+            Text(
+                f"warning: no destination {destination!r} in this configuration; the token "
+                "sends nowhere until a server has it"
+            ),
+            highlight=False,
+        )
     if as_json:
         print_json(console, created)
         return

@@ -41,10 +41,12 @@ bearer = HTTPBearer(
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller of one request: a token's name and scope, or the open loopback mode."""
+    """The caller of one request: a token's name and scope, or the open loopback mode; and the
+    destination the token is bound to, if it is (it sends there only)."""
 
     name: str | None
     scope: Scope
+    destination: str | None = None
 
     @property
     def owner(self) -> str | None:
@@ -110,7 +112,7 @@ class Guard:
                 f"rate limit of token {info.name!r} exceeded; slow down", retry_after=wait
             )
         self.tokens.touch(info)
-        return Principal(name=info.name, scope=info.scope)
+        return Principal(name=info.name, scope=info.scope, destination=info.destination)
 
     async def admit(
         self, request: Request, token: str | None, allowed: frozenset[Scope]

@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from notifyd.api.auth import Principal, bearer_token, get_guard
+from notifyd.errors import Forbidden
 from notifyd.models import NotificationAccepted, NotificationCreate
 from notifyd.notifications.submit import Submission
 from notifyd.runtime import Runtime
@@ -38,7 +39,16 @@ async def accept(
     caller: Principal,
     idempotency_key: str | None,
 ) -> tuple[NotificationAccepted, dict[str, str]]:
-    """Submit, count it, and say which headers the 202 carries: the one accept both paths share."""
+    """Submit, count it, and say which headers the 202 carries: the one accept both paths share.
+
+    A token bound to a destination sends to that destination only.
+    """
+    bound = caller.destination
+    if bound is not None and body.destination != bound:
+        raise Forbidden(
+            f"token {caller.name!r} is bound to destination {bound!r}: send with "
+            f'"destination": "{bound}"'
+        )
     submission: Submission = await runtime.submitter.submit(
         batch, body, caller=caller.name, idempotency_key=idempotency_key
     )

@@ -11,8 +11,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
+from notifyd.api.app import create_app
+from notifyd.config import DestinationSettings, Settings
+from notifyd.db import write_session
 from notifyd.models import Notification
 from notifyd.tokens import Scope
+from notifyd.tokens import create_token as create_bound
 from tests.api.security_support import bearer, create_token
 
 NOTE = {"to": ["a@example.com"], "subject": "Hi", "message": "Hello"}
@@ -89,3 +93,30 @@ def test_the_fast_path_admits_callers_as_the_declared_route_does(
     assert again.headers["idempotency-replay"] == "true"
     assert "idempotency-replay" not in first.headers
     assert _stored(migrated) == 1
+
+
+def test_a_token_bound_to_a_destination_sends_there_only(
+    settings: Settings, migrated: Engine
+) -> None:
+    destinations = {
+        "ops": DestinationSettings(channel="log", to=["oncall"]),
+        "other": DestinationSettings(channel="log", to=["elsewhere"]),
+    }
+    with write_session(migrated) as session:
+        token = create_bound(
+            session=session, name="ops-only", scope=Scope.send, destination="ops"
+        ).token
+    app = create_app(settings.model_copy(update={"destinations": destinations}))
+    with TestClient(app) as client:
+        for content_type in ("application/json", "application/merge+json"):  # both paths
+            for body in ({"destination": "other", "message": "m"}, {"to": "x", "message": "m"}):
+                refused = _post(client, content_type, json.dumps(body).encode(), **bearer(token))
+                assert refused.status_code == 403, refused.text
+                assert "bound to destination 'ops'" in refused.json()["detail"]
+            allowed = _post(
+                client,
+                content_type,
+                json.dumps({"destination": "ops", "message": "m"}).encode(),
+                **bearer(token),
+            )
+            assert allowed.status_code == 202, allowed.text

@@ -111,3 +111,10 @@ def test_serve_refuses_an_open_api_off_loopback(runner: CliRunner, host: str) ->
     assert result.exit_code == 2, result.output
     assert "refusing to serve" in result.output
     assert "notifyd tokens create" in result.output and "--insecure-no-auth" in result.output
+
+
+def test_binding_to_a_destination_the_configuration_lacks_warns(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["tokens", "create", "gotify", "--destination", "nosuch"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().startswith("ntd_")
+    assert "no destination 'nosuch' in this configuration" in result.stderr
