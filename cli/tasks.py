@@ -313,22 +313,12 @@ def _pruned(result: PruneResult) -> str:
     )
 
 
-class _DryRun(Exception):
-    def __init__(self, result: PruneResult) -> None:
-        self.result = result
-
-
 def _count_prunable(engine: Engine, *, age: timedelta, now: datetime) -> PruneResult:
-    """What a prune would delete: the same deletes in one transaction, rolled back."""
-    from notifyd.db import write_connection
+    """What a prune would delete, counted with reads: a running server's writes go on."""
     from notifyd.notifications import retention
-    from notifyd.tracking import admin
 
-    try:
-        with write_connection(engine) as conn:
-            raise _DryRun(admin.prune(lambda: retention.prune_chunk(conn, older_than=age, now=now)))
-    except _DryRun as counted:
-        return counted.result
+    with engine.connect() as conn:
+        return retention.count_prunable(conn, older_than=age, now=now)
 
 
 @app.command("stats")

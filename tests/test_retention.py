@@ -11,11 +11,12 @@ from sqlalchemy import Engine, func, select, update
 
 from notifyd.db import write_connection
 from notifyd.models import Notification
-from notifyd.notifications.retention import RetentionLoop, prune_chunk
+from notifyd.notifications.retention import RetentionLoop, count_prunable, prune_chunk
 from notifyd.timeutil import utcnow
 from notifyd.tracking import TaskBatch, TaskRegistry, Tracker, admin
 from notifyd.tracking.admin import RUNS, PruneResult
 
+NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 pytestmark = pytest.mark.anyio
 
 
@@ -94,3 +95,56 @@ async def test_prune_goes_in_small_transactions_until_nothing_is_left(
     assert total.runs == 5
     assert [c.runs for c in chunks] == [2, 2, 1, 0]
     assert _count(migrated, RUNS) == 0
+
+
+def _note_with_runs(
+    engine: Engine, note_id: str, created: Any, runs: list[tuple[str, Any]]
+) -> None:
+    with write_connection(engine) as conn:
+        conn.execute(
+            NOTIFICATIONS.insert().values(
+                id=note_id, channel="log", message="m", recipients=["a"], created_at=created
+            )
+        )
+        for index, (status, finished) in enumerate(runs):
+            conn.execute(
+                RUNS.insert().values(
+                    id=f"run_{note_id}_{index}",
+                    task_name="notifyd.deliver",
+                    ref=note_id,
+                    args={},
+                    status=status,
+                    attempts=1,
+                    max_attempts=1,
+                    interruptions=0,
+                    created_at=created,
+                    updated_at=created,
+                    finished_at=finished,
+                )
+            )
+
+
+def test_counting_what_a_prune_would_remove_matches_the_prune_and_takes_no_lock(
+    settings: Any, migrated: Engine
+) -> None:
+    from notifyd.db import make_engine
+
+    now = utcnow()
+    old = now - timedelta(days=40)
+    _note_with_runs(migrated, "ntf_gone", old, [("succeeded", old)])
+    _note_with_runs(migrated, "ntf_kept", old, [("failed", old), ("queued", None)])
+    _note_with_runs(migrated, "ntf_new", now, [("succeeded", now)])
+    age = timedelta(days=30)
+    impatient = make_engine(settings.db_url, busy_timeout_ms=50)
+    # A server holds the write lock meanwhile: counting must not need it.
+    with write_connection(migrated), impatient.connect() as conn:
+        counted = count_prunable(conn, older_than=age, now=now)
+    impatient.dispose()
+
+    def one_chunk() -> PruneResult:
+        with write_connection(migrated) as conn:
+            return prune_chunk(conn, older_than=age, now=now)
+
+    removed = admin.prune(one_chunk)
+    assert (counted.runs, counted.extra["notifications"]) == (2, 1)
+    assert (removed.runs, removed.extra["notifications"]) == (2, 1)

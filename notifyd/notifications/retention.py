@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, and_, delete, func, not_, select
 
 from notifyd.models import IdempotencyRecord, Notification
 from notifyd.tracking import admin
@@ -61,6 +61,29 @@ def prune_chunk(
             delete(IDEMPOTENCY).where(IDEMPOTENCY.c.caller == caller, IDEMPOTENCY.c.key == key)
         )
     return PruneResult(runs, {"notifications": notifications, "idempotency_records": len(keys)})
+
+
+def count_prunable(conn: Connection, *, older_than: timedelta, now: datetime) -> PruneResult:
+    """What a prune would remove now, counted with reads only (no write lock is taken)."""
+    runs = admin.count_prunable(conn, older_than=older_than, now=now)
+    prunable = admin.prunable(older_than=older_than, now=now)
+    if prunable is None:
+        return PruneResult(runs)
+    cutoff = now - older_than
+    # A notification goes once it is old and no run that stays refers to it.
+    orphaned = (
+        NOTIFICATIONS.c.created_at < cutoff,
+        ~admin.has_runs(NOTIFICATIONS.c.id, not_(and_(*prunable))),
+    )
+    notifications = conn.execute(
+        select(func.count()).select_from(NOTIFICATIONS).where(*orphaned)
+    ).scalar_one()
+    keys = conn.execute(
+        select(func.count()).select_from(IDEMPOTENCY).where(IDEMPOTENCY.c.expires_at < now)
+    ).scalar_one()
+    return PruneResult(
+        runs, {"notifications": int(notifications), "idempotency_records": int(keys)}
+    )
 
 
 class RetentionLoop:

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     delete,
+    func,
     select,
     update,
 )
@@ -148,6 +150,23 @@ def retry_runs(
     return done
 
 
+def prunable(*, older_than: timedelta, now: datetime) -> list[ColumnElement[bool]] | None:
+    """The runs a prune removes: finished before ``now - older_than`` (None: there are none)."""
+    try:
+        cutoff = now - older_than
+    except OverflowError:  # older than the calendar: nothing is
+        return None
+    return [RUNS.c.status.in_([s.value for s in FINISHED]), RUNS.c.finished_at < cutoff]
+
+
+def count_prunable(conn: Connection, *, older_than: timedelta, now: datetime) -> int:
+    """How many runs a prune would remove now (a read: no lock is taken)."""
+    condition = prunable(older_than=older_than, now=now)
+    if condition is None:
+        return 0
+    return int(conn.execute(select(func.count()).select_from(RUNS).where(*condition)).scalar_one())
+
+
 def prune_chunk(
     conn: Connection, *, older_than: timedelta, now: datetime, limit: int = PRUNE_CHUNK
 ) -> int:
@@ -156,13 +175,11 @@ def prune_chunk(
     Their attempts go with them; unfinished runs are never touched. Small chunks, each in its
     own transaction (see ``prune``), keep the store's write lock free for new runs in between.
     """
-    try:
-        cutoff = now - older_than
-    except OverflowError:  # older than the calendar: nothing is
+    old_and_finished = prunable(older_than=older_than, now=now)
+    if old_and_finished is None:
         return 0
     # The DELETE checks its condition again: on PostgreSQL an operator's retry may have queued
     # one of these runs since the select. Attempts go with their run (ON DELETE CASCADE).
-    old_and_finished = (RUNS.c.status.in_([s.value for s in FINISHED]), RUNS.c.finished_at < cutoff)
     run_ids = conn.execute(select(RUNS.c.id).where(*old_and_finished).limit(limit)).scalars().all()
     if not run_ids:
         return 0

@@ -134,9 +134,10 @@ def queue_figures(conn: Connection, *, now: datetime) -> QueueFigures:
     return QueueFigures({s.value: active.get(s.value, 0) for s in ACTIVE}, oldest)
 
 
-def has_runs(ref: ColumnElement[Any]) -> ColumnElement[bool]:
-    """A clause true where some run refers to ``ref`` (a caller's column): to find orphans."""
-    return exists().where(RUNS.c.ref == ref)
+def has_runs(ref: ColumnElement[Any], *conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A clause true where some run (meeting ``conditions``) refers to ``ref`` (a caller's
+    column): to find orphans."""
+    return exists().where(RUNS.c.ref == ref, *conditions)
 
 
 # ---- the dashboard's reads ------------------------------------------------------------------
