@@ -124,8 +124,11 @@ def send(
     With --wait the exit code says how it ended: 0 every run delivered, 1 not sent (an error),
     4 some run failed or was cancelled, 5 timed out with runs still pending.
     """
+    from datetime import datetime
+
     from rich.text import Text
 
+    from cli.render import when
     from notifyd.client import NotifydClient
 
     if not to and destination is None:
@@ -156,7 +159,8 @@ def send(
         if replayed:
             head.append(" (replayed: already sent with this idempotency key)")
         if accepted.get("send_at"):
-            head.append(f", scheduled for {accepted['send_at']}")
+            due = datetime.fromisoformat(str(accepted["send_at"]).replace("Z", "+00:00"))
+            head.append(f", scheduled for {when(due, zone=True)}")
         if not as_json:
             console.print(head, highlight=False)
             for run in accepted["tasks"]:

@@ -71,3 +71,13 @@ def test_bad_server_url_and_non_ascii_headers_are_one_line(runner: CliRunner) ->
         ],
     )
     assert key.exit_code == 1 and "ASCII" in key.output
+
+
+def test_a_scheduled_send_says_when_in_local_time(runner: CliRunner, live_server: str) -> None:
+    result = runner.invoke(app, ["send", "--to", "a", "-m", "later", "--in", "2h"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())  # the line may wrap at the terminal's width
+    shown = text.split("scheduled for ", 1)[1].split()[:3]
+    # As the tables show times: local, to the second, naming the zone (no raw ISO text).
+    date, time, zone = shown
+    assert len(date) == 10 and len(time) == 8 and zone.isalpha(), shown
