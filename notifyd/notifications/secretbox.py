@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Connection, String, cast, select, update
+from sqlalchemy import Connection
 
 from notifyd.config import Settings
 from notifyd.errors import ConfigError
-from notifyd.tracking.admin import RUNS
+from notifyd.tracking import admin
 
 ENCRYPTED_PREFIX = "enc:v1:"
 SECRET_ARGUMENT = "secret_recipient"
-_ROTATE_BATCH = 500
 
 
 class SecretKeyError(ConfigError):
@@ -150,28 +148,11 @@ class SecretBox:
             return True
 
 
-def _stored_secrets(conn: Connection) -> Iterator[list[Any]]:
-    # Runs that hold a secret argument; the JSON text is searched so that both stores can.
-    query = (
-        select(RUNS.c.id, RUNS.c.args)
-        .where(cast(RUNS.c.args, String).like(f"%{SECRET_ARGUMENT}%"))
-        .order_by(RUNS.c.id)
-    )
-    rows = list(conn.execute(query))
-    for start in range(0, len(rows), _ROTATE_BATCH):
-        yield rows[start : start + _ROTATE_BATCH]
-
-
 def reencrypt(conn: Connection, *, old: SecretBox, new: SecretBox) -> int:
     """Re-encrypt every stored secret (clear ones from before encryption too) with ``new``;
     how many were rewritten. SecretKeyError, and nothing written, when ``old`` cannot open one."""
-    count = 0
-    for rows in _stored_secrets(conn):
-        for run_id, args in rows:
-            value = args.get(SECRET_ARGUMENT) if isinstance(args, dict) else None
-            if not isinstance(value, str):
-                continue
-            changed = {**args, SECRET_ARGUMENT: new.encrypt(old.decrypt(value))}
-            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(args=changed))
-            count += 1
-    return count
+
+    def rewrite(value: Any) -> Any:
+        return new.encrypt(old.decrypt(value)) if isinstance(value, str) else value
+
+    return admin.rewrite_argument(conn, name=SECRET_ARGUMENT, rewrite=rewrite)

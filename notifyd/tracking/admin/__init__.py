@@ -31,6 +31,7 @@ from notifyd.tracking.admin.operator import (
     prune_chunk,
     retry_run,
     retry_runs,
+    rewrite_argument,
 )
 from notifyd.tracking.admin.reads import (
     attempt_histogram,
@@ -110,6 +111,7 @@ __all__ = [
     "renew_leases",
     "retry_run",
     "retry_runs",
+    "rewrite_argument",
     "runs_for_ref",
     "search_runs",
     "stats",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    String,
+    cast,
     delete,
     func,
     select,
@@ -204,3 +207,21 @@ def cancel_runs(conn: Connection, *, selection: RunFilter, now: datetime) -> int
         .where(*selection.condition(), RUNS.c.status.in_(CANCEL.source_values))
         .values(**_cancelled(now))
     ).rowcount
+
+
+def rewrite_argument(conn: Connection, *, name: str, rewrite: Callable[[Any], Any]) -> int:
+    """Replace the argument ``name`` of every run that has one with ``rewrite(value)`` (a key
+    rotation of stored secrets); returns how many runs changed."""
+    # The JSON is searched as text, which both stores can do; the match is then checked.
+    holding = cast(RUNS.c.args, String).like(f"%{name}%")
+    count = 0
+    for run_id, args in conn.execute(
+        select(RUNS.c.id, RUNS.c.args).where(holding).order_by(RUNS.c.id)
+    ).all():
+        if not isinstance(args, dict) or name not in args:
+            continue
+        value = rewrite(args[name])
+        if value != args[name]:
+            conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(args={**args, name: value}))
+            count += 1
+    return count
