@@ -112,7 +112,7 @@ runs = Table(
     "task_run",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("task_name", String(200), nullable=False, index=True),
+    Column("task_name", String(200), nullable=False),
     Column("queue", String(40), nullable=True),
     Column("label", Text, nullable=True),
     Column("ref", String(100), nullable=True, index=True),
