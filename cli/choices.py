@@ -5,7 +5,13 @@ tests/cli/test_startup.py checks that they match the library's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
+
+import typer
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class Status(StrEnum):
@@ -35,3 +41,22 @@ class LogFormat(StrEnum):
 
 
 MAX_PAGE = 500  # notifyd.tracking.admin.MAX_PAGE: the most runs one list returns
+
+
+def parse_as(kind: type[E]) -> Callable[[str], E]:
+    """A parser for an option taking one of ``kind``'s values, whose refusal reads as one plain
+    line (Typer's own check words it "Value error, ... is not one of ...")."""
+
+    def parse(value: str | E) -> E:
+        try:
+            return kind(value)
+        except ValueError:
+            offered = ", ".join(repr(member.value) for member in kind)
+            raise typer.BadParameter(f"{value!r} is not one of {offered}") from None
+
+    return parse
+
+
+def metavar(kind: type[StrEnum]) -> str:
+    """``[queued|running|...]``: how help shows the choices."""
+    return "[" + "|".join(member.value for member in kind) + "]"

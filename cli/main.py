@@ -14,7 +14,7 @@ from cli import notifications as notification_commands
 from cli import secrets as secret_commands
 from cli import tasks as task_commands
 from cli import tokens as token_commands
-from cli.choices import LogFormat
+from cli.choices import LogFormat, metavar, parse_as
 from cli.common import HELP_STYLE, db_url_from_option, handle_errors, settings_from
 from cli.send import send
 from notifyd import __version__
@@ -63,7 +63,11 @@ def root(
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 LogFormatOption = Annotated[
     LogFormat,
-    typer.Option(help="text, or json: one JSON object per line, for log shippers."),
+    typer.Option(
+        help="text, or json: one JSON object per line, for log shippers.",
+        parser=parse_as(LogFormat),
+        metavar=metavar(LogFormat),
+    ),
 ]
 
 

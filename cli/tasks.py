@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.choices import MAX_PAGE, Status
+from cli.choices import MAX_PAGE, Status, metavar, parse_as
 from cli.common import HELP_STYLE, console, err_console, handle_errors, open_store, settings_from
 from notifyd.errors import InvalidInput
 
@@ -46,7 +46,12 @@ def _time_option(value: str | None, name: str) -> datetime | None:
 @handle_errors
 def list_runs(
     ctx: typer.Context,
-    status: Annotated[Status | None, typer.Option(help="Only runs in this state.")] = None,
+    status: Annotated[
+        Status | None,
+        typer.Option(
+            help="Only runs in this state.", parser=parse_as(Status), metavar=metavar(Status)
+        ),
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Created at or after: ISO time or a duration ago (1h, 7d).")
@@ -184,7 +189,11 @@ def retry_command(
     ] = None,
     status: Annotated[
         Status | None,
-        typer.Option(help="Bulk: retry runs in this state (failed, cancelled or retrying)."),
+        typer.Option(
+            help="Bulk: retry runs in this state (failed, cancelled or retrying).",
+            parser=parse_as(Status),
+            metavar=metavar(Status),
+        ),
     ] = None,
     channel: Annotated[str | None, typer.Option(help="Bulk: only this channel.")] = None,
     since: Annotated[
@@ -345,7 +354,12 @@ def stats_command(
 @handle_errors
 def watch_command(
     ctx: typer.Context,
-    status: Annotated[Status | None, typer.Option(help="Only runs in this state.")] = None,
+    status: Annotated[
+        Status | None,
+        typer.Option(
+            help="Only runs in this state.", parser=parse_as(Status), metavar=metavar(Status)
+        ),
+    ] = None,
     channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
     interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,

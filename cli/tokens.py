@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.choices import TokenScope
+from cli.choices import TokenScope, metavar, parse_as
 from cli.common import HELP_STYLE, console, err_console, handle_errors, open_store, settings_from
 
 # Rich and the renderers load inside the commands: `notifyd tokens --help` stays fast.
@@ -25,7 +25,11 @@ def create(
     name: Annotated[str, typer.Argument(help="A unique name, e.g. the client that will use it.")],
     scope: Annotated[
         TokenScope,
-        typer.Option(help="send: post (and read its own); read: read all; admin: all."),
+        typer.Option(
+            help="send: post (and read its own); read: read all; admin: all.",
+            parser=parse_as(TokenScope),
+            metavar=metavar(TokenScope),
+        ),
     ] = TokenScope.send,
     destination: Annotated[
         str | None,

@@ -49,3 +49,19 @@ def test_help(path: tuple[str, ...]) -> None:
 def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.startswith("notifyd ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["tasks", "list", "--status", "bogus"], "--status"),
+        (["tasks", "retry", "--status", "bogus"], "--status"),
+        (["tokens", "create", "x", "--scope", "bogus"], "--scope"),
+        (["serve", "--log-format", "bogus"], "--log-format"),
+    ],
+)
+def test_a_bad_choice_is_one_plain_line(runner: CliRunner, argv: list[str], option: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': 'bogus' is not one of" in result.output
+    assert "Value error" not in result.output
