@@ -73,6 +73,15 @@ class TaskFunction:
         )
 
     @functools.cached_property
+    def _keyword_call(self) -> bool:
+        """Whether every parameter can be passed by keyword (no ``*args``, nothing
+        positional-only): then a call needs no ``inspect`` binding (per run, that was costly)."""
+        return all(
+            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            for p in self.signature.parameters.values()
+        )
+
+    @functools.cached_property
     def _caller_signature(self) -> inspect.Signature:
         """The signature callers bind to: the function's, without the injected context."""
         params = [p for p in self.signature.parameters.values() if p.name != CONTEXT_PARAM]
@@ -82,6 +91,12 @@ class TaskFunction:
         self, arguments: Mapping[str, Any], ctx: TaskContext
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Turn stored arguments back into ``*args, **kwargs`` for the function."""
+        if self._keyword_call:
+            names = self.signature.parameters
+            kwargs = {name: value for name, value in arguments.items() if name in names}
+            if CONTEXT_PARAM in names:
+                kwargs[CONTEXT_PARAM] = ctx
+            return (), kwargs
         values: dict[str, Any] = {}
         for param in self.signature.parameters.values():
             if param.name == CONTEXT_PARAM:

@@ -87,3 +87,20 @@ def test_plain_keywords_bind_as_the_full_binding_would() -> None:
         task.bind((), {"notification_id": "n", "recipient": ("a", "b")})
     with pytest.raises(TypeError, match="JSON"):
         task.bind((), {"notification_id": "n", "recipient": float("nan")})
+
+
+def test_calls_are_the_same_by_keyword_or_by_binding() -> None:
+    registry = TaskRegistry()
+
+    def keywords(ctx: TaskContext, a: str, b: int = 2) -> None:
+        return None
+
+    def positional(a: str, /, *rest: int) -> None:
+        return None
+
+    ctx = TaskContext(run_id="run_1", attempt=1)
+    by_keyword = registry.register(keywords, "k")
+    assert by_keyword.call_args({"a": "x"}, ctx) == ((), {"a": "x", "ctx": ctx})
+    assert by_keyword.call_args({"a": "x", "b": 5}, ctx) == ((), {"a": "x", "b": 5, "ctx": ctx})
+    bound = registry.register(positional, "p")
+    assert bound.call_args({"a": "x", "rest": [1, 2]}, ctx) == (("x", 1, 2), {})
