@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 import time
 from collections.abc import Callable
@@ -14,7 +13,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+_PAIRS = [first + second for first in _CROCKFORD for second in _CROCKFORD]
+_SHIFTS = tuple(range(120, -1, -10))  # 13 pairs of 5-bit digits: the 128 bits, 2 zero bits first
 _random = random.Random()
 
 
@@ -59,9 +59,10 @@ def new_id(prefix: str) -> str:
     a getrandom() system call per id was a measurable share of the accept path.
     """
     value = (time.time_ns() // 1_000_000) << 80 | _random.getrandbits(80)
-    # As 26 Crockford base-32 digits: shifted to fill 17 bytes exactly, so the digits line up.
-    digits = base64.b32encode((value << 6).to_bytes(17, "big"))[:26]
-    return f"{prefix}_{digits.translate(_TO_CROCKFORD).decode()}"
+    # 26 Crockford base-32 digits, two at a time (a table of 1,024 pairs): base64's encoder
+    # in pure Python took twice as long, twice per accepted notification.
+    pairs = _PAIRS
+    return prefix + "_" + "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 class UTCDateTime(TypeDecorator[datetime]):

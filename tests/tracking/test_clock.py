@@ -1,0 +1,38 @@
+"""Ids: 26 Crockford base-32 digits of 48 bits of milliseconds then 80 random bits."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+from notifyd.tracking import clock
+from notifyd.tracking.clock import new_id
+
+CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _reference(value: int) -> str:
+    # The encoding as first written: base64's base-32 over 17 bytes, in Crockford's alphabet.
+    table = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
+    return base64.b32encode((value << 6).to_bytes(17, "big"))[:26].translate(table).decode()
+
+
+def _decode(digits: str) -> int:
+    return int("".join(format(CROCKFORD.index(c), "05b") for c in digits), 2)
+
+
+def test_ids_carry_their_time_and_sort_by_it() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_id("run") for _ in range(200)]
+    after = time.time_ns() // 1_000_000
+    assert all(re.fullmatch(r"run_[0-9a-hjkmnp-tv-z]{26}", i) for i in ids)
+    stamps = [_decode(i[4:]) >> 80 for i in ids]
+    assert all(before <= stamp <= after for stamp in stamps)
+    assert stamps == sorted(stamps) and len(set(ids)) == len(ids)
+
+
+def test_the_digits_are_the_same_as_the_first_encoding() -> None:
+    for value in (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF):
+        digits = "".join(clock._PAIRS[(value >> shift) & 1023] for shift in clock._SHIFTS)
+        assert digits == _reference(value)
