@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from notifyd.models import TaskPage
     from notifyd.tracking.admin import PruneResult
 
+StatusFilter = Annotated[
+    Status | None,
+    typer.Option(help="Only runs in this state.", parser=parse_as(Status), metavar=metavar(Status)),
+]
+
 app = typer.Typer(help="List, inspect and steer tracked runs.", no_args_is_help=True, **HELP_STYLE)
 
 PAGE = 20  # runs on one page of `tasks list`
@@ -46,12 +51,7 @@ def _time_option(value: str | None, name: str) -> datetime | None:
 @handle_errors
 def list_runs(
     ctx: typer.Context,
-    status: Annotated[
-        Status | None,
-        typer.Option(
-            help="Only runs in this state.", parser=parse_as(Status), metavar=metavar(Status)
-        ),
-    ] = None,
+    status: StatusFilter = None,
     channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
     since: Annotated[
         str | None, typer.Option(help="Created at or after: ISO time or a duration ago (1h, 7d).")
@@ -354,12 +354,7 @@ def stats_command(
 @handle_errors
 def watch_command(
     ctx: typer.Context,
-    status: Annotated[
-        Status | None,
-        typer.Option(
-            help="Only runs in this state.", parser=parse_as(Status), metavar=metavar(Status)
-        ),
-    ] = None,
+    status: StatusFilter = None,
     channel: Annotated[str | None, typer.Option(help="Only runs of this channel.")] = None,
     interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
