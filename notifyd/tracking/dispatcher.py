@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +26,7 @@ from sqlalchemy import Connection
 from notifyd.tracking import admin, outcomes
 from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.clock import StoreClock, new_id
-from notifyd.tracking.errors import PermanentError, TaskError
-from notifyd.tracking.models import Outcome, RunStatus
+from notifyd.tracking.errors import PermanentError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 AttemptObserver = Callable[[ClaimedRun, outcomes.AttemptResult], None]
-MAX_TRACEBACK = 8000
 
 
 def default_worker_id() -> str:
@@ -319,17 +316,10 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                result = self._failure(run, exc, started)
+                policy = self.retry.for_queue(run.queue)
+                result = outcomes.failed(run, exc, started=started, now=self.clock(), policy=policy)
             else:
-                result = outcomes.AttemptResult(
-                    run_id=run.id,
-                    attempt=run.attempt,
-                    outcome=Outcome.succeeded,
-                    finished_at=self.clock(),
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                    status=RunStatus.succeeded,
-                    response=response if isinstance(response, dict) else None,
-                )
+                result = outcomes.succeeded(run, response, started=started, now=self.clock())
             self._results.append(outcomes.storable(result))
         finally:
             # Whatever happened, the slot is free again: a run must never hold one for good.
@@ -358,32 +348,6 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is not running")
         return await loop.run_in_executor(self._threads, partial(task.func, *args, **kwargs))
 
-    def _failure(self, run: ClaimedRun, exc: Exception, started: float) -> outcomes.AttemptResult:
-        now = self.clock()
-        permanent = isinstance(exc, PermanentError)
-        retry_after = exc.retry_after if isinstance(exc, TaskError) else None
-        response = exc.response if isinstance(exc, TaskError) else None
-        delay = self.retry.for_queue(run.queue).decide(
-            charged=run.attempt - run.interruptions,
-            max_attempts=run.max_attempts,
-            retry_after=retry_after,
-            permanent=permanent,
-        )
-        return outcomes.AttemptResult(
-            run_id=run.id,
-            attempt=run.attempt,
-            outcome=Outcome.permanent_error if permanent else Outcome.transient_error,
-            finished_at=now,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            status=RunStatus.failed if delay is None else RunStatus.retrying,
-            next_attempt_at=None if delay is None else now + timedelta(seconds=delay),
-            retry_delay_seconds=delay,
-            error_type=type(exc).__name__,
-            error_message=_describe(exc)[:2000],
-            traceback=_traceback(exc)[-MAX_TRACEBACK:],
-            response=response,
-        )
-
 
 def _sweep(conn: Connection, *, now: datetime) -> list[str]:
     rescued = admin.interrupt_runs(
@@ -395,17 +359,3 @@ def _sweep(conn: Connection, *, now: datetime) -> list[str]:
     )
     admin.compact_tally(conn)
     return rescued
-
-
-def _describe(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # an exception whose __str__ fails still deserves a record
-        return f"<{type(exc).__name__} could not be described>"
-
-
-def _traceback(exc: BaseException) -> str:
-    try:
-        return "".join(traceback.format_exception(exc))
-    except Exception:
-        return f"<traceback of {type(exc).__name__} unavailable>"

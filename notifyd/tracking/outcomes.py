@@ -1,14 +1,25 @@
-"""How an attempt ended (AttemptResult), in a form every store accepts."""
+"""How an attempt ended (AttemptResult): made from what the task returned or raised, and
+decided by the retry policy; then put in a form every store accepts."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
+import traceback
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from notifyd.tracking.errors import PermanentError, TaskError
 from notifyd.tracking.models import Outcome, RunStatus
+from notifyd.tracking.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from notifyd.tracking.admin import ClaimedRun
+
+MAX_ERROR = 2000
+MAX_TRACEBACK = 8000
 
 
 @dataclass(frozen=True)
@@ -75,3 +86,58 @@ def minimal(result: AttemptResult, problem: BaseException) -> AttemptResult:
         traceback=None,
         response=None,
     )
+
+
+def succeeded(run: ClaimedRun, response: Any, *, started: float, now: datetime) -> AttemptResult:
+    """The attempt worked (``started`` is its ``time.perf_counter()``); a dict it returned is
+    recorded as the peer's answer."""
+    return AttemptResult(
+        run_id=run.id,
+        attempt=run.attempt,
+        outcome=Outcome.succeeded,
+        finished_at=now,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        status=RunStatus.succeeded,
+        response=response if isinstance(response, dict) else None,
+    )
+
+
+def failed(
+    run: ClaimedRun, exc: Exception, *, started: float, now: datetime, policy: RetryPolicy
+) -> AttemptResult:
+    """The attempt raised ``exc``: the policy decides whether and when the run goes again."""
+    permanent = isinstance(exc, PermanentError)
+    delay = policy.decide(
+        charged=run.attempt - run.interruptions,
+        max_attempts=run.max_attempts,
+        retry_after=exc.retry_after if isinstance(exc, TaskError) else None,
+        permanent=permanent,
+    )
+    return AttemptResult(
+        run_id=run.id,
+        attempt=run.attempt,
+        outcome=Outcome.permanent_error if permanent else Outcome.transient_error,
+        finished_at=now,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        status=RunStatus.failed if delay is None else RunStatus.retrying,
+        next_attempt_at=None if delay is None else now + timedelta(seconds=delay),
+        retry_delay_seconds=delay,
+        error_type=type(exc).__name__,
+        error_message=_describe(exc)[:MAX_ERROR],
+        traceback=_traceback(exc)[-MAX_TRACEBACK:],
+        response=exc.response if isinstance(exc, TaskError) else None,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an exception whose __str__ fails still deserves a record
+        return f"<{type(exc).__name__} could not be described>"
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:
+        return f"<traceback of {type(exc).__name__} unavailable>"
