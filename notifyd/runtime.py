@@ -120,6 +120,8 @@ def build_runtime(
         retry=retry_policies(settings),
         extras={EXTRAS_KEY: delivery},
         run_dispatcher=run_dispatcher,
+        # A commit that does not fsync takes microseconds: do it on the loop, not via a thread.
+        inline_writes=settings.sqlite_synchronous in ("OFF", "NORMAL"),
     )
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
 

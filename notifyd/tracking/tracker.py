@@ -25,7 +25,9 @@ class Tracker:
     """Everything a process needs to record runs durably and execute them.
 
     ``retry`` is the retry policy of every run this tracker creates and executes (by default
-    one attempt: see ``notifyd.tracking.retry``). Without a ``clock`` (a test's), times come
+    one attempt: see ``notifyd.tracking.retry``). ``inline_writes`` commits the event loop's
+    writes on the loop on SQLite (see ``notifyd.tracking.writer``): for a store whose commits do
+    not fsync (``synchronous`` NORMAL or OFF). Without a ``clock`` (a test's), times come
     from the store's clock on PostgreSQL (see ``StoreClock``).
     """
 
@@ -39,11 +41,12 @@ class Tracker:
         extras: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         run_dispatcher: bool = True,
+        inline_writes: bool = False,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.clock: Clock = clock or StoreClock()
-        self.writer = Writer(engine)
+        self.writer = Writer(engine, inline=inline_writes)
         self.retry = retry or RetryPolicies()
         self.run_dispatcher = run_dispatcher
         self.dispatcher = Dispatcher(

@@ -1,11 +1,16 @@
-"""Group commit: one thread owns the store's writes; concurrent callers share each transaction.
+"""Group commit: concurrent callers share each transaction; each waits for its own commit.
 
-Each caller still waits for the commit that holds its own write, so "answered" keeps meaning
-"durable", but a burst of requests costs one transaction (and one fsync) instead of one each.
-Inserts into the same table from every job of a batch go out as one executemany, and the
-waiting coroutines of a batch are woken with one call into their event loop. It also means
-SQLite never sees two writers from this process, so none of them can fail with
-"database is locked".
+So "answered" keeps meaning "durable", but a burst of requests costs one transaction (and one
+fsync) instead of one each. Inserts into the same table from every job of a batch go out as one
+executemany. Writes go through one thread, which owns its connection; SQLite never sees two
+writers from this process, so none of them can fail with "database is locked".
+
+``inline`` (SQLite without a per-commit fsync): the writes an event loop asks for are committed
+on that loop, once per pass of it, with no hand-off to the thread: on a 2-core machine the
+hand-offs cost a third of an accepted request. The loop must never wait on the store, so its
+connection does not wait for the write lock: when another process holds it, the batch goes to
+the thread, which waits as usual. It also never checkpoints the WAL itself: the thread does, so
+that copying pages back into the database never stalls the loop.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Table, insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from notifyd.tracking.engine import WRITE_OPTION
 
@@ -31,6 +36,16 @@ Inserts = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
 log = logging.getLogger(__name__)
 
 _STOP = object()
+# Inline commits between two WAL checkpoints by the thread (SQLite's own default is 1,000 pages).
+CHECKPOINT_EVERY = 200
+
+
+class _Busy(Exception):
+    """The store's write lock is held elsewhere, and the inline connection does not wait."""
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
 
 
 @dataclass
@@ -41,6 +56,7 @@ class _Job:
     waiter: asyncio.Future[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     outcome: tuple[Any, BaseException | None] = field(default=(None, None))
+    checkpoint: bool = False
 
 
 class Writer:
@@ -51,8 +67,14 @@ class Writer:
     connection after the batch's inserts.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 256, inline: bool = False) -> None:
         self._engine = engine
+        self.inline = inline and engine.dialect.name == "sqlite"
+        self._pending: list[_Job] = []
+        self._flush_scheduled = False
+        self._inline_loop: asyncio.AbstractEventLoop | None = None
+        self._inline_conn: Connection | None = None
+        self._since_checkpoint = 0
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -73,6 +95,14 @@ class Writer:
 
     def stop(self) -> None:
         """Finish queued writes, then stop the thread."""
+        # Writes still waiting for their loop's next pass go to the thread, which commits them
+        # before it stops and wakes their callers through their loop.
+        pending, self._pending = self._pending, []
+        for job in pending:
+            self._queue.put(job)
+        if pending:
+            self.start()
+        self._close_inline()
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -91,7 +121,16 @@ class Writer:
         self.start()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, inserts, waiter=waiter, loop=loop))
+        job = _Job(fn, inserts, waiter=waiter, loop=loop)
+        if self._inline_loop is None and self.inline:
+            self._inline_loop = loop
+        if self.inline and loop is self._inline_loop:
+            self._pending.append(job)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush_inline)
+        else:
+            self._queue.put(job)
         return await waiter
 
     def run_sync(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
@@ -109,6 +148,9 @@ class Writer:
             first = self._queue.get()
             if first is _STOP:
                 return
+            if first.checkpoint:  # type: ignore[attr-defined]
+                self._checkpoint()
+                continue
             batch: list[_Job] = [first]  # type: ignore[list-item]
             stop_after = False
             while len(batch) < self._max_batch:
@@ -119,8 +161,11 @@ class Writer:
                 if item is _STOP:
                     stop_after = True
                     break
+                if item.checkpoint:  # type: ignore[attr-defined]
+                    self._checkpoint()
+                    continue
                 batch.append(item)  # type: ignore[arg-type]
-            self._commit(batch)
+            self._commit(batch, self._connection)
             self._settle(batch)
             if stop_after:
                 return
@@ -139,14 +184,22 @@ class Writer:
                 log.debug("closing the writer's connection failed", exc_info=True)
             self._conn = None
 
-    def _transaction(self, jobs: list[_Job]) -> list[Any]:
-        conn = self._connection()
+    def _transaction(self, conn: Connection, jobs: list[_Job]) -> list[Any]:
         try:
-            with conn.begin():
+            try:
+                transaction = conn.begin()
+            except OperationalError as exc:
+                if conn is self._inline_conn and _is_busy(exc):
+                    raise _Busy from exc
+                raise
+            with transaction:
                 return self._apply(conn, jobs)
         except DBAPIError as exc:
             if exc.connection_invalidated:
-                self._disconnect()
+                if conn is self._inline_conn:
+                    self._close_inline()
+                else:
+                    self._disconnect()
             raise
 
     def _apply(self, conn: Connection, jobs: list[_Job]) -> list[Any]:
@@ -162,22 +215,83 @@ class Writer:
                 conn.execute(statement, rows)
         return [job.fn(conn) if job.fn is not None else None for job in jobs]
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job], connect: Callable[[], Connection]) -> list[_Job]:
+        """Commit ``batch``, setting each job's outcome; returns the jobs left undone because
+        the inline connection found the write lock held (the thread's waits instead)."""
         try:
-            results = self._transaction(batch)
+            results = self._transaction(connect(), batch)
+        except _Busy:
+            return batch
         except Exception as exc:
             if len(batch) == 1:
                 batch[0].outcome = (None, exc)
-                return
+                return []
             # One bad write must not fail its neighbours: run each alone to find it.
-            for job in batch:
+            for index, job in enumerate(batch):
                 try:
-                    job.outcome = (self._transaction([job])[0], None)
+                    job.outcome = (self._transaction(connect(), [job])[0], None)
+                except _Busy:
+                    return batch[index:]
                 except Exception as single:
                     job.outcome = (None, single)
-            return
+            return []
         for job, result in zip(batch, results, strict=True):
             job.outcome = (result, None)
+        return []
+
+    # ---- inline: on the event loop ----------------------------------------------------------
+
+    def _inline_connection(self) -> Connection:
+        conn = self._inline_conn
+        if conn is None or conn.invalidated or conn.closed:
+            try:
+                plain = self._engine.connect()  # a read BEGIN: setting pragmas takes no lock
+                # Never wait for the write lock on the loop; never checkpoint on it either.
+                plain.exec_driver_sql("PRAGMA busy_timeout=0")
+                plain.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                plain.commit()
+            except Exception as exc:  # whatever it was, the thread can still try
+                raise _Busy from exc
+            conn = self._inline_conn = plain.execution_options(**{WRITE_OPTION: True})
+        return conn
+
+    def _close_inline(self) -> None:
+        conn, self._inline_conn = self._inline_conn, None
+        if conn is not None:
+            try:
+                conn.invalidate()  # its pragmas must not reach the pool's other users
+                conn.close()
+            except Exception:
+                log.debug("closing the inline connection failed", exc_info=True)
+
+    def _flush_inline(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        undone = self._commit(batch, self._inline_connection)
+        done = batch[: len(batch) - len(undone)]
+        for job in undone:
+            self._queue.put(job)  # the thread waits for the lock, then wakes these callers
+        if undone:
+            self.start()
+        _wake(done)
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._since_checkpoint = 0
+            self.start()
+            self._queue.put(_Job(None, (), checkpoint=True))
+
+    def _checkpoint(self) -> None:
+        # Outside any transaction, on a connection of its own: PASSIVE never blocks writers.
+        try:
+            raw = self._engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
+        except Exception:
+            log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
 
     @staticmethod
     def _settle(batch: list[_Job]) -> None:

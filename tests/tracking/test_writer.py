@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from notifyd.db import write_connection
 from notifyd.models import Notification
 from notifyd.timeutil import utcnow
 from notifyd.tracking import Writer
+from notifyd.tracking import writer as writer_module
 
 NOTES = Notification.__table__  # type: ignore[attr-defined]
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def writer(store: Engine) -> Iterator[Writer]:
-    w = Writer(store)
+@pytest.fixture(params=[False, True], ids=["thread", "inline"])
+def writer(store: Engine, request: pytest.FixtureRequest) -> Iterator[Writer]:
+    w = Writer(store, inline=request.param)
     w.start()
     yield w
     w.stop()
@@ -72,3 +75,49 @@ def test_run_sync_and_stop_drains_the_queue(store: Engine) -> None:
     assert [f.result(timeout=5) for f in futures] == [f"s{i}" for i in range(50)]
     assert writer.run_sync(_insert("after-restart")) == "after-restart"
     writer.stop()
+
+
+@pytest.fixture
+def sqlite_store(migrated: Engine) -> Engine:
+    return migrated
+
+
+async def test_inline_writes_hand_off_when_another_process_holds_the_lock(
+    sqlite_store: Engine,
+) -> None:
+    writer = Writer(sqlite_store, inline=True)
+    assert writer.inline
+    # Another process's writer holds the write lock meanwhile.
+    with write_connection(sqlite_store):
+        pending = asyncio.ensure_future(writer.run(_insert("waited")))
+        ticks = 0
+        for _ in range(20):  # the event loop keeps running while the write waits
+            await asyncio.sleep(0)
+            ticks += 1
+        assert ticks == 20 and not pending.done()
+    assert await asyncio.wait_for(pending, 30) == "waited"
+    assert _count(sqlite_store) == 1
+    writer.stop()
+
+
+async def test_inline_writes_leave_the_wal_checkpoints_to_the_thread(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "CHECKPOINT_EVERY", 3)
+    checkpointed = threading.Event()
+    writer = Writer(sqlite_store, inline=True)
+    original = writer._checkpoint
+
+    def checkpoint() -> None:
+        original()
+        checkpointed.set()
+
+    monkeypatch.setattr(writer, "_checkpoint", checkpoint)
+    for i in range(3):
+        await writer.run(_insert(f"c{i}"))
+    assert await asyncio.to_thread(checkpointed.wait, 30)
+    with sqlite_store.connect() as conn:
+        autocheckpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+    assert autocheckpoint != 0  # the loop's own settings stayed with its connection
+    writer.stop()
+    assert _count(sqlite_store) == 3
