@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 
 from notifyd.db import make_engine, upgrade, write_connection
 from notifyd.timeutil import utcnow
@@ -136,3 +137,31 @@ def test_operators_move_runs_only_along_declared_transitions(
         with store.connect() as conn:
             after = conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id)).scalar_one()
         assert RunStatus(after) in allowed_moves()[RunStatus(before)]
+
+
+def test_claiming_walks_the_due_index_instead_of_sorting_every_due_run(
+    migrated: Engine,
+) -> None:
+
+    statements: list[tuple[str, Any]] = []
+
+    def spy(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM task_run" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(migrated, "before_cursor_execute", spy)
+    try:
+        with write_connection(migrated) as conn:
+            admin.claim_due(conn, now=utcnow(), limit=32, worker="w", lease_until=utcnow())
+    finally:
+        event.remove(migrated, "before_cursor_execute", spy)
+    assert statements
+    with migrated.connect() as conn:
+        for statement, parameters in statements:
+            plan = [
+                row[3]
+                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            ]
+            assert any("ix_task_run_due" in step for step in plan), plan
+            # Only ties on the due time are sorted, never the whole backlog.
+            assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan

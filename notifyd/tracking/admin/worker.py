@@ -56,26 +56,34 @@ def claim_due(
         return []
     caps = dict(queue_free or {})
     full = [name for name, free in caps.items() if free <= 0]
-    query = (
-        select(
-            RUNS.c.id,
-            RUNS.c.task_name,
-            RUNS.c.args,
-            RUNS.c.queue,
-            RUNS.c.label,
-            RUNS.c.attempts,
-            RUNS.c.max_attempts,
-            RUNS.c.interruptions,
+    # One query per due state, each walking the due index in order: a single query over both
+    # states made the store sort every due run to find the first few, and a backlog of
+    # 100,000 runs made each claim slower than the deliveries it fed.
+    due: list[Any] = []
+    for status in CLAIM.source_values:
+        query = (
+            select(
+                RUNS.c.id,
+                RUNS.c.task_name,
+                RUNS.c.args,
+                RUNS.c.queue,
+                RUNS.c.label,
+                RUNS.c.attempts,
+                RUNS.c.max_attempts,
+                RUNS.c.interruptions,
+                RUNS.c.next_attempt_at,
+            )
+            .where(RUNS.c.status == status, RUNS.c.next_attempt_at <= now)
+            .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
+            .limit(limit * 2 if caps else limit)
+            .with_for_update(skip_locked=True)
         )
-        .where(RUNS.c.status.in_(CLAIM.source_values), RUNS.c.next_attempt_at <= now)
-        .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
-        .limit(limit * 2 if caps else limit)
-        .with_for_update(skip_locked=True)
-    )
-    if full:
-        query = query.where(or_(RUNS.c.queue.is_(None), RUNS.c.queue.not_in(full)))
+        if full:
+            query = query.where(or_(RUNS.c.queue.is_(None), RUNS.c.queue.not_in(full)))
+        due += conn.execute(query).all()
+    due.sort(key=lambda row: (row.next_attempt_at, row.id))
     picked: list[Any] = []
-    for row in conn.execute(query):
+    for row in due:
         if len(picked) == limit:
             break
         if row.queue in caps:
