@@ -79,6 +79,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         moment: datetime = value
         return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        # SQLite keeps text: written here at once as SQLAlchemy's SQLite DATETIME writes it
+        # (YYYY-MM-DD HH:MM:SS.ffffff), without its Python formatting of every value.
+        def process(value: Any) -> str | None:
+            moment = self.process_bind_param(value, dialect)
+            return None if moment is None else moment.isoformat(" ", "microseconds")
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

@@ -36,3 +36,24 @@ def test_the_digits_are_the_same_as_the_first_encoding() -> None:
     for value in (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF):
         digits = "".join(clock._PAIRS[(value >> shift) & 1023] for shift in clock._SHIFTS)
         assert digits == _reference(value)
+
+
+def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    ours = clock.UTCDateTime().bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    for moment in (
+        datetime(2026, 12, 1, 23, 20, tzinfo=UTC),
+        datetime(2026, 12, 1, 23, 20, 5, 123, tzinfo=timezone(timedelta(hours=-7))),
+        datetime(1, 1, 1, 0, 0, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ):
+        naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+        assert ours(moment) == theirs(naive)
+    assert ours(None) is None
