@@ -63,16 +63,10 @@ def when(value: datetime | None, *, compact: bool = False, zone: bool = False) -
 
 
 def duration(ms: float | None) -> str:
-    """``850ms``, ``2.4s``, ``3m05s``."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f}ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
+    """``850ms``, ``2.4s``, ``3m05s``, ``2h10m``: compact, for tables at 80 columns."""
+    from notifyd.timeutil import describe_ms
+
+    return "-" if ms is None else describe_ms(ms, sep="")
 
 
 def relative(value: datetime | None) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from notifyd.tracking.clock import UTCDateTime, new_id, utcnow
 
-__all__ = ["UTCDateTime", "new_id", "parse_duration", "parse_since", "utcnow"]
+__all__ = ["UTCDateTime", "describe_ms", "new_id", "parse_duration", "parse_since", "utcnow"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -52,3 +52,21 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"invalid time {text!r}: out of range in UTC") from None
+
+
+def describe_ms(ms: float, *, sep: str = " ") -> str:
+    """A duration for people: ``850 ms``, ``2.4 s``, ``3 m 05 s``, ``2 h 10 m``, ``3 d 4 h``
+    (``sep=""``: ``3m05s``, for narrow tables)."""
+    if ms < 1000:
+        return f"{ms:.0f}{sep}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}{sep}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}{sep}m{sep}{secs:02d}{sep}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}{sep}h{sep}{minutes:02d}{sep}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}{sep}d{sep}{hours}{sep}h"

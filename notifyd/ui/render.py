@@ -16,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from notifyd import __version__
+from notifyd.timeutil import describe_ms
 from notifyd.ui.session import Viewer
 
 TEMPLATES = files("notifyd.ui") / "templates"
@@ -37,21 +38,7 @@ def iso(value: datetime | None) -> str:
 
 def duration(ms: float | None) -> str:
     """``850 ms``, ``2.4 s``, ``3 m 05 s``, ``2 h 10 m``, ``3 d 4 h``."""
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.0f} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} m"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    return "-" if ms is None else describe_ms(ms)
 
 
 def age(value: datetime | None, now: datetime) -> str:
