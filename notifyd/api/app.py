@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from notifyd import __version__, compat
+from notifyd.api.fastaccept import AcceptLane
 from notifyd.api.params import strict_parameters
 from notifyd.api.problems import install_problem_handlers
 from notifyd.api.routes import destinations, health, metrics, notifications, tasks
@@ -50,6 +51,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)
     install_problem_handlers(app)
+    # Added first, so it runs inside the middleware install_security adds (request id, CORS,
+    # the body limit) and before all of FastAPI's own.
+    app.add_middleware(AcceptLane, runtime=runtime)
     install_security(app, settings, runtime)
     app.include_router(notifications.router)
     app.include_router(tasks.router)

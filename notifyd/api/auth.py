@@ -85,14 +85,13 @@ class Guard:
             return False
         return self.insecure_no_auth or not self.tokens.any_ever
 
-    async def authenticate(self, request: Request, token: str | None) -> Principal:
-        """The caller, or Unauthorized / RateLimited."""
+    async def authenticate(self, client: str, token: str | None) -> Principal:
+        """The caller presenting ``token`` from address ``client``, or Unauthorized / RateLimited."""
         await self.tokens.refresh_if_stale()
         if self.is_open():
             return OPEN
         if not token:
             raise Unauthorized("this API needs a token: send `Authorization: Bearer <token>`")
-        client = request.client.host if request.client else "unknown"
         # Take from the client's failure budget before looking, so that a guess made while the
         # budget is empty is refused unseen; a good token gives it back.
         wait = self.failures.acquire(client)
@@ -114,11 +113,9 @@ class Guard:
         self.tokens.touch(info)
         return Principal(name=info.name, scope=info.scope, destination=info.destination)
 
-    async def admit(
-        self, request: Request, token: str | None, allowed: frozenset[Scope]
-    ) -> Principal:
+    async def admit(self, client: str, token: str | None, allowed: frozenset[Scope]) -> Principal:
         """The caller if its scope is one of ``allowed`` (``admin`` always is), else Forbidden."""
-        principal = await self.authenticate(request, token)
+        principal = await self.authenticate(client, token)
         if principal.scope not in allowed and principal.scope != Scope.admin:
             wanted = " or ".join(sorted({*allowed, Scope.admin}))
             raise Forbidden(
@@ -127,9 +124,13 @@ class Guard:
         return principal
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, as FastAPI's HTTPBearer reads it."""
-    authorization = request.headers.get("Authorization")
+def client_host(request: Request) -> str:
+    """The address the request came from, as the failure rate limit counts it."""
+    return request.client.host if request.client else "unknown"
+
+
+def token_of(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` value, as FastAPI's HTTPBearer reads it."""
     scheme, credentials = get_authorization_scheme_param(authorization)
     if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
         return None
@@ -151,7 +152,7 @@ def require_scope(*scopes: Scope) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         token = credentials.credentials if credentials else None
-        return await get_guard(request).admit(request, token, allowed)
+        return await get_guard(request).admit(client_host(request), token, allowed)
 
     dependency.__name__ = f"require_{'_or_'.join(sorted(allowed))}"
     return dependency

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from notifyd.api.auth import Principal, get_guard
+from notifyd.api.auth import Principal, client_host, get_guard
 from notifyd.errors import Forbidden, Unauthorized
 from notifyd.tokens import Scope
 
@@ -75,7 +75,7 @@ def token_from_auth_param(value: str) -> str | None:
 async def authenticate(request: Request, token: str | None) -> Caller:
     """The caller presenting ``token``, allowed to send; Unauthorized / Forbidden / RateLimited."""
     guard = get_guard(request)
-    principal = await guard.authenticate(request, token)
+    principal = await guard.authenticate(client_host(request), token)
     if principal.scope not in SENDERS:
         raise Forbidden(
             f"sending needs a token with scope send or admin; {principal.name!r} has "

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import Connection
 from starlette.responses import RedirectResponse, Response
 
-from notifyd.api.auth import get_guard
+from notifyd.api.auth import client_host, get_guard
 from notifyd.api.deps import ConnDep, RuntimeDep
 from notifyd.errors import Forbidden, InvalidInput, NotifydError, from_tracking
 from notifyd.runtime import Runtime
@@ -84,7 +84,7 @@ async def login(request: Request) -> Response:
     token = form.get("token", "").strip()[: MAX_TOKEN_CHARS + 1]
     guard = get_guard(request)
     try:
-        principal = await guard.authenticate(request, token)
+        principal = await guard.authenticate(client_host(request), token)
     except NotifydError as exc:
         # The form is shown again with the reason (200: it is the page asked for, not a failed
         # load; a rate limit keeps its status and Retry-After).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import fastapi.routing
@@ -13,11 +14,12 @@ from sqlalchemy import Engine, func, select
 
 from notifyd.api.app import create_app
 from notifyd.config import DestinationSettings, Settings
-from notifyd.db import write_session
+from notifyd.db import engine_for, upgrade, write_session
 from notifyd.models import Notification
 from notifyd.tokens import Scope
 from notifyd.tokens import create_token as create_bound
 from tests.api.security_support import bearer, create_token
+from tests.conftest import make_settings
 
 NOTE = {"to": ["a@example.com"], "subject": "Hi", "message": "Hello"}
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
@@ -120,3 +122,43 @@ def test_a_token_bound_to_a_destination_sends_there_only(
                 **bearer(token),
             )
             assert allowed.status_code == 202, allowed.text
+
+
+def test_the_lane_answers_inside_the_request_id_and_with_the_apps_problems(
+    app: FastAPI, migrated: Engine, solved: list[str]
+) -> None:
+    create_token(migrated, "sender", Scope.send)
+    raw = json.dumps(NOTE).encode()
+    with TestClient(app) as client:
+        refused = _post(client, "application/json", raw, **{"X-Request-ID": "trace-1"})
+    assert solved == []  # answered by the lane, errors included
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["x-request-id"] == "trace-1"
+    assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert refused.json()["instance"] == "/v1/notifications"
+
+
+def test_accepted_answers_carry_a_request_id(client: TestClient) -> None:
+    raw = json.dumps(NOTE).encode()
+    offered = _post(client, "application/json", raw, **{"X-Request-ID": "abc.123"})
+    assert offered.headers["x-request-id"] == "abc.123"
+    made = _post(client, "application/json", raw, **{"X-Request-ID": "bad id\twith tab"})
+    assert made.status_code == 202 and len(made.headers["x-request-id"]) == 16
+
+
+def test_a_failed_token_is_charged_once_to_the_failure_budget(
+    tmp_path: Path, solved: list[str]
+) -> None:
+    settings = make_settings(tmp_path / "home", auth_failure_burst=3)
+    engine = engine_for(settings)
+    upgrade(engine)
+    create_token(engine, "sender", Scope.send)
+    raw = json.dumps(NOTE).encode()
+    with TestClient(create_app(settings)) as client:
+        answers = [
+            _post(client, "application/json", raw, **bearer("wrong")).status_code for _ in range(4)
+        ]
+    engine.dispose()
+    assert answers == [401, 401, 401, 429]
+    assert solved == []

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Response, status
 
 from notifyd.api.auth import ReadOwnCaller, SendCaller
 from notifyd.api.deps import ConnDep, RuntimeDep
-from notifyd.api.fastaccept import AcceptRoute, accept
+from notifyd.api.fastaccept import accept
 from notifyd.api.problems import problem_responses
 from notifyd.models import NotificationAccepted, NotificationCreate, NotificationPublic
 from notifyd.notifications import views
@@ -32,7 +32,7 @@ async def create_notification(
     ] = None,
 ) -> NotificationAccepted:
     """Accept a notification: it is stored durably before the 202, then delivered in the background."""
-    # The common request never gets here: AcceptRoute answers it with the same accept().
+    # The common request never gets here: AcceptLane answers it with the same accept().
     accepted, headers = await accept(runtime, tasks, body, caller, idempotency_key)
     response.headers.update(headers)
     return accepted
@@ -44,7 +44,6 @@ router.add_api_route(
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     responses=problem_responses(409, 422),
-    route_class_override=AcceptRoute,
 )
 
 
