@@ -24,10 +24,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Table, insert
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from notifyd.tracking.engine import WRITE_OPTION
+from notifyd.tracking.rowinsert import RowInserts
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
@@ -82,7 +83,7 @@ class Writer:
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
-        self._inserts: dict[Table, Insert] = {}
+        self._rows = RowInserts()
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -209,10 +210,7 @@ class Writer:
                 merged.setdefault(table, []).extend(rows)
         for table, rows in merged.items():
             if rows:
-                statement = self._inserts.get(table)
-                if statement is None:
-                    statement = self._inserts[table] = insert(table)
-                conn.execute(statement, rows)
+                self._rows.insert(conn, table, rows)
         return [job.fn(conn) if job.fn is not None else None for job in jobs]
 
     def _commit(self, batch: list[_Job], connect: Callable[[], Connection]) -> list[_Job]:

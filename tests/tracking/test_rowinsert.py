@@ -1,0 +1,105 @@
+"""RowInserts stores exactly what SQLAlchemy's own executemany stores, and leaves it the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from notifyd.tracking import schema
+from notifyd.tracking.admin import RUNS
+from notifyd.tracking.rowinsert import RowInserts
+
+WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Any) -> Iterator[Engine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    schema.install(engine)
+    yield engine
+    engine.dispose()
+
+
+def _run(run_id: str, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "id": run_id,
+        "task_name": "deliver",
+        "queue": "email",
+        "label": "ünïcode <b>label</b>",
+        "ref": "ntf_1",
+        "args": {"to": ["a@example.com"], "n": 3, "nested": {"x": None}},
+        "status": "queued",
+        "attempts": 0,
+        "max_attempts": 8,
+        "interruptions": 0,
+        "created_at": WHEN,
+        "updated_at": WHEN,
+        "next_attempt_at": WHEN + timedelta(hours=2),
+    }
+    return {**row, **overrides}
+
+
+def _raw_rows(engine: Engine, ids: list[str]) -> list[tuple[Any, ...]]:
+    """The rows as SQLite holds them (text, not what the types make of it on the way out)."""
+    marks = ",".join("?" * len(ids))
+    with engine.connect() as conn:
+        query = f"SELECT * FROM task_run WHERE id IN ({marks}) ORDER BY id"
+        return [tuple(row) for row in conn.exec_driver_sql(query, tuple(ids))]
+
+
+def test_stores_exactly_what_sqlalchemy_stores(engine: Engine) -> None:
+    ours = [_run("run_a1"), _run("run_a2", next_attempt_at=None, label=None)]
+    theirs = [_run("run_b1"), _run("run_b2", next_attempt_at=None, label=None)]
+    with engine.begin() as conn:
+        RowInserts().insert(conn, RUNS, ours)
+        conn.execute(insert(RUNS), theirs)
+    mine, reference = (
+        _raw_rows(engine, ["run_a1", "run_a2"]),
+        _raw_rows(engine, ["run_b1", "run_b2"]),
+    )
+    assert [row[1:] for row in mine] == [row[1:] for row in reference]
+    with engine.connect() as conn:
+        back = conn.execute(select(RUNS).where(RUNS.c.id == "run_a1")).one()
+    assert back.created_at == WHEN and back.args == ours[0]["args"]
+    assert back.crashes == 0  # a server default is left to the database
+
+
+def test_a_python_side_default_is_filled_in_by_sqlalchemy(engine: Engine) -> None:
+    table = Table(
+        "defaults", MetaData(), Column("id", String, primary_key=True),
+        Column("n", Integer, default=7), Column("doc", JSON),
+    )  # fmt: skip
+    table.create(engine)
+    with engine.begin() as conn:
+        RowInserts().insert(conn, table, [{"id": "a", "doc": [1]}, {"id": "b", "doc": None}])
+        rows = conn.execute(select(table).order_by(table.c.id)).all()
+    assert [tuple(row) for row in rows] == [("a", 7, [1]), ("b", 7, None)]
+
+
+def test_errors_are_sqlalchemys_own(engine: Engine) -> None:
+    inserts = RowInserts()
+    with pytest.raises(StatementError, match="next_attempt_at"), engine.begin() as conn:
+        rows = [_run("run_c1"), _run("run_c2")]
+        del rows[1]["next_attempt_at"]  # a row without a column the first one has
+        inserts.insert(conn, RUNS, rows)
+    with engine.begin() as conn:
+        inserts.insert(conn, RUNS, [_run("run_d1")])
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        inserts.insert(conn, RUNS, [_run("run_d1")])  # the same id again
+    assert len(_raw_rows(engine, ["run_c1", "run_c2", "run_d1"])) == 1
