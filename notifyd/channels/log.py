@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.timeutil import utcnow
+
+# How often to look whether the file was moved away (log rotation): a stat per line was a
+# tenth of a delivery's cost, and lines written meanwhile land in the moved file, not nowhere.
+REOPEN_CHECK_SECONDS = 1.0
 
 
 def non_blank(recipient: str) -> str:
@@ -29,6 +35,7 @@ class LogChannel(Channel):
         self._lock = threading.Lock()
         self._handle: TextIO | None = None
         self._inode: int | None = None
+        self._checked = 0.0
 
     def validate_recipient(self, recipient: str) -> str:
         """Any non-blank name is a valid log recipient."""
@@ -64,8 +71,12 @@ class LogChannel(Channel):
 
     def _open(self) -> TextIO:
         # Reopen when the file was moved or deleted (log rotation) since it was opened.
+        now = time.monotonic()
+        if self._handle is not None and now - self._checked < REOPEN_CHECK_SECONDS:
+            return self._handle
+        self._checked = now
         try:
-            inode: int | None = self.path.stat().st_ino
+            inode: int | None = os.stat(self.path).st_ino
         except FileNotFoundError:
             inode = None
         if self._handle is None or inode != self._inode:

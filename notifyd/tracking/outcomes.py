@@ -69,6 +69,13 @@ def _clean_json(value: Any) -> Any:
 
 def storable(result: AttemptResult) -> AttemptResult:
     """The result with every text and JSON value in a form any store accepts."""
+    if (
+        result.error_type is None
+        and result.error_message is None
+        and result.traceback is None
+        and result.response is None
+    ):
+        return result  # nothing to clean (most successes)
     return dataclasses.replace(
         result,
         error_type=_clean_text(result.error_type) if result.error_type else result.error_type,

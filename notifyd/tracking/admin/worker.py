@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
+    Select,
     and_,
     bindparam,
     delete,
@@ -37,6 +39,53 @@ from notifyd.tracking.outcomes import AttemptResult
 # ---- the worker's operations ----------------------------------------------------------------
 
 
+def _due(status: str, *, skipping_full: bool) -> Select[Any]:
+    query = (
+        select(
+            RUNS.c.id,
+            RUNS.c.task_name,
+            RUNS.c.args,
+            RUNS.c.queue,
+            RUNS.c.label,
+            RUNS.c.attempts,
+            RUNS.c.max_attempts,
+            RUNS.c.interruptions,
+            RUNS.c.next_attempt_at,
+        )
+        .where(RUNS.c.status == status, RUNS.c.next_attempt_at <= bindparam("b_now"))
+        .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
+        .limit(bindparam("b_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+    if skipping_full:
+        skipped = RUNS.c.queue.not_in(bindparam("b_full", expanding=True))
+        query = query.where(or_(RUNS.c.queue.is_(None), skipped))
+    return query
+
+
+# Built once: building them for every claim cost more than running them.
+_DUE = {
+    (status, skipping_full): _due(status, skipping_full=skipping_full)
+    for status in CLAIM.source_values
+    for skipping_full in (False, True)
+}
+_CLAIM_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("b_id"))
+    .values(
+        status=RunStatus.running.value,
+        attempts=bindparam("b_attempt"),
+        worker=bindparam("b_worker"),
+        lease_expires_at=bindparam("b_lease", type_=RUNS.c.lease_expires_at.type),
+        started_at=func.coalesce(
+            RUNS.c.started_at, bindparam("b_now", type_=RUNS.c.started_at.type)
+        ),
+        updated_at=bindparam("b_now", type_=RUNS.c.updated_at.type),
+    )
+)
+_NEW_ATTEMPT = insert(ATTEMPTS)
+
+
 def claim_due(
     conn: Connection,
     *,
@@ -60,27 +109,11 @@ def claim_due(
     # states made the store sort every due run to find the first few, and a backlog of
     # 100,000 runs made each claim slower than the deliveries it fed.
     due: list[Any] = []
+    params: dict[str, Any] = {"b_now": now, "b_limit": limit * 2 if caps else limit}
+    if full:
+        params["b_full"] = full
     for status in CLAIM.source_values:
-        query = (
-            select(
-                RUNS.c.id,
-                RUNS.c.task_name,
-                RUNS.c.args,
-                RUNS.c.queue,
-                RUNS.c.label,
-                RUNS.c.attempts,
-                RUNS.c.max_attempts,
-                RUNS.c.interruptions,
-                RUNS.c.next_attempt_at,
-            )
-            .where(RUNS.c.status == status, RUNS.c.next_attempt_at <= now)
-            .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
-            .limit(limit * 2 if caps else limit)
-            .with_for_update(skip_locked=True)
-        )
-        if full:
-            query = query.where(or_(RUNS.c.queue.is_(None), RUNS.c.queue.not_in(full)))
-        due += conn.execute(query).all()
+        due += conn.execute(_DUE[status, bool(full)], params).all()
     due.sort(key=lambda row: (row.next_attempt_at, row.id))
     picked: list[Any] = []
     for row in due:
@@ -94,20 +127,20 @@ def claim_due(
     if not picked:
         return []
     conn.execute(
-        update(RUNS)
-        .where(RUNS.c.id == bindparam("b_id"))
-        .values(
-            status=RunStatus.running.value,
-            attempts=bindparam("b_attempt"),
-            worker=worker,
-            lease_expires_at=lease_until,
-            started_at=func.coalesce(RUNS.c.started_at, now),
-            updated_at=now,
-        ),
-        [{"b_id": row.id, "b_attempt": row.attempts + 1} for row in picked],
+        _CLAIM_RUN,
+        [
+            {
+                "b_id": row.id,
+                "b_attempt": row.attempts + 1,
+                "b_worker": worker,
+                "b_lease": lease_until,
+                "b_now": now,
+            }
+            for row in picked
+        ],
     )
     conn.execute(
-        insert(ATTEMPTS),
+        _NEW_ATTEMPT,
         [
             {
                 "run_id": row.id,
