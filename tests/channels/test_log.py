@@ -33,7 +33,7 @@ def test_lines_are_json_and_a_rotated_file_is_reopened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [100.0]
-    monkeypatch.setattr(log_channel.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("notifyd.channels.log.time.monotonic", lambda: now[0])
     path = tmp_path / "logs" / "deliveries.log"
     channel = LogChannel(path)
 
