@@ -85,18 +85,30 @@ class Metrics:
             "notifyd_runs_in_flight", "Runs this process is executing now.", registry=self.registry
         ).set_function(in_flight)
         self.registry.register(QueueCollector(engine, clock))
+        # The labelled children, looked up once (``labels()`` costs more than ``inc()``); the
+        # keys are channel names and outcomes, so these stay small.
+        self._accepted_children: dict[str, tuple[Counter, Counter]] = {}
+        self._attempt_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe_accepted(self, accepted: NotificationAccepted) -> None:
         """Count a newly accepted notification (not a replay)."""
-        channel = accepted.tasks[0].channel if accepted.tasks else None
-        self.accepted.labels(channel or "-").inc()
-        self.runs_created.labels(channel or "-").inc(len(accepted.tasks))
+        channel = (accepted.tasks[0].channel if accepted.tasks else None) or "-"
+        children = self._accepted_children.get(channel)
+        if children is None:
+            children = (self.accepted.labels(channel), self.runs_created.labels(channel))
+            self._accepted_children[channel] = children
+        children[0].inc()
+        children[1].inc(len(accepted.tasks))
 
     def observe_attempt(self, run: ClaimedRun, result: AttemptResult) -> None:
         """Count a finished attempt and its duration."""
-        channel = run.queue or "-"
-        self.attempts.labels(channel, result.outcome.value).inc()
-        self.attempt_seconds.labels(channel).observe(result.duration_ms / 1000)
+        key = (run.queue or "-", result.outcome.value)
+        children = self._attempt_children.get(key)
+        if children is None:
+            children = (self.attempts.labels(*key), self.attempt_seconds.labels(key[0]))
+            self._attempt_children[key] = children
+        children[0].inc()
+        children[1].observe(result.duration_ms / 1000)
 
     def render(self) -> bytes:
         """The exposition text (reads the store for the queue figures)."""

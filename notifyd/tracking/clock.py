@@ -86,6 +86,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite keeps text: written here at once as SQLAlchemy's SQLite DATETIME writes it
         # (YYYY-MM-DD HH:MM:SS.ffffff), without its Python formatting of every value.
         def process(value: Any) -> str | None:
+            if value.__class__ is datetime and value.tzinfo is UTC:
+                # Already UTC (every time notifyd makes): drop the "+00:00" the text ends with.
+                text: str = value.isoformat(" ", "microseconds")
+                return text[:-6]
             moment = self.process_bind_param(value, dialect)
             return None if moment is None else moment.isoformat(" ", "microseconds")
 

@@ -119,7 +119,6 @@ class Writer:
 
     async def run(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
         """Run a write in the next group commit and wait for that commit."""
-        self.start()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
         job = _Job(fn, inserts, waiter=waiter, loop=loop)
@@ -131,6 +130,7 @@ class Writer:
                 self._flush_scheduled = True
                 loop.call_soon(self._flush_inline)
         else:
+            self.start()
             self._queue.put(job)
         return await waiter
 
