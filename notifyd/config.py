@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     access_log: bool = False
+    # FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
+    # providers). Off unless asked for: notifyd has /metrics, and the check costs every request.
+    opentelemetry: bool = False
 
     # Security (README "Security"): 0 disables a rate limit.
     rate_limit_burst: int = Field(default=DEFAULT_RATE_LIMIT_BURST, ge=0)

@@ -10,7 +10,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, WithJsonSchema, field_validator, model_validator
 from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
@@ -154,7 +154,7 @@ class TaskPage(SQLModel):
     next_cursor: str | None
 
 
-class TaskSummary(SQLModel):
+class TaskSummary(BaseModel):
     """A run as the submit response names it."""
 
     id: str
@@ -163,7 +163,7 @@ class TaskSummary(SQLModel):
     status: RunStatus
 
 
-class NotificationAccepted(SQLModel):
+class NotificationAccepted(BaseModel):
     """What ``POST /v1/notifications`` answers: the notification id and one task per recipient."""
 
     id: str
@@ -278,7 +278,7 @@ def parse_delay(value: str | float) -> timedelta:
     return found
 
 
-class NotificationCreate(SQLModel):
+class NotificationCreate(BaseModel):
     """A notification to send: through ``channel`` (default ``log``) to one or more recipients,
     or to a ``destination`` configured on the server (which brings its channel and recipients)."""
 

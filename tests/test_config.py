@@ -45,3 +45,13 @@ def test_config_path_can_be_given_directly(tmp_path: Path) -> None:
 def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_fastapi_opentelemetry_is_off_unless_asked_for(tmp_path: Path) -> None:
+    from notifyd.api.app import create_app
+    from tests.conftest import make_settings
+
+    for asked in (False, True):
+        app = create_app(make_settings(tmp_path / "home", opentelemetry=asked))
+        config = app._telemetry  # FastAPI's own record of what it was given
+        assert (config["tracing"], config["metrics"], config["logs"]) == (asked, asked, asked)

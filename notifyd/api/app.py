@@ -47,6 +47,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         summary="Accept notifications at once; deliver them durably; see every run.",
         lifespan=lifespan,
         dependencies=[Depends(strict_parameters)],
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)

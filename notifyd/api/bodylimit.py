@@ -1,12 +1,12 @@
 """Refuse request bodies over a size limit with 413, counting the bytes as they stream in.
 
-A declared ``Content-Length`` over the limit is refused before anything is read; a chunked body
-(no length) is counted as it arrives and refused as soon as it crosses the limit.
+A declared ``Content-Length`` over the limit is refused before anything is read; one within it
+needs no counting (the server hands on exactly that many bytes); a chunked body (no length) is
+counted as it arrives and refused as soon as it crosses the limit.
 """
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,11 +31,21 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        declared = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
+            elif name == b"transfer-encoding":
+                chunked = True
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             error = BodyTooLarge(self.max_bytes)
             response = problem_response(413, error.detail, instance=scope.get("path"))
             await response(scope, receive, send)
+            return
+        if declared is not None and declared.isdigit() and not chunked:
+            # The server delivers exactly the declared length, already known to be within it.
+            await self.app(scope, receive, send)
             return
 
         received = 0

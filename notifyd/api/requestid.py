@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 import re
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "X-Request-ID"
+_NAME = HEADER.lower().encode()
 # A caller's own id is kept only when it cannot smuggle anything into a log line.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -31,13 +31,19 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        offered = Headers(scope=scope).get(HEADER, "")
+        offered = ""
+        for name, value in scope["headers"]:
+            if name == _NAME:
+                offered = value.decode("latin-1")
+                break
         request_id = offered if _SAFE_ID.fullmatch(offered) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        header = (_NAME, request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[HEADER] = request_id
+                kept = [h for h in message.get("headers", ()) if h[0].lower() != _NAME]
+                message["headers"] = [*kept, header]
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -68,7 +68,16 @@ def test_limit_is_configurable(tmp_path: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_middleware_counts_streamed_bytes() -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        # A small length beside chunked encoding claims nothing: the chunks are counted.
+        [(b"content-length", b"10"), (b"transfer-encoding", b"chunked")],
+    ],
+    ids=["no length", "length and chunked"],
+)
+async def test_middleware_counts_streamed_bytes(headers: list[tuple[bytes, bytes]]) -> None:
     """Raw ASGI: a body with no Content-Length, in parts, stops being read once over the limit."""
     read: list[int] = []
 
@@ -94,7 +103,7 @@ async def test_middleware_counts_streamed_bytes() -> None:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": []}
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
     await BodyLimitMiddleware(app, max_bytes=100)(scope, receive, send)
     assert sent[0]["status"] == 413
     assert sum(read) <= 100  # the app never saw the byte that crossed the limit

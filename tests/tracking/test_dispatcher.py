@@ -224,10 +224,13 @@ async def test_lease_is_renewed_while_a_run_is_running(
         run = await wait_status(store, run_id, "running")
         first_lease = run.lease_expires_at
         assert first_lease is not None
+        lease = timedelta(seconds=0.3)
         for _ in range(5):  # 1 s of fake time in steps shorter than the lease
             clock.advance(0.2)
+            # Renewed since this step (a full lease from now): only then step again, or two
+            # steps could pass between a renewal and the sweep that follows it.
             await wait_until(
-                lambda: (load_run(store, run_id).lease_expires_at or first_lease) > clock()
+                lambda: (load_run(store, run_id).lease_expires_at or first_lease) >= clock() + lease
             )
         # The sweep ran meanwhile (every 0.05 s) and left the renewed run alone.
         assert load_run(store, run_id).status == "running"
