@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from notifyd.tracking.bulk import insert_rows
 from notifyd.tracking.engine import WRITE_OPTION
-from notifyd.tracking.rowinsert import RowInserts
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
@@ -83,7 +83,6 @@ class Writer:
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
-        self._rows = RowInserts()
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -210,7 +209,7 @@ class Writer:
                 merged.setdefault(table, []).extend(rows)
         for table, rows in merged.items():
             if rows:
-                self._rows.insert(conn, table, rows)
+                insert_rows(conn, table, rows)
         return [job.fn(conn) if job.fn is not None else None for job in jobs]
 
     def _commit(self, batch: list[_Job], connect: Callable[[], Connection]) -> list[_Job]:

@@ -29,6 +29,7 @@ from notifyd.tracking.admin.records import (
     TALLY,
     ClaimedRun,
 )
+from notifyd.tracking.bulk import execute_many, insert_rows
 from notifyd.tracking.models import (
     CLAIM,
     Outcome,
@@ -83,7 +84,6 @@ _CLAIM_RUN = (
         updated_at=bindparam("b_now", type_=RUNS.c.updated_at.type),
     )
 )
-_NEW_ATTEMPT = insert(ATTEMPTS)
 
 
 def claim_due(
@@ -126,7 +126,8 @@ def claim_due(
         picked.append(row)
     if not picked:
         return []
-    conn.execute(
+    execute_many(
+        conn,
         _CLAIM_RUN,
         [
             {
@@ -139,8 +140,9 @@ def claim_due(
             for row in picked
         ],
     )
-    conn.execute(
-        _NEW_ATTEMPT,
+    insert_rows(
+        conn,
+        ATTEMPTS,
         [
             {
                 "run_id": row.id,
@@ -217,7 +219,8 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
     """
     if not results:
         return 0
-    conn.execute(
+    execute_many(
+        conn,
         _FINISH_ATTEMPT,
         [
             {
@@ -235,7 +238,8 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
             for r in results
         ],
     )
-    outcome = conn.execute(
+    return execute_many(
+        conn,
         _FINISH_RUN,
         [
             {
@@ -251,7 +255,6 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
             for r in results
         ],
     )
-    return outcome.rowcount
 
 
 def renew_leases(conn: Connection, run_ids: Iterable[str], *, worker: str, until: datetime) -> int:

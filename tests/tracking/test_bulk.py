@@ -1,4 +1,4 @@
-"""RowInserts stores exactly what SQLAlchemy's own executemany stores, and leaves it the rest."""
+"""The short way stores exactly what SQLAlchemy's own executemany stores, and leaves it the rest."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from notifyd.tracking import schema
 from notifyd.tracking.admin import RUNS
-from notifyd.tracking.rowinsert import RowInserts
+from notifyd.tracking.bulk import execute_many, insert_rows
 
 WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -67,7 +67,7 @@ def test_stores_exactly_what_sqlalchemy_stores(engine: Engine) -> None:
     ours = [_run("run_a1"), _run("run_a2", next_attempt_at=None, label=None)]
     theirs = [_run("run_b1"), _run("run_b2", next_attempt_at=None, label=None)]
     with engine.begin() as conn:
-        RowInserts().insert(conn, RUNS, ours)
+        insert_rows(conn, RUNS, ours)
         conn.execute(insert(RUNS), theirs)
     mine, reference = (
         _raw_rows(engine, ["run_a1", "run_a2"]),
@@ -87,19 +87,54 @@ def test_a_python_side_default_is_filled_in_by_sqlalchemy(engine: Engine) -> Non
     )  # fmt: skip
     table.create(engine)
     with engine.begin() as conn:
-        RowInserts().insert(conn, table, [{"id": "a", "doc": [1]}, {"id": "b", "doc": None}])
+        insert_rows(conn, table, [{"id": "a", "doc": [1]}, {"id": "b", "doc": None}])
         rows = conn.execute(select(table).order_by(table.c.id)).all()
     assert [tuple(row) for row in rows] == [("a", 7, [1]), ("b", 7, None)]
 
 
 def test_errors_are_sqlalchemys_own(engine: Engine) -> None:
-    inserts = RowInserts()
     with pytest.raises(StatementError, match="next_attempt_at"), engine.begin() as conn:
         rows = [_run("run_c1"), _run("run_c2")]
         del rows[1]["next_attempt_at"]  # a row without a column the first one has
-        inserts.insert(conn, RUNS, rows)
+        insert_rows(conn, RUNS, rows)
     with engine.begin() as conn:
-        inserts.insert(conn, RUNS, [_run("run_d1")])
+        insert_rows(conn, RUNS, [_run("run_d1")])
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        inserts.insert(conn, RUNS, [_run("run_d1")])  # the same id again
+        insert_rows(conn, RUNS, [_run("run_d1")])  # the same id again
     assert len(_raw_rows(engine, ["run_c1", "run_c2", "run_d1"])) == 1
+
+
+def test_execute_many_updates_exactly_as_sqlalchemy_does(engine: Engine) -> None:
+    from notifyd.tracking.admin.worker import _CLAIM_RUN
+
+    with engine.begin() as conn:
+        insert_rows(conn, RUNS, [_run(f"run_{n}") for n in "abcd"])
+    later = WHEN + timedelta(minutes=5)
+
+    def claim(ids: str) -> list[dict[str, Any]]:
+        return [
+            {"b_id": f"run_{n}", "b_attempt": 1, "b_worker": "w1", "b_lease": later, "b_now": later}
+            for n in ids
+        ]
+
+    with engine.begin() as conn:
+        assert execute_many(conn, _CLAIM_RUN, claim("ab")) == 2
+        conn.execute(_CLAIM_RUN, claim("cd"))  # SQLAlchemy's own way
+        assert execute_many(conn, _CLAIM_RUN, claim("x")) == 0  # matched nothing
+    ours, theirs = _raw_rows(engine, ["run_a", "run_b"]), _raw_rows(engine, ["run_c", "run_d"])
+    assert [row[1:] for row in ours] == [row[1:] for row in theirs]
+    with engine.connect() as conn:
+        back = conn.execute(select(RUNS).where(RUNS.c.id == "run_a")).one()
+    # The statement's own fixed value (status) and the rows' values, each as its type binds it.
+    assert (back.status, back.worker, back.lease_expires_at) == ("running", "w1", later)
+    assert back.started_at == later
+
+
+def test_execute_many_leaves_a_missing_parameter_to_sqlalchemy(engine: Engine) -> None:
+    from notifyd.tracking.admin.worker import _CLAIM_RUN
+
+    with engine.begin() as conn:
+        insert_rows(conn, RUNS, [_run("run_e")])
+    row = {"b_id": "run_e", "b_attempt": 1, "b_worker": "w", "b_lease": WHEN, "b_now": WHEN}
+    with pytest.raises(StatementError, match="b_lease"), engine.begin() as conn:
+        execute_many(conn, _CLAIM_RUN, [row, {k: v for k, v in row.items() if k != "b_lease"}])
