@@ -18,8 +18,8 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
-from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any]
 Row = Mapping[str, Any]

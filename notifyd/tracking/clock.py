@@ -85,11 +85,21 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         # SQLite keeps text: written here at once as SQLAlchemy's SQLite DATETIME writes it
         # (YYYY-MM-DD HH:MM:SS.ffffff), without its Python formatting of every value.
+        # A write binds the same moment many times (a run's created, updated and due times; a
+        # claim's "now" for every run it takes): the last one's text is kept, as one tuple so
+        # that a thread never pairs one moment with another's text.
+        last: tuple[Any, str] = (None, "")
+
         def process(value: Any) -> str | None:
+            nonlocal last
+            seen = last
+            if value is seen[0] and value is not None:
+                return seen[1]
             if value.__class__ is datetime and value.tzinfo is UTC:
                 # Already UTC (every time notifyd makes): drop the "+00:00" the text ends with.
-                text: str = value.isoformat(" ", "microseconds")
-                return text[:-6]
+                text: str = value.isoformat(" ", "microseconds")[:-6]
+                last = (value, text)
+                return text
             moment = self.process_bind_param(value, dialect)
             return None if moment is None else moment.isoformat(" ", "microseconds")
 

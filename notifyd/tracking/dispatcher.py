@@ -199,10 +199,20 @@ class Dispatcher:
             self._wake.clear()
 
     async def _tick(self) -> None:
-        await self._flush()
         mono = time.monotonic()
         sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
         renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
+        if not (sweep_due or (self._running and renew_due)):
+            # The common pass: recording the outcomes and the next claim are queued in the same
+            # pass of the loop, so they share one group commit (one pass, not two, per cycle).
+            flushing = asyncio.ensure_future(self._flush()) if self._results else None
+            try:
+                await self._claim()
+            finally:
+                if flushing is not None:
+                    await flushing
+            return
+        await self._flush()
         # Renewing before each sweep means a sweep never takes this worker's own live runs.
         if self._running and (renew_due or sweep_due):
             self._last_renew = mono

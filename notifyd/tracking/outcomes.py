@@ -67,13 +67,26 @@ def _clean_json(value: Any) -> Any:
     return _clean_text(str(value))  # not JSON: keep what it says
 
 
+def _is_clean(value: Any) -> bool:
+    """Whether ``value`` is already what ``_clean_json`` would make of it (the common case)."""
+    if isinstance(value, str):
+        return "\x00" not in value and (value.isascii() or _clean_text(value) == value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_clean(k) and _is_clean(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_clean(v) for v in value)
+    if value is None or isinstance(value, bool | int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
 def storable(result: AttemptResult) -> AttemptResult:
     """The result with every text and JSON value in a form any store accepts."""
     if (
         result.error_type is None
         and result.error_message is None
         and result.traceback is None
-        and result.response is None
+        and _is_clean(result.response)
     ):
         return result  # nothing to clean (most successes)
     return dataclasses.replace(

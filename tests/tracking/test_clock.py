@@ -56,4 +56,5 @@ def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
     ):
         naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
         assert ours(moment) == theirs(naive)
+        assert ours(moment) == theirs(naive)  # the same moment again (kept from the last)
     assert ours(None) is None

@@ -67,3 +67,21 @@ def test_success_records_a_dict_answer_only() -> None:
     assert (
         outcomes.succeeded(_run(1), "text", started=time.perf_counter(), now=NOW).response is None
     )
+
+
+def test_storable_keeps_a_clean_outcome_and_cleans_the_rest() -> None:
+    clean = outcomes.succeeded(
+        _run(1), {"file": "/var/log/x", "n": 1, "ok": True, "é": ["ü", None, 1.5]},
+        started=time.perf_counter(), now=NOW,
+    )  # fmt: skip
+    assert outcomes.storable(clean) is clean
+    for response, stored in [
+        ({"a": "nul\x00here"}, {"a": "nul\\0here"}),
+        ({"a": "lone \udcff surrogate"}, {"a": "lone ? surrogate"}),
+        ({"a": float("nan")}, {"a": "nan"}),
+        ({1: "int key"}, {"1": "int key"}),
+        ({"a": ("tuple", 1)}, {"a": ["tuple", 1]}),
+        ({"a": object}, {"a": "<class 'object'>"}),
+    ]:
+        result = outcomes.succeeded(_run(1), response, started=time.perf_counter(), now=NOW)
+        assert outcomes.storable(result).response == stored
