@@ -21,7 +21,7 @@ from sqlmodel import Session
 import migrations
 from notifyd.config import Settings
 from notifyd.errors import ConfigError, SchemaError, StoreUnavailable
-from notifyd.tracking.engine import WRITE_OPTION, prepare_sqlite
+from notifyd.tracking.engine import WRITE_OPTION, json_dumps, prepare_sqlite
 from notifyd.tracking.engine import write_connection as write_connection
 
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -94,9 +94,15 @@ def make_engine(
         if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
             raise ValueError(f"unsupported store {parsed.get_backend_name()!r}")
         if parsed.get_backend_name() != "sqlite":
-            return create_engine(url, pool_pre_ping=True, hide_parameters=True, **kwargs)
+            return create_engine(
+                url, pool_pre_ping=True, hide_parameters=True, json_serializer=json_dumps, **kwargs
+            )
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, hide_parameters=True, **kwargs
+            url,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+            json_serializer=json_dumps,
+            **kwargs,
         )
     except (ArgumentError, ImportError, ValueError) as exc:
         raise ConfigError(

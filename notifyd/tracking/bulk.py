@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
@@ -27,23 +26,10 @@ Row = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class _Plan:
-    """One compiled statement: its SQL and how to make a row's parameters."""
+    """One compiled statement: its SQL and how to make one row's parameters."""
 
     sql: str
-    # The row's values in the order of ``slots``; each goes to ``template[slot]``.
-    pick: Callable[[Row], Any]
-    slots: tuple[int, ...]
-    processors: tuple[Processor | None, ...]
-    template: tuple[Any, ...]  # the statement's fixed values, already processed
-
-    def values(self, row: Row) -> tuple[Any, ...]:
-        picked = self.pick(row)
-        if len(self.slots) == 1:
-            picked = (picked,)
-        values = list(self.template)
-        for slot, value, process in zip(self.slots, picked, self.processors, strict=True):
-            values[slot] = value if process is None else process(value)
-        return tuple(values)
+    values: Callable[[Row], tuple[Any, ...]]
 
 
 def _processor(bind_type: Any, dialect: Dialect) -> Processor | None:
@@ -51,39 +37,53 @@ def _processor(bind_type: Any, dialect: Dialect) -> Processor | None:
     return processor
 
 
+def _row_function(parts: list[tuple[str, Any, Processor | None]]) -> Callable[[Row], Any]:
+    """``row -> tuple`` for ``parts`` of ("row", key, processor) or ("fixed", value, None).
+
+    Built as one tuple expression (as ``collections.namedtuple`` builds its methods): a loop
+    over the parameters cost more than the statement. Only the names ``k<i>``, ``p<i>`` and
+    ``f<i>`` go into the code; keys and values are bound as its globals, never written into it.
+    """
+    scope: dict[str, Any] = {}
+    items = []
+    for index, (kind, value, process) in enumerate(parts):
+        if kind == "fixed":
+            scope[f"f{index}"] = value
+            items.append(f"f{index}")
+            continue
+        scope[f"k{index}"] = value
+        item = f"row[k{index}]"
+        if process is not None:
+            scope[f"p{index}"] = process
+            item = f"p{index}({item})"
+        items.append(item)
+    function: Callable[[Row], Any] = eval(f"lambda row: ({', '.join(items)},)", scope)
+    return function
+
+
 def _compile_plan(compiled: Compiled, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
     order = tuple(getattr(compiled, "positiontup", None) or ())
     binds = getattr(compiled, "binds", {})
     if not order:
         return None
-    template: list[Any] = []
-    slots: list[int] = []
-    names: list[str] = []
-    processors: list[Processor | None] = []
-    for index, name in enumerate(order):
+    parts: list[tuple[str, Any, Processor | None]] = []
+    for name in order:
         bind = binds[name]
         if bind.expanding or bind.literal_execute:
             return None
         process = _processor(bind.type, dialect)
         if name in keys:
-            template.append(None)
-            slots.append(index)
-            names.append(name)
-            processors.append(process)
+            parts.append(("row", name, process))
         elif bind.callable is None and not bind.required:
             value = bind.effective_value
-            template.append(value if process is None or value is None else process(value))
+            parts.append(
+                ("fixed", value if process is None or value is None else process(value), None)
+            )
         else:
             return None  # a value SQLAlchemy computes or asks for: let it
-    if not names:
+    if all(kind == "fixed" for kind, _, _ in parts):
         return None
-    return _Plan(
-        sql=str(compiled),
-        pick=itemgetter(*names),
-        slots=tuple(slots),
-        processors=tuple(processors),
-        template=tuple(template),
-    )
+    return _Plan(sql=str(compiled), values=_row_function(parts))
 
 
 def _short_way(dialect: Dialect) -> bool:
@@ -114,12 +114,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
             plan = None
             if all(key in table.c for key in keys):
                 compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
-                candidate = _compile_plan(compiled, keys, dialect)
                 # Every column given, and no other (SQLAlchemy would fill in a Python default).
-                if candidate is not None and len(candidate.slots) == len(
-                    compiled.positiontup or ()
-                ):
-                    plan = candidate
+                if sorted(compiled.positiontup or ()) == sorted(keys):
+                    plan = _compile_plan(compiled, keys, dialect)
             _PLANS[cache_key] = plan
         if plan is not None and _run(conn, plan, rows) is not None:
             return

@@ -8,13 +8,40 @@ is locked" when it first writes. ``prepare_sqlite`` installs that, with WAL and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
 WRITE_OPTION = "tracking_write"
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# json.dumps with its defaults builds a new C encoder for every value, which cost more than the
+# encoding itself (a few of them for every run written); this one is built once.
+_ENCODE = (
+    c_make_encoder(None, _not_json, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def json_dumps(value: Any) -> str:
+    """``json.dumps(value)``, the same text, faster: the engines' JSON serializer.
+
+    Without its check for circular references: such a value fails with RecursionError instead.
+    """
+    if value is None:
+        return "null"
+    if _ENCODE is None:  # a Python without the C accelerator
+        return json.dumps(value)
+    return "".join(_ENCODE(value, 0))
 
 
 def prepare_sqlite(
@@ -42,10 +69,12 @@ def prepare_sqlite(
 def tracking_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for the tracker: ``prepare_sqlite`` applied on SQLite, pre-ping elsewhere."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False}, json_serializer=json_dumps, **kwargs
+        )
         prepare_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, json_serializer=json_dumps, **kwargs)
 
 
 @contextmanager

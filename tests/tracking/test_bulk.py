@@ -138,3 +138,16 @@ def test_execute_many_leaves_a_missing_parameter_to_sqlalchemy(engine: Engine) -
     row = {"b_id": "run_e", "b_attempt": 1, "b_worker": "w", "b_lease": WHEN, "b_now": WHEN}
     with pytest.raises(StatementError, match="b_lease"), engine.begin() as conn:
         execute_many(conn, _CLAIM_RUN, [row, {k: v for k, v in row.items() if k != "b_lease"}])
+
+
+def test_column_names_never_become_code(engine: Engine) -> None:
+    odd = "x), __import__('os').system('false'), (y"
+    table = Table(
+        "odd", MetaData(), Column("id", String, primary_key=True), Column(odd, String),
+        Column("doc", JSON),
+    )  # fmt: skip
+    table.create(engine)
+    with engine.begin() as conn:
+        insert_rows(conn, table, [{"id": "a", odd: "kept", "doc": {"k": [1, None]}}])
+        rows = conn.execute(select(table)).all()
+    assert [tuple(row) for row in rows] == [("a", "kept", {"k": [1, None]})]
