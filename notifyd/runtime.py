@@ -74,7 +74,7 @@ class Runtime:
 
     @staticmethod
     async def _watch_store(store_file: StoreFile) -> None:
-        # Says so (an ERROR line) even while nothing is submitted; submit and /healthz check too.
+        # Says so (an ERROR line) even while nothing is written; every commit and /healthz check too.
         while True:
             await asyncio.sleep(STORE_WATCH_SECONDS)
             with contextlib.suppress(StoreUnavailable):
@@ -106,6 +106,7 @@ def build_runtime(
             secrets.path,
         )
     delivery = DeliveryContext(engine, channels, destinations=destinations, secrets=secrets)
+    store_file = StoreFile(engine)
     tracker = Tracker(
         engine,
         registry,
@@ -122,6 +123,9 @@ def build_runtime(
         run_dispatcher=run_dispatcher,
         # A commit that does not fsync takes microseconds: do it on the loop, not via a thread.
         inline_writes=settings.sqlite_synchronous in ("OFF", "NORMAL"),
+        # The SQLite file deleted or replaced under us: no transaction commits into the lost
+        # file, so nothing is answered 202 (or recorded as delivered) that would vanish.
+        before_commit=store_file.check if store_file.path is not None else None,
     )
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
 
@@ -131,14 +135,12 @@ def build_runtime(
 
     tracker.dispatcher.on_attempt = observe_attempt
     deliverylog.quiet_apprise()
-    store_file = StoreFile(engine)
     submitter = Submitter(
         channels,
         destinations,
         keys=IdempotencyKeys(engine),
         on_stored=delivery.remember,
         secrets=secrets,
-        store_file=store_file,
     )
     return Runtime(
         settings,

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from notifyd.channels.base import Channel
-from notifyd.db import StoreFile
 from notifyd.errors import InvalidInput
 from notifyd.models import (
     DEFAULT_PRIORITY,
@@ -92,7 +91,6 @@ class Submitter:
     keys: IdempotencyKeys | None = None
     on_stored: Callable[[NotificationContent], None] | None = None
     secrets: SecretBox | None = None  # encrypts ad-hoc recipients that carry secrets
-    store_file: StoreFile | None = None  # the SQLite file deleted while serving: 503
 
     def route(self, body: NotificationCreate) -> Route:
         """Where ``body`` goes: a configured destination, or its channel and recipients."""
@@ -116,8 +114,6 @@ class Submitter:
         ``fingerprint`` says what makes a repeat the same request (default: the whole body);
         a key derived from an event (an alert group's state) passes its own.
         """
-        if self.store_file is not None:
-            self.store_file.check()
         keys = self.keys
         if idempotency_key is None or keys is None:
             accepted = self._stage(batch, body, caller)

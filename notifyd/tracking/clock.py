@@ -65,6 +65,12 @@ def new_id(prefix: str) -> str:
     return prefix + "_" + "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
+# The text of recent UTC moments: a write binds the same moment many times (a notification's
+# and its runs' created, updated and due times; a claim's "now" for every run it takes).
+_TEXTS: dict[datetime, str] = {}
+_TEXTS_KEPT = 4096
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores naive UTC (the same on SQLite and PostgreSQL) and returns aware UTC."""
 
@@ -85,20 +91,16 @@ class UTCDateTime(TypeDecorator[datetime]):
 
         # SQLite keeps text: written here at once as SQLAlchemy's SQLite DATETIME writes it
         # (YYYY-MM-DD HH:MM:SS.ffffff), without its Python formatting of every value.
-        # A write binds the same moment many times (a run's created, updated and due times; a
-        # claim's "now" for every run it takes): the last one's text is kept, as one tuple so
-        # that a thread never pairs one moment with another's text.
-        last: tuple[Any, str] = (None, "")
+        texts = _TEXTS
 
         def process(value: Any) -> str | None:
-            nonlocal last
-            seen = last
-            if value is seen[0] and value is not None:
-                return seen[1]
             if value.__class__ is datetime and value.tzinfo is UTC:
                 # Already UTC (every time notifyd makes): drop the "+00:00" the text ends with.
-                text: str = value.isoformat(" ", "microseconds")[:-6]
-                last = (value, text)
+                text = texts.get(value)
+                if text is None:
+                    if len(texts) >= _TEXTS_KEPT:
+                        texts.clear()
+                    text = texts[value] = value.isoformat(" ", "microseconds")[:-6]
                 return text
             moment = self.process_bind_param(value, dialect)
             return None if moment is None else moment.isoformat(" ", "microseconds")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,11 +42,12 @@ class Tracker:
         clock: Clock | None = None,
         run_dispatcher: bool = True,
         inline_writes: bool = False,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
         self.clock: Clock = clock or StoreClock()
-        self.writer = Writer(engine, inline=inline_writes)
+        self.writer = Writer(engine, inline=inline_writes, before_commit=before_commit)
         self.retry = retry or RetryPolicies()
         self.run_dispatcher = run_dispatcher
         self.dispatcher = Dispatcher(

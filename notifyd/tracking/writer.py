@@ -68,8 +68,19 @@ class Writer:
     connection after the batch's inserts.
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256, inline: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        inline: bool = False,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._engine = engine
+        # Run in every transaction after its writes, before it commits: raising rolls it back
+        # and fails its callers with that error (a store that can no longer keep what it is
+        # given, say). Once per group commit, not once per write.
+        self._before_commit = before_commit
         self.inline = inline and engine.dialect.name == "sqlite"
         self._pending: list[_Job] = []
         self._flush_scheduled = False
@@ -193,7 +204,10 @@ class Writer:
                     raise _Busy from exc
                 raise
             with transaction:
-                return self._apply(conn, jobs)
+                results = self._apply(conn, jobs)
+                if self._before_commit is not None:
+                    self._before_commit()
+                return results
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 if conn is self._inline_conn:

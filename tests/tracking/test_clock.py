@@ -56,5 +56,12 @@ def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
     ):
         naive = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
         assert ours(moment) == theirs(naive)
-        assert ours(moment) == theirs(naive)  # the same moment again (kept from the last)
+        assert ours(moment) == theirs(naive)  # the same moment again (its text kept)
+        if moment.tzinfo is not None and 1 < moment.year < 9999:
+            elsewhere = moment.astimezone(timezone(timedelta(hours=3)))  # equal, another zone
+            assert ours(elsewhere) == theirs(naive)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(clock._TEXTS_KEPT + 10):  # more moments than are kept: still each its own
+        moment = base + timedelta(microseconds=n)
+        assert ours(moment) == theirs(moment.replace(tzinfo=None))
     assert ours(None) is None

@@ -68,6 +68,37 @@ async def test_a_failing_write_fails_alone(store: Engine, writer: Writer) -> Non
     assert _count(store) == 3
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+async def test_a_failing_check_before_commit_fails_the_whole_commit(
+    store: Engine, inline: bool
+) -> None:
+    class Lost(Exception):
+        pass
+
+    checks: list[int] = []
+    lost = False
+
+    def check() -> None:
+        checks.append(1)
+        if lost:
+            raise Lost("the store is gone")
+
+    w = Writer(store, inline=inline, before_commit=check)
+    w.start()
+    try:
+        await asyncio.gather(*(w.run(_insert(f"ok{i}")) for i in range(20)))
+        # Once per group commit, not once per write: on the loop, one commit for the burst.
+        assert len(checks) == 1 if inline else 1 <= len(checks) <= 20
+        lost = True
+        outcomes = await asyncio.gather(
+            *(w.run(_insert(f"gone{i}")) for i in range(5)), return_exceptions=True
+        )
+    finally:
+        w.stop()
+    assert all(isinstance(outcome, Lost) for outcome in outcomes)
+    assert _count(store) == 20  # nothing of the failed commits was kept
+
+
 def test_run_sync_and_stop_drains_the_queue(store: Engine) -> None:
     writer = Writer(store)
     futures = [writer.submit(_insert(f"s{i}")) for i in range(50)]
