@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import Depends, FastAPI
-from fastapi_offline import FastAPIOffline
+from starlette.types import Receive, Scope, Send
 
 from notifyd import __version__, compat
 from notifyd.api.fastaccept import AcceptLane
@@ -20,6 +21,21 @@ from notifyd.db import check_schema
 from notifyd.runtime import Runtime, build_runtime
 from notifyd.tracking.tracker import APP_STATE_KEY
 from notifyd.ui.app import install_ui
+from notifyd.ui.docs import install_swagger
+
+
+class NotifydApp(FastAPI):
+    """The FastAPI app, whose common accept is answered ahead of its layers (api.fastaccept)."""
+
+    lane: AcceptLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lane = self.lane
+        if lane is not None and lane.takes(scope):
+            scope["app"] = self
+            await lane(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
@@ -40,7 +56,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             await runtime.stop()
 
     # /docs and /redoc load their scripts and styles from this server, not from a CDN.
-    app = FastAPIOffline(
+    app = NotifydApp(
+        docs_url=None,  # served by install_swagger
         redoc_url=None,  # served by install_ui, without the logo Redoc fetches from a CDN
         title="notifyd",
         version=__version__,
@@ -53,13 +70,18 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             "logs": settings.opentelemetry,
         },
     )
+    install_swagger(app)
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)
     install_problem_handlers(app)
-    # Added first, so it runs inside the middleware install_security adds (request id, CORS,
-    # the body limit) and before all of FastAPI's own.
-    app.add_middleware(AcceptLane, runtime=runtime)
     install_security(app, settings, runtime)
+    if not settings.opentelemetry:  # FastAPI's telemetry sees the requests its layers see
+        app.lane = AcceptLane(
+            partial(FastAPI.__call__, app),
+            runtime=runtime,
+            max_body_bytes=settings.max_body_bytes,
+            cors=bool(settings.cors_origins),
+        )
     app.include_router(notifications.router)
     app.include_router(tasks.router)
     app.include_router(destinations.router)

@@ -1,17 +1,18 @@
-"""The accept path at the speed of FastAPI itself: ``POST /v1/notifications`` answered before
-the framework's own layers.
+"""The accept path at the speed of FastAPI itself: ``POST /v1/notifications`` answered ahead
+of every layer of the app.
 
-For every request FastAPI runs its exception, exit-stack and body-limit layers, walks the
-routes, builds a ``Request``, solves the route's dependencies (auth, the tracked-tasks batch,
-the runtime, headers, the app-wide parameter check) and serialises the answer through the
-response model; on the hot route that was most of the event loop's time. ``AcceptLane`` is a
-pure ASGI middleware placed inside notifyd's own (request id, CORS, body limit, so each still
-applies) that answers the common request, a JSON body with no query string, itself: the body
-validated once from the raw bytes, the same ``Guard`` admitting the caller, the same
-``accept``, the answer serialised once, and errors rendered by the app's own problem handlers.
-Anything else (a body that does not validate, another content type, a query string, another
-route) goes on to FastAPI with the body replayed, and is answered as it always was; the route
-stays declared as before, so the OpenAPI document does not change.
+For every request FastAPI runs its error, telemetry, exit-stack and body-limit layers and
+notifyd's own (request id, CORS, body limit), walks the routes, builds a ``Request``, solves the
+route's dependencies (auth, the tracked-tasks batch, the runtime, headers, the app-wide
+parameter check) and serialises the answer through the response model; on the hot route that
+was most of the event loop's time. The app (``NotifydApp``) hands the common request, a JSON
+body of declared length within the limit, with no query string, no Origin under CORS and no
+chunked encoding, to ``AcceptLane`` first, which answers it itself: the request id as
+``RequestIdMiddleware`` assigns it, the body validated once from the raw bytes, the same
+``Guard`` admitting the caller, the same ``accept``, the answer serialised once, and errors
+rendered by the app's own handlers. Anything else (a body that does not validate, another
+content type, a query string) goes on to the app with the body replayed, and is answered as it
+always was; the route stays declared as before, so the OpenAPI document does not change.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifyd.api.auth import STATE_KEY, Guard, Principal, token_of
+from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
+from notifyd.api.requestid import assign_request_id
 from notifyd.errors import Forbidden, NotifydError
 from notifyd.models import NotificationAccepted, NotificationCreate
 from notifyd.notifications.submit import Submission
@@ -35,6 +38,7 @@ from notifyd.tracking.errors import TrackingError
 from notifyd.tracking.tasks import TaskBatch
 
 PATH = "/v1/notifications"
+REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 SEND = frozenset({TokenScope.send, TokenScope.admin})
 # Errors the app's own handlers render (problem+json); anything else is left to the outermost
 # handler, exactly as on the declared route.
@@ -86,34 +90,57 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 
 class AcceptLane:
-    """Pure ASGI middleware answering the common ``POST /v1/notifications`` (see the module)."""
+    """Answers the common ``POST /v1/notifications`` ahead of the app (see the module)."""
 
-    def __init__(self, app: ASGIApp, *, runtime: Runtime) -> None:
-        self.app = app
+    def __init__(
+        self, fallback: ASGIApp, *, runtime: Runtime, max_body_bytes: int, cors: bool
+    ) -> None:
+        self.fallback = fallback  # the whole app, every layer included
         self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
+        self.cors = cors
+
+    @staticmethod
+    def takes(scope: Scope) -> bool:
+        """Whether ``scope`` is a request for the lane (its headers are looked at next)."""
+        return (
+            scope["type"] == "http"
+            and scope["path"] == PATH
+            and scope["method"] == "POST"
+            and not scope.get("query_string")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != PATH
-            or scope["method"] != "POST"
-            or scope.get("query_string")
-        ):
-            await self.app(scope, receive, send)
-            return
         token: str | None = None
         idempotency_key: str | None = None
+        offered_id = ""
+        length: bytes | None = None
         json_body = False
+        other = False  # something the app's own layers must see (chunked, CORS)
         for name, value in scope["headers"]:
             if name == b"content-type":
                 json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+            elif name == b"content-length":
+                length = value
             elif name == b"authorization":
                 token = token_of(value.decode("latin-1"))
             elif name == b"idempotency-key":
                 idempotency_key = value.decode("latin-1")
-        if not json_body:
-            await self.app(scope, receive, send)
+            elif name == REQUEST_ID:
+                offered_id = value.decode("latin-1")
+            elif name == b"transfer-encoding" or (name == b"origin" and self.cors):
+                other = True
+        if (
+            other
+            or not json_body
+            or length is None
+            or not length.isdigit()
+            or int(length) > self.max_body_bytes
+        ):
+            await self.fallback(scope, receive, send)
             return
+        request_id = assign_request_id(scope, offered_id)
+        # The server hands on exactly the declared length, already known to be within the limit.
         chunks: list[bytes] = []
         while True:
             message = await receive()
@@ -127,13 +154,28 @@ class AcceptLane:
             body = NotificationCreate.model_validate_json(raw)
         except ValidationError:
             # FastAPI words the 422 as it always has.
-            await self.app(scope, _replaying(raw, receive), send)
+            await self.fallback(scope, _replaying(raw, receive), send)
             return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
-            await self._accept(scope, send, body, token, idempotency_key)
-        except RENDERED as exc:
-            response = await self._handler(scope, exc)(Request(scope), exc)
+            await self._accept(scope, sending, body, token, idempotency_key, request_id)
+        except Exception as exc:
+            if started:
+                raise
+            # The app's own handler; anything unforeseen as its outermost layer answers it
+            # (500, problem+json, the request id to quote) and is raised on for the server.
+            handler = self._handler(scope, exc if isinstance(exc, RENDERED) else None)
+            response = await handler(Request(scope), exc)
+            response.headers[REQUEST_ID_HEADER] = request_id
             await response(scope, _replaying(raw, receive), send)
+            if not isinstance(exc, RENDERED):
+                raise
 
     async def _accept(
         self,
@@ -142,6 +184,7 @@ class AcceptLane:
         body: NotificationCreate,
         token: str | None,
         idempotency_key: str | None,
+        request_id: str,
     ) -> None:
         guard: Guard = getattr(scope["app"].state, STATE_KEY)
         client = scope["client"][0] if scope.get("client") else "unknown"
@@ -157,16 +200,18 @@ class AcceptLane:
                     (b"content-length", str(len(payload)).encode()),
                     (b"content-type", b"application/json"),
                     *((k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()),
+                    (REQUEST_ID, request_id.encode("latin-1")),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": payload})
 
     @staticmethod
-    def _handler(scope: Scope, exc: Exception) -> ErrorHandler:
-        """The app's own handler for ``exc``, found as Starlette finds it (by the class's MRO)."""
+    def _handler(scope: Scope, exc: Exception | None) -> ErrorHandler:
+        """The app's own handler for ``exc`` (found as Starlette finds it, by the class's MRO),
+        or for any exception when ``exc`` is None."""
         handlers: dict[Any, ErrorHandler] = scope["app"].exception_handlers
-        for cls in type(exc).__mro__:
+        for cls in type(exc).__mro__ if exc is not None else (Exception,):
             if cls in handlers:
                 return handlers[cls]
-        raise exc
+        raise LookupError("the app has no handler for this error")

@@ -21,6 +21,13 @@ def new_request_id() -> str:
     return f"{_random.getrandbits(64):016x}"
 
 
+def assign_request_id(scope: Scope, offered: str) -> str:
+    """The request's id (``offered`` when it is safe to log, else a new one), kept in its state."""
+    request_id = offered if _SAFE_ID.fullmatch(offered) else new_request_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
 class RequestIdMiddleware:
     """Pure ASGI middleware: reuse a safe ``X-Request-ID`` from the caller or make one."""
 
@@ -36,8 +43,7 @@ class RequestIdMiddleware:
             if name == _NAME:
                 offered = value.decode("latin-1")
                 break
-        request_id = offered if _SAFE_ID.fullmatch(offered) else new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = assign_request_id(scope, offered)
         header = (_NAME, request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,52 @@ def test_a_failed_token_is_charged_once_to_the_failure_budget(
     engine.dispose()
     assert answers == [401, 401, 401, 429]
     assert solved == []
+
+
+def test_an_unforeseen_error_is_the_apps_500_with_the_request_id(
+    app: FastAPI, migrated: Engine, solved: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(app.state.runtime.submitter, "submit", broken)
+    raw = json.dumps(NOTE).encode()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = _post(client, "application/json", raw, **{"X-Request-ID": "trace-500"})
+    assert solved == []
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "trace-500"
+    assert "trace-500" in response.json()["detail"] and "fire" not in response.text
+
+
+def _chunked(raw: bytes) -> Iterator[bytes]:
+    yield raw[:10]
+    yield raw[10:]
+
+
+@pytest.mark.parametrize("case", ["chunked", "cors origin", "opentelemetry"])
+def test_what_the_apps_own_layers_must_see_goes_to_them(
+    tmp_path: Path, solved: list[str], case: str
+) -> None:
+    settings = make_settings(
+        tmp_path / "home",
+        cors_origins=["https://app.example"],
+        opentelemetry=case == "opentelemetry",
+    )
+    upgrade(engine_for(settings))
+    raw = json.dumps(NOTE).encode()
+    headers = {"content-type": "application/json"}
+    with TestClient(create_app(settings)) as client:
+        if case == "chunked":
+            response = client.post("/v1/notifications", content=_chunked(raw), headers=headers)
+        elif case == "cors origin":
+            headers["origin"] = "https://app.example"
+            response = client.post("/v1/notifications", content=raw, headers=headers)
+        else:
+            response = client.post("/v1/notifications", content=raw, headers=headers)
+    assert response.status_code == 202, response.text
+    assert solved == ["/v1/notifications"]  # answered by the declared route
+    assert "x-request-id" in response.headers
+    if case == "cors origin":
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
