@@ -87,7 +87,8 @@ class Guard:
 
     async def authenticate(self, client: str, token: str | None) -> Principal:
         """The caller presenting ``token`` from address ``client``, or Unauthorized / RateLimited."""
-        await self.tokens.refresh_if_stale()
+        if self.tokens.stale():
+            await self.tokens.refresh_if_stale()
         if self.is_open():
             return OPEN
         if not token:

@@ -156,18 +156,13 @@ class AcceptLane:
             # FastAPI words the 422 as it always has.
             await self.fallback(scope, _replaying(raw, receive), send)
             return
-        started = False
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
         try:
-            await self._accept(scope, sending, body, token, idempotency_key, request_id)
+            guard: Guard = getattr(scope["app"].state, STATE_KEY)
+            client = scope["client"][0] if scope.get("client") else "unknown"
+            caller = await guard.admit(client, token, SEND)
+            batch = TaskBatch(self.runtime.tracker)
+            accepted, headers = await accept(self.runtime, batch, body, caller, idempotency_key)
         except Exception as exc:
-            if started:
-                raise
             # The app's own handler; anything unforeseen as its outermost layer answers it
             # (500, problem+json, the request id to quote) and is raised on for the server.
             handler = self._handler(scope, exc if isinstance(exc, RENDERED) else None)
@@ -176,21 +171,7 @@ class AcceptLane:
             await response(scope, _replaying(raw, receive), send)
             if not isinstance(exc, RENDERED):
                 raise
-
-    async def _accept(
-        self,
-        scope: Scope,
-        send: Send,
-        body: NotificationCreate,
-        token: str | None,
-        idempotency_key: str | None,
-        request_id: str,
-    ) -> None:
-        guard: Guard = getattr(scope["app"].state, STATE_KEY)
-        client = scope["client"][0] if scope.get("client") else "unknown"
-        caller = await guard.admit(client, token, SEND)
-        batch = TaskBatch(self.runtime.tracker)
-        accepted, headers = await accept(self.runtime, batch, body, caller, idempotency_key)
+            return
         payload = accepted.__pydantic_serializer__.to_json(accepted)
         await send(
             {

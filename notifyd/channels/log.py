@@ -12,6 +12,8 @@ from typing import Any, ClassVar, TextIO
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.timeutil import utcnow
 
+# One encoder for every line (json.dumps with options builds a new one each time).
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # How often to look whether the file was moved away (log rotation): a stat per line was a
 # tenth of a delivery's cost, and lines written meanwhile land in the moved file, not nowhere.
 REOPEN_CHECK_SECONDS = 1.0
@@ -32,6 +34,7 @@ class LogChannel(Channel):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._shown_path = str(path)
         self._lock = threading.Lock()
         self._handle: TextIO | None = None
         self._inode: int | None = None
@@ -43,7 +46,7 @@ class LogChannel(Channel):
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Append the line (off the event loop) and report where it went."""
-        line = json.dumps(
+        line = _LINE.encode(
             {
                 "delivery_id": message.delivery_id,
                 "notification_id": message.notification_id,
@@ -55,13 +58,11 @@ class LogChannel(Channel):
                 "delivered_at": utcnow().isoformat(),
                 "attempt": message.attempt,
                 "priority": message.priority,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
+            }
         )
         # Appending one line to a local file takes microseconds: a thread hop would cost more.
         self._append(line)
-        return {"file": str(self.path)}
+        return {"file": self._shown_path}
 
     def _append(self, line: str) -> None:
         with self._lock:
