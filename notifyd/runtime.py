@@ -141,6 +141,7 @@ def build_runtime(
         keys=IdempotencyKeys(engine),
         on_stored=delivery.remember,
         secrets=secrets,
+        store_file=store_file,
     )
     return Runtime(
         settings,

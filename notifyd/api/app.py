@@ -75,12 +75,12 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     setattr(app.state, APP_STATE_KEY, runtime.tracker)
     install_problem_handlers(app)
     install_security(app, settings, runtime)
-    if not settings.opentelemetry:  # FastAPI's telemetry sees the requests its layers see
+    # FastAPI's telemetry and the CORS layer see (and answer) the requests their layers see.
+    if not settings.opentelemetry and not settings.cors_origins:
         app.lane = AcceptLane(
             partial(FastAPI.__call__, app),
             runtime=runtime,
             max_body_bytes=settings.max_body_bytes,
-            cors=bool(settings.cors_origins),
         )
     app.include_router(notifications.router)
     app.include_router(tasks.router)

@@ -6,8 +6,8 @@ notifyd's own (request id, CORS, body limit), walks the routes, builds a ``Reque
 route's dependencies (auth, the tracked-tasks batch, the runtime, headers, the app-wide
 parameter check) and serialises the answer through the response model; on the hot route that
 was most of the event loop's time. The app (``NotifydApp``) hands the common request, a JSON
-body of declared length within the limit, with no query string, no Origin under CORS and no
-chunked encoding, to ``AcceptLane`` first, which answers it itself: the request id as
+body of declared length within the limit, with no query string and no chunked encoding, to
+``AcceptLane`` first, which answers it itself: the request id as
 ``RequestIdMiddleware`` assigns it, the body validated once from the raw bytes, the same
 ``Guard`` admitting the caller, the same ``accept``, the answer serialised once, and errors
 rendered by the app's own handlers. Anything else (a body that does not validate, another
@@ -27,6 +27,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifyd.api.auth import STATE_KEY, Guard, Principal, token_of
+from notifyd.api.bodylimit import BodyTooLarge
+from notifyd.api.problems import problem_response
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import assign_request_id
 from notifyd.errors import Forbidden, NotifydError
@@ -39,6 +41,16 @@ from notifyd.tracking.tasks import TaskBatch
 
 PATH = "/v1/notifications"
 REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_READ = frozenset(
+    {
+        b"content-type",
+        b"content-length",
+        b"transfer-encoding",
+        b"authorization",
+        b"idempotency-key",
+        REQUEST_ID,
+    }
+)
 SEND = frozenset({TokenScope.send, TokenScope.admin})
 # Errors the app's own handlers render (problem+json); anything else is left to the outermost
 # handler, exactly as on the declared route.
@@ -92,13 +104,10 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 class AcceptLane:
     """Answers the common ``POST /v1/notifications`` ahead of the app (see the module)."""
 
-    def __init__(
-        self, fallback: ASGIApp, *, runtime: Runtime, max_body_bytes: int, cors: bool
-    ) -> None:
+    def __init__(self, fallback: ASGIApp, *, runtime: Runtime, max_body_bytes: int) -> None:
         self.fallback = fallback  # the whole app, every layer included
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
-        self.cors = cors
 
     @staticmethod
     def takes(scope: Scope) -> bool:
@@ -111,42 +120,45 @@ class AcceptLane:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token: str | None = None
-        idempotency_key: str | None = None
-        offered_id = ""
-        length: bytes | None = None
-        json_body = False
-        other = False  # something the app's own layers must see (chunked, CORS)
+        # The first of each header, as the app's own layers read them (Starlette's get()).
+        found: dict[bytes, bytes] = {}
         for name, value in scope["headers"]:
-            if name == b"content-type":
-                json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
-            elif name == b"content-length":
-                length = value
-            elif name == b"authorization":
-                token = token_of(value.decode("latin-1"))
-            elif name == b"idempotency-key":
-                idempotency_key = value.decode("latin-1")
-            elif name == REQUEST_ID:
-                offered_id = value.decode("latin-1")
-            elif name == b"transfer-encoding" or (name == b"origin" and self.cors):
-                other = True
+            if name in _READ and name not in found:
+                found[name] = value
+        content_type = found.get(b"content-type", b"")
+        length = found.get(b"content-length", b"")
         if (
-            other
-            or not json_body
-            or length is None
+            b"transfer-encoding" in found  # chunked: the body limit counts it as it comes
+            or content_type.split(b";", 1)[0].strip().lower() != b"application/json"
             or not length.isdigit()
             or int(length) > self.max_body_bytes
         ):
             await self.fallback(scope, receive, send)
             return
+        authorization = found.get(b"authorization")
+        token = token_of(authorization.decode("latin-1")) if authorization is not None else None
+        key = found.get(b"idempotency-key")
+        idempotency_key = key.decode("latin-1") if key is not None else None
+        offered_id = found.get(REQUEST_ID, b"").decode("latin-1")
         request_id = assign_request_id(scope, offered_id)
-        # The server hands on exactly the declared length, already known to be within the limit.
+        # uvicorn hands on exactly the declared length, already known to be within the limit;
+        # the count is kept anyway, so that a server that did not could not get past it.
         chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
                 return  # the client left before sending its body: nothing was accepted
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                too_large = problem_response(
+                    413, BodyTooLarge(self.max_body_bytes).detail, instance=PATH
+                )
+                too_large.headers[REQUEST_ID_HEADER] = request_id
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         raw = b"".join(chunks)
@@ -166,9 +178,9 @@ class AcceptLane:
             # The app's own handler; anything unforeseen as its outermost layer answers it
             # (500, problem+json, the request id to quote) and is raised on for the server.
             handler = self._handler(scope, exc if isinstance(exc, RENDERED) else None)
-            response = await handler(Request(scope), exc)
-            response.headers[REQUEST_ID_HEADER] = request_id
-            await response(scope, _replaying(raw, receive), send)
+            problem = await handler(Request(scope), exc)
+            problem.headers[REQUEST_ID_HEADER] = request_id
+            await problem(scope, _replaying(raw, receive), send)
             if not isinstance(exc, RENDERED):
                 raise
             return

@@ -15,7 +15,8 @@ from notifyd.timeutil import utcnow
 # One encoder for every line (json.dumps with options builds a new one each time).
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # How often to look whether the file was moved away (log rotation): a stat per line was a
-# tenth of a delivery's cost, and lines written meanwhile land in the moved file, not nowhere.
+# tenth of a delivery's cost, and lines written meanwhile land in the moved file, not nowhere
+# (a file deleted outright takes with it the lines of that second, as it takes every earlier one).
 REOPEN_CHECK_SECONDS = 1.0
 
 

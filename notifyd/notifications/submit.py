@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from notifyd.channels.base import Channel
+from notifyd.db import StoreFile
 from notifyd.errors import InvalidInput
 from notifyd.models import (
     DEFAULT_PRIORITY,
@@ -91,6 +92,9 @@ class Submitter:
     keys: IdempotencyKeys | None = None
     on_stored: Callable[[NotificationContent], None] | None = None
     secrets: SecretBox | None = None  # encrypts ad-hoc recipients that carry secrets
+    # The SQLite file deleted while serving: every commit checks it (the tracker's writer), and
+    # so does a replay, which commits nothing but would answer from the lost file.
+    store_file: StoreFile | None = None
 
     def route(self, body: NotificationCreate) -> Route:
         """Where ``body`` goes: a configured destination, or its channel and recipients."""
@@ -120,6 +124,8 @@ class Submitter:
             await batch.commit()
             return Submission(accepted)
         keys.check_key(idempotency_key)
+        if self.store_file is not None:
+            self.store_file.check()
         who = caller or ANONYMOUS
         if fingerprint is None:
             fingerprint = request_hash(_hashed(body))

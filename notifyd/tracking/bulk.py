@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.sql.compiler import Compiled
@@ -66,6 +67,11 @@ def _compile_plan(compiled: Compiled, keys: tuple[str, ...], dialect: Dialect) -
     binds = getattr(compiled, "binds", {})
     if not order:
         return None
+    # (Its postfetch list, columns set by the database or an SQL expression, concerns only
+    # what SQLAlchemy reads back afterwards, which these callers never ask for.)
+    for filled_in in ("insert_prefetch", "update_prefetch"):
+        if getattr(compiled, filled_in, None):
+            return None  # a default or onupdate SQLAlchemy computes per execution: let it
     parts: list[tuple[str, Any, Processor | None]] = []
     for name in order:
         bind = binds[name]
@@ -76,9 +82,7 @@ def _compile_plan(compiled: Compiled, keys: tuple[str, ...], dialect: Dialect) -
             parts.append(("row", name, process))
         elif bind.callable is None and not bind.required:
             value = bind.effective_value
-            parts.append(
-                ("fixed", value if process is None or value is None else process(value), None)
-            )
+            parts.append(("fixed", value if process is None else process(value), None))
         else:
             return None  # a value SQLAlchemy computes or asks for: let it
     if all(kind == "fixed" for kind, _, _ in parts):
@@ -90,14 +94,28 @@ def _short_way(dialect: Dialect) -> bool:
     return dialect.name == "sqlite" and bool(dialect.positional)
 
 
-_PLANS: dict[tuple[Any, tuple[str, ...], str], _Plan | None] = {}
+# Per dialect (its type processors carry its engine's settings, its JSON serializer say): the
+# plans of the statements it has run. Statements are meant to be built once (module level);
+# should a caller build them anew each time, the cache is emptied when it grows past PLANS_KEPT.
+_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Any, tuple[str, ...]], _Plan | None]] = (
+    WeakKeyDictionary()
+)
+PLANS_KEPT = 256
+
+
+def _plans(dialect: Dialect) -> dict[tuple[Any, tuple[str, ...]], _Plan | None]:
+    plans = _PLANS.get(dialect)
+    if plans is None or len(plans) > PLANS_KEPT:
+        plans = _PLANS[dialect] = {}
+    return plans
 
 
 def _run(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int | None:
-    """Execute ``plan`` for ``rows``; None when a row lacks a parameter (SQLAlchemy says which)."""
+    """Execute ``plan`` for ``rows``; None when a row does not fit it (a parameter missing, a
+    value its type refuses): SQLAlchemy's own way then says what is wrong, in its words."""
     try:
         params = [plan.values(row) for row in rows]
-    except KeyError:
+    except Exception:
         return None
     return int(conn.exec_driver_sql(plan.sql, params).rowcount)
 
@@ -107,9 +125,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     dialect = conn.dialect
     keys = tuple(rows[0])
     if _short_way(dialect):
-        cache_key = (table, keys, dialect.name)
+        plans = _plans(dialect)
         try:
-            plan = _PLANS[cache_key]
+            plan = plans[table, keys]
         except KeyError:
             plan = None
             if all(key in table.c for key in keys):
@@ -117,7 +135,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
                 # Every column given, and no other (SQLAlchemy would fill in a Python default).
                 if sorted(compiled.positiontup or ()) == sorted(keys):
                     plan = _compile_plan(compiled, keys, dialect)
-            _PLANS[cache_key] = plan
+            plans[table, keys] = plan
         if plan is not None and _run(conn, plan, rows) is not None:
             return
     conn.execute(insert(table), list(rows))
@@ -128,12 +146,12 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -
     dialect = conn.dialect
     if _short_way(dialect):
         keys = tuple(rows[0])
-        cache_key = (statement, keys, dialect.name)
+        plans = _plans(dialect)
         try:
-            plan = _PLANS[cache_key]
+            plan = plans[statement, keys]
         except KeyError:
             compiled = statement.compile(dialect=dialect)
-            plan = _PLANS[cache_key] = _compile_plan(compiled, keys, dialect)
+            plan = plans[statement, keys] = _compile_plan(compiled, keys, dialect)
         if plan is not None:
             matched = _run(conn, plan, rows)
             if matched is not None:

@@ -86,6 +86,8 @@ class Dispatcher:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
         self._results: list[outcomes.AttemptResult] = []
+        # The outcomes could not be recorded last time: record them before claiming more.
+        self._outcomes_failing = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -202,7 +204,7 @@ class Dispatcher:
         mono = time.monotonic()
         sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
         renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
-        if not (sweep_due or (self._running and renew_due)):
+        if not (sweep_due or (self._running and renew_due) or self._outcomes_failing):
             # The common pass: recording the outcomes and the next claim are queued in the same
             # pass of the loop, so they share one group commit (one pass, not two, per cycle).
             flushing = asyncio.ensure_future(self._flush()) if self._results else None
@@ -228,6 +230,7 @@ class Dispatcher:
         results, self._results = self._results, []
         try:
             await self._finish(results)
+            self._outcomes_failing = False
             return
         except Exception:
             log.warning("recording %d outcome(s) failed; trying one by one", len(results))
@@ -243,7 +246,9 @@ class Dispatcher:
                 except Exception:
                     # Keep the outcomes for the next try: dropping them would re-run the runs.
                     self._results[:0] = results[index:]
+                    self._outcomes_failing = True
                     raise
+        self._outcomes_failing = False
 
     async def _finish(self, results: list[outcomes.AttemptResult]) -> None:
         await self.writer.run(

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from starlette.types import Message
 
 from notifyd.api.app import create_app
 from notifyd.config import DestinationSettings, Settings
@@ -187,28 +188,68 @@ def _chunked(raw: bytes) -> Iterator[bytes]:
     yield raw[10:]
 
 
-@pytest.mark.parametrize("case", ["chunked", "cors origin", "opentelemetry"])
+@pytest.mark.parametrize("case", ["chunked", "cors configured", "cors origin", "opentelemetry"])
 def test_what_the_apps_own_layers_must_see_goes_to_them(
     tmp_path: Path, solved: list[str], case: str
 ) -> None:
     settings = make_settings(
         tmp_path / "home",
-        cors_origins=["https://app.example"],
+        cors_origins=["https://app.example"] if case.startswith("cors") else [],
         opentelemetry=case == "opentelemetry",
     )
     upgrade(engine_for(settings))
     raw = json.dumps(NOTE).encode()
     headers = {"content-type": "application/json"}
+    if case == "cors origin":
+        headers["origin"] = "https://app.example"
     with TestClient(create_app(settings)) as client:
-        if case == "chunked":
-            response = client.post("/v1/notifications", content=_chunked(raw), headers=headers)
-        elif case == "cors origin":
-            headers["origin"] = "https://app.example"
-            response = client.post("/v1/notifications", content=raw, headers=headers)
-        else:
-            response = client.post("/v1/notifications", content=raw, headers=headers)
+        content = _chunked(raw) if case == "chunked" else raw
+        response = client.post("/v1/notifications", content=content, headers=headers)
     assert response.status_code == 202, response.text
     assert solved == ["/v1/notifications"]  # answered by the declared route
     assert "x-request-id" in response.headers
+    if case.startswith("cors"):
+        assert "origin" in response.headers["vary"].lower()
     if case == "cors origin":
         assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+def test_the_first_of_a_repeated_header_counts_as_in_the_app(
+    app: FastAPI, migrated: Engine, solved: list[str]
+) -> None:
+    send = create_token(migrated, "sender", Scope.send)
+    raw = json.dumps(NOTE).encode()
+    repeated = [
+        ("content-type", "application/json"),
+        ("x-request-id", "first"),
+        ("x-request-id", "second"),
+        ("authorization", f"Bearer {send}"),
+        ("authorization", "Bearer wrong"),
+    ]
+    with TestClient(app) as client:
+        response = client.post("/v1/notifications", content=raw, headers=repeated)
+    assert solved == []
+    assert response.status_code == 202, response.text
+    assert response.headers["x-request-id"] == "first"
+
+
+@pytest.mark.anyio
+async def test_more_body_than_declared_is_refused_by_the_lane(app: FastAPI) -> None:
+    """A server that handed on more than the declared length could not get past the limit."""
+    limit = app.state.runtime.settings.max_body_bytes
+    sent: list[Any] = []
+    parts = [b"{" + b" " * limit, b"}"]
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": parts.pop(0), "more_body": bool(parts)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/v1/notifications", "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+        "client": ("127.0.0.1", 1), "state": {},
+    }  # fmt: skip
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 413

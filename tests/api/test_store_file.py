@@ -39,3 +39,16 @@ def test_a_deleted_store_stops_accepting(
         assert client.get("/healthz").status_code == 503
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "notifyd.db"]
     assert len(errors) == 1 and "deleted or replaced" in errors[0].getMessage()
+
+
+def test_a_replay_from_a_deleted_store_is_refused_too(
+    client: TestClient, settings: Settings
+) -> None:
+    key = {"Idempotency-Key": "k-1"}
+    first = client.post("/v1/notifications", json=NOTE, headers=key)
+    assert first.status_code == 202
+    _delete_store(settings)
+    # Nothing would be committed, but the answer would come from the lost file.
+    replay = client.post("/v1/notifications", json=NOTE, headers=key)
+    assert replay.status_code == 503, replay.text
+    assert "deleted or replaced" in replay.json()["detail"]

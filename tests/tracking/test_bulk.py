@@ -151,3 +151,84 @@ def test_column_names_never_become_code(engine: Engine) -> None:
         insert_rows(conn, table, [{"id": "a", odd: "kept", "doc": {"k": [1, None]}}])
         rows = conn.execute(select(table)).all()
     assert [tuple(row) for row in rows] == [("a", "kept", {"k": [1, None]})]
+
+
+def test_each_engine_binds_with_its_own_settings(tmp_path: Any) -> None:
+    """A plan holds its dialect's type processors: another engine's JSON serializer must not leak."""
+    table = Table("docs", MetaData(), Column("id", String, primary_key=True), Column("doc", JSON))
+    texts = []
+    for name, serializer in [("a", lambda value: '"from engine a"'), ("b", None)]:
+        options = {"json_serializer": serializer} if serializer else {}
+        engine = create_engine(f"sqlite:///{tmp_path / name}.db", **options)
+        table.create(engine)
+        with engine.begin() as conn:
+            insert_rows(conn, table, [{"id": "x", "doc": {"k": 1}}])
+            texts.append(conn.exec_driver_sql("SELECT doc FROM docs").scalar_one())
+        engine.dispose()
+    assert texts == ['"from engine a"', '{"k": 1}']
+
+
+def test_what_sqlalchemy_fills_in_or_refuses_is_left_to_it(engine: Engine) -> None:
+    from sqlalchemy import bindparam, update
+
+    table = Table(
+        "filled", MetaData(), Column("id", String, primary_key=True), Column("n", Integer),
+        Column("stamp", String, onupdate=lambda: "on update"), Column("doc", JSON),
+    )  # fmt: skip
+    table.create(engine)
+    with engine.begin() as conn:
+        insert_rows(conn, table, [{"id": "a", "n": 1, "stamp": None, "doc": [1]}])
+        by_id = table.c.id == bindparam("b_id")
+        execute_many(
+            conn, update(table).where(by_id).values(n=bindparam("b_n")), [{"b_id": "a", "b_n": 2}]
+        )
+        execute_many(conn, update(table).where(by_id).values(doc=None), [{"b_id": "a"}])
+        row = conn.execute(select(table)).one()
+        raw_doc = conn.exec_driver_sql("SELECT doc FROM filled").scalar_one()
+    assert (row.n, row.stamp) == (2, "on update")  # the onupdate SQLAlchemy computes
+    assert raw_doc == "null"  # a fixed None bound as the JSON type binds it, as SQLAlchemy does
+    with pytest.raises(StatementError), engine.begin() as conn:
+        insert_rows(conn, RUNS, [_run("run_bad", created_at="not a time")])
+
+
+def test_the_hot_statements_take_the_short_way(engine: Engine) -> None:
+    """Each of the writes the accept path and the dispatcher make goes out as plain driver SQL."""
+    from sqlalchemy import event
+
+    from notifyd.tracking.admin import ATTEMPTS
+    from notifyd.tracking.admin.worker import _CLAIM_RUN, _FINISH_ATTEMPT, _FINISH_RUN
+
+    compiled_by_sqlalchemy: list[bool] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            compiled_by_sqlalchemy.append(context.compiled is not None)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    later = WHEN + timedelta(seconds=1)
+    with engine.begin() as conn:
+        insert_rows(conn, RUNS, [_run("run_h")])
+        claim = {"b_id": "run_h", "b_attempt": 1, "b_worker": "w", "b_lease": later, "b_now": WHEN}
+        execute_many(conn, _CLAIM_RUN, [claim])
+        attempt = {
+            "run_id": "run_h",
+            "number": 1,
+            "worker": "w",
+            "started_at": WHEN,
+            "outcome": "running",
+        }
+        insert_rows(conn, ATTEMPTS, [attempt])
+        finished = {
+            "b_run": "run_h", "b_number": 1, "b_finished": later, "b_duration": 1.0,
+            "b_outcome": "succeeded", "b_error_type": None, "b_error_message": None,
+            "b_traceback": None, "b_delay": None, "b_response": {"ok": True},
+        }  # fmt: skip
+        assert execute_many(conn, _FINISH_ATTEMPT, [finished]) == 1
+        done = {
+            "b_id": "run_h", "b_worker": "w", "b_attempt": 1, "b_status": "succeeded",
+            "b_next": None, "b_finished": later, "b_error": None, "b_updated": later,
+        }  # fmt: skip
+        assert execute_many(conn, _FINISH_RUN, [done]) == 1
+    event.remove(engine, "before_cursor_execute", seen)
+    # The tally trigger's own inserts run inside SQLite, unseen here.
+    assert compiled_by_sqlalchemy == [False] * 5

@@ -512,3 +512,39 @@ async def test_an_exception_that_cannot_be_described_still_frees_its_slot(
         await wait_status(store, second, "succeeded")
         assert tracker.dispatcher.in_flight == 0
     assert "could not be described" in (load_attempts(store, first)[0].error_message or "")
+
+
+async def test_no_more_claims_while_outcomes_cannot_be_recorded(
+    store: Engine,
+    registry: TaskRegistry,
+    make_tracker: TrackerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs it could not record are not renewed: claiming more on top would pile them up."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import OperationalError
+
+    from notifyd.tracking import admin
+
+    @registry.task("quick")
+    async def quick() -> None:
+        return None
+
+    refusals: list[int] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> int:
+        refusals.append(1)
+        raise OperationalError("UPDATE attempt ...", {}, Exception("the store refuses writes"))
+
+    def claimed() -> int:
+        with store.connect() as conn:
+            query = select(func.count()).where(RUNS.c.status != RunStatus.queued.value)
+            return int(conn.execute(query).scalar_one())
+
+    monkeypatch.setattr(admin, "finish_attempts", refuse)
+    async with make_tracker(concurrency=2, sweep_seconds=3600) as tracker:
+        for _ in range(10):
+            await enqueue(tracker, quick)
+        await wait_until(lambda: len(refusals) >= 12)  # several passes have tried and failed
+        # The first claim, and at most one more made while the first outcomes were recorded.
+        assert claimed() <= 4
