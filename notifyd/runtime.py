@@ -19,8 +19,8 @@ from notifyd.notifications import deliverylog
 from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.idempotency import IdempotencyKeys
+from notifyd.notifications.keyring import box_for_store
 from notifyd.notifications.retention import RetentionLoop
-from notifyd.notifications.secretbox import SecretBox
 from notifyd.notifications.submit import Submitter
 from notifyd.policy import retry_policies
 from notifyd.tracking.admin import ClaimedRun
@@ -98,7 +98,7 @@ def build_runtime(
         for name, override in settings.channels.items()
         if override.concurrency is not None
     }
-    secrets = SecretBox.from_settings(settings)  # the key file is made on first start
+    secrets = box_for_store(settings, engine)  # the key file is made on first start
     if secrets.path is not None and engine.dialect.name == "postgresql":
         log.warning(
             "the store is shared, but the secret key comes from this machine's %s: every "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,12 +18,37 @@ from notifyd.models import DEFAULT_PRIORITY, Notification
 from notifyd.notifications.destinations import Destinations
 from notifyd.notifications.routing import delivery_target
 from notifyd.notifications.secretbox import SecretBox, SecretKeyError
-from notifyd.tracking.errors import PermanentError
+from notifyd.tracking.errors import PermanentError, ReleasedError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 
 DELIVER_TASK = "notifyd.deliver"
 EXTRAS_KEY = "delivery"
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+RELEASE_SECONDS = 60.0
+_WARN_EVERY = 60.0
+
+log = logging.getLogger("notifyd.delivery")
+_warned_at: dict[str, float] = {}
+
+
+def _release(exc: SecretKeyError) -> ReleasedError:
+    """A run this process cannot decrypt is left for a process that can, never failed by this
+    one; the operator is told (once a minute per process, not once per run)."""
+    now = time.monotonic()
+    if now - _warned_at.get(exc.detail, -_WARN_EVERY) >= _WARN_EVERY:
+        if len(_warned_at) > 64:  # details name key ids: few, but bounded all the same
+            _warned_at.clear()
+        _warned_at[exc.detail] = now
+        log.warning(
+            "%s; such runs are released to wait for a process with the key (again every %d s), "
+            "see `notifyd secrets rotate --help`",
+            exc.detail,
+            RELEASE_SECONDS,
+        )
+    return ReleasedError(
+        f"{exc.detail}; released to wait for a process that holds the key",
+        retry_after=RELEASE_SECONDS,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +175,8 @@ async def deliver(
             secret_recipient=secret_recipient,
             secrets=delivery.secrets,
         )
-    except SecretKeyError as exc:  # retrying with the same key cannot help
-        raise PermanentError(exc.detail) from None
+    except SecretKeyError as exc:
+        raise _release(exc) from None
     note = await delivery.notification(notification_id)
     message = OutgoingMessage(
         delivery_id=ctx.run_id,

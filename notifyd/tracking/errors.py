@@ -28,6 +28,12 @@ class PermanentError(TaskError):
     """Trying again cannot succeed (a rejected address, 410 Gone, an unknown task): fail now."""
 
 
+class ReleasedError(TaskError):
+    """This process cannot run the task now, but another (or this one later) may: the attempt
+    is recorded as interrupted, not charged to the run's budget, and the run is due again
+    after ``retry_after`` seconds (a key this process lacks, say)."""
+
+
 class TrackingError(Exception):
     """An operator's request on runs that cannot be done (see ``notifyd.tracking.admin``)."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from notifyd.tracking.errors import PermanentError, TaskError
+from notifyd.tracking.errors import PermanentError, ReleasedError, TaskError
 from notifyd.tracking.models import Outcome, RunStatus
 from notifyd.tracking.retry import RetryPolicy
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from notifyd.tracking.admin import ClaimedRun
 
 MAX_ERROR = 2000
+RELEASE_SECONDS = 60.0
 MAX_TRACEBACK = 8000
 
 
@@ -38,6 +39,7 @@ class AttemptResult:
     error_message: str | None = None
     traceback: str | None = None
     response: dict[str, Any] | None = None
+    released: bool = False  # not charged to the run's attempts (see ReleasedError)
 
     @property
     def short_error(self) -> str | None:
@@ -126,6 +128,8 @@ def failed(
     run: ClaimedRun, exc: Exception, *, started: float, now: datetime, policy: RetryPolicy
 ) -> AttemptResult:
     """The attempt raised ``exc``: the policy decides whether and when the run goes again."""
+    if isinstance(exc, ReleasedError):
+        return _released(run, exc, started=started, now=now)
     permanent = isinstance(exc, PermanentError)
     delay = policy.decide(
         charged=run.attempt - run.interruptions,
@@ -146,6 +150,25 @@ def failed(
         error_message=_describe(exc)[:MAX_ERROR],
         traceback=_traceback(exc)[-MAX_TRACEBACK:],
         response=exc.response if isinstance(exc, TaskError) else None,
+    )
+
+
+def _released(
+    run: ClaimedRun, exc: ReleasedError, *, started: float, now: datetime
+) -> AttemptResult:
+    delay = exc.retry_after if exc.retry_after is not None else RELEASE_SECONDS
+    return AttemptResult(
+        run_id=run.id,
+        attempt=run.attempt,
+        outcome=Outcome.interrupted,
+        finished_at=now,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        status=RunStatus.retrying,
+        next_attempt_at=now + timedelta(seconds=delay),
+        retry_delay_seconds=delay,
+        error_type=type(exc).__name__,
+        error_message=_describe(exc)[:MAX_ERROR],
+        released=True,
     )
 
 

@@ -227,6 +227,7 @@ def test_the_hot_statements_take_the_short_way(engine: Engine) -> None:
         done = {
             "b_id": "run_h", "b_worker": "w", "b_attempt": 1, "b_status": "succeeded",
             "b_next": None, "b_finished": later, "b_error": None, "b_updated": later,
+            "b_released": 0,
         }  # fmt: skip
         assert execute_many(conn, _FINISH_RUN, [done]) == 1
     event.remove(engine, "before_cursor_execute", seen)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from notifyd.tracking.admin.operator import (
     RETRYABLE,
+    argument_values,
     cancel_run,
     cancel_runs,
     count_prunable,
@@ -90,6 +91,7 @@ __all__ = [
     "RunPage",
     "RunRecord",
     "RunStats",
+    "argument_values",
     "attempt_histogram",
     "cancel_run",
     "cancel_runs",

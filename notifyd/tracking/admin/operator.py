@@ -209,17 +209,27 @@ def cancel_runs(conn: Connection, *, selection: RunFilter, now: datetime) -> int
     ).rowcount
 
 
+def _holding(conn: Connection, name: str) -> list[tuple[str, str, dict[str, Any]]]:
+    # The JSON is searched as text, which both stores can do; the match is then checked.
+    holding = cast(RUNS.c.args, String).like(f"%{name}%")
+    rows = conn.execute(
+        select(RUNS.c.id, RUNS.c.status, RUNS.c.args).where(holding).order_by(RUNS.c.id)
+    ).all()
+    return [(r.id, r.status, r.args) for r in rows if isinstance(r.args, dict) and name in r.args]
+
+
+def argument_values(conn: Connection, *, name: str) -> list[tuple[str, RunStatus, Any]]:
+    """``(run id, status, value)`` of the argument ``name`` of every run that has one."""
+    return [
+        (run_id, RunStatus(status), args[name]) for run_id, status, args in _holding(conn, name)
+    ]
+
+
 def rewrite_argument(conn: Connection, *, name: str, rewrite: Callable[[Any], Any]) -> int:
     """Replace the argument ``name`` of every run that has one with ``rewrite(value)`` (a key
     rotation of stored secrets); returns how many runs changed."""
-    # The JSON is searched as text, which both stores can do; the match is then checked.
-    holding = cast(RUNS.c.args, String).like(f"%{name}%")
     count = 0
-    for run_id, args in conn.execute(
-        select(RUNS.c.id, RUNS.c.args).where(holding).order_by(RUNS.c.id)
-    ).all():
-        if not isinstance(args, dict) or name not in args:
-            continue
+    for run_id, _, args in _holding(conn, name):
         value = rewrite(args[name])
         if value != args[name]:
             conn.execute(update(RUNS).where(RUNS.c.id == run_id).values(args={**args, name: value}))

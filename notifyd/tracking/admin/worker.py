@@ -207,6 +207,7 @@ _FINISH_RUN = (
         finished_at=bindparam("b_finished"),
         last_error=bindparam("b_error"),
         updated_at=bindparam("b_updated"),
+        interruptions=RUNS.c.interruptions + bindparam("b_released"),
     )
 )
 
@@ -251,6 +252,7 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
                 "b_finished": r.finished_at if r.status in _FINAL else None,
                 "b_error": None if r.status is RunStatus.succeeded else r.short_error,
                 "b_updated": r.finished_at,
+                "b_released": int(r.released),
             }
             for r in results
         ],
