@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from notifyd import tracing
 from notifyd.channels.base import Channel
 from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
@@ -126,6 +127,8 @@ def build_runtime(
         # The SQLite file deleted or replaced under us: no transaction commits into the lost
         # file, so nothing is answered 202 (or recorded as delivered) that would vanish.
         before_commit=store_file.check if store_file.path is not None else None,
+        # Each run keeps the trace it was accepted under; its attempts join it (notifyd.tracing).
+        trace_context=tracing.current_traceparent if settings.opentelemetry else None,
     )
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
 
@@ -134,6 +137,8 @@ def build_runtime(
         deliverylog.observe_attempt(run, result)
 
     tracker.dispatcher.on_attempt = observe_attempt
+    if settings.opentelemetry:
+        tracker.dispatcher.attempt_scope = tracing.attempt_spans()
     deliverylog.quiet_apprise()
     submitter = Submitter(
         channels,

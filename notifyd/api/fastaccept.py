@@ -18,6 +18,7 @@ always was; the route stays declared as before, so the OpenAPI document does not
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import Any
 
 from fastapi import Request
@@ -75,6 +76,7 @@ async def accept(
             f"token {caller.name!r} is bound to destination {bound!r}: send with "
             f'"destination": "{bound}"'
         )
+    started = perf_counter()
     submission: Submission = await runtime.submitter.submit(
         batch, body, caller=caller.name, idempotency_key=idempotency_key
     )
@@ -83,7 +85,7 @@ async def accept(
     if submission.replayed:
         headers["Idempotency-Replay"] = "true"
     else:
-        runtime.metrics.observe_accepted(accepted)
+        runtime.metrics.observe_accepted(accepted, seconds=perf_counter() - started)
     return accepted, headers
 
 

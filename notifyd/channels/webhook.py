@@ -39,6 +39,7 @@ from notifyd.channels.netguard import (
 from notifyd.config import WEBHOOK_SECRET_PREFIX, WebhookSettings
 from notifyd.redact import MASK
 from notifyd.timeutil import utcnow
+from notifyd.tracing import outgoing_headers
 
 MAX_RECORDED_BODY = 20 * 1024
 # Connections open at once: at least the dispatcher's concurrency, so no delivery waits for one.
@@ -158,6 +159,8 @@ class WebhookChannel(Channel):
             "webhook-id": message.delivery_id,
             "webhook-timestamp": str(timestamp),
         }
+        # Inside the attempt's span (with opentelemetry on): the receiver can join the trace.
+        headers.update(outgoing_headers())
         if settings.secret is not None:
             headers["webhook-signature"] = sign(
                 settings.secret.get_secret_value(), message.delivery_id, timestamp, body

@@ -174,7 +174,9 @@ async def _receive(
         data=bounded(payload),
     )
     key = dedup_key(kind, destination, payload)
-    submission = await publish(runtime, body, caller, idempotency_key=key, fingerprint=key)
+    submission = await publish(
+        runtime, body, caller, idempotency_key=key, fingerprint=key, endpoint=kind
+    )
     if submission.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotency-Replay"] = "true"

@@ -165,7 +165,7 @@ async def create_message(request: Request) -> JSONResponse:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             raise GotifyError(400, f"{where}: {first['msg']}") from None
-        submission = await publish(runtime, body, caller)
+        submission = await publish(runtime, body, caller, endpoint="gotify")
     except GotifyError as exc:
         return exc.response()
     except NotifydError as exc:

@@ -3,6 +3,8 @@ committed before the caller hears back."""
 
 from __future__ import annotations
 
+from time import perf_counter
+
 from notifyd.compat.auth import Caller
 from notifyd.errors import InvalidInput
 from notifyd.models import NotificationCreate
@@ -27,14 +29,17 @@ async def publish(
     *,
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
+    endpoint: str = "ntfy",
 ) -> Submission:
     """Store ``body`` and its runs in one transaction; return once it is durable.
 
     The batch is this function's own (not the request's ``TrackedTasks``): an endpoint that
     answers an error in its peer's dialect must never have half a submission committed for it.
+    ``endpoint`` (ntfy, gotify, alertmanager, grafana) labels the accept's duration.
     """
     if body.destination is not None:
         caller.check_destination(body.destination)
+    started = perf_counter()
     batch = TaskBatch(runtime.tracker)
     submission = await runtime.submitter.submit(
         batch,
@@ -44,5 +49,7 @@ async def publish(
         fingerprint=fingerprint,
     )
     if not submission.replayed:
-        runtime.metrics.observe_accepted(submission.accepted)
+        runtime.metrics.observe_accepted(
+            submission.accepted, endpoint=endpoint, seconds=perf_counter() - started
+        )
     return submission

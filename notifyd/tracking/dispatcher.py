@@ -2,7 +2,8 @@
 
 One asyncio task loops: record finished attempts, renew leases, sweep expired leases, claim as
 many due runs as there are free slots, sleep until woken (a submit, a finished run) or the poll
-interval passes. All its writes go through the group-commit Writer, in batches.
+interval passes. All its writes go through the group-commit Writer, in batches. One attempt is
+``execution``'s; recording the outcomes is ``recording``'s.
 """
 
 from __future__ import annotations
@@ -10,51 +11,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection
 
-from notifyd.tracking import admin, outcomes
+from notifyd.tracking import admin, leases
 from notifyd.tracking.admin import ClaimedRun
-from notifyd.tracking.clock import StoreClock, new_id
-from notifyd.tracking.errors import PermanentError
-from notifyd.tracking.registry import TaskContext, TaskRegistry
+from notifyd.tracking.clock import StoreClock
+from notifyd.tracking.execution import AttemptObserver, AttemptScope, Executor
+from notifyd.tracking.leases import DispatcherConfig, default_worker_id
+from notifyd.tracking.recording import Outcomes
+from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-AttemptObserver = Callable[[ClaimedRun, outcomes.AttemptResult], None]
-
-
-def default_worker_id() -> str:
-    """host:pid:random, unique per dispatcher."""
-    return f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-6:]}"
-
-
-@dataclass
-class DispatcherConfig:
-    """How much the dispatcher runs at once and how it keeps and rescues its leases.
-
-    These are the library's defaults; notifyd passes its own settings for every field.
-    """
-
-    concurrency: int = 32
-    queue_concurrency: Mapping[str, int] = field(default_factory=dict)
-    lease_seconds: float = 30.0
-    sweep_seconds: float = 5.0
-    poll_seconds: float = 1.0
-    grace_seconds: float = 30.0
+__all__ = [
+    "AttemptObserver",
+    "AttemptScope",
+    "Clock",
+    "Dispatcher",
+    "DispatcherConfig",
+    "default_worker_id",
+]
 
 
 class Dispatcher:
@@ -71,6 +57,7 @@ class Dispatcher:
         worker_id: str | None = None,
         clock: Clock | None = None,
         on_attempt: AttemptObserver | None = None,
+        attempt_scope: AttemptScope | None = None,
     ) -> None:
         self.writer = writer
         self.registry = registry
@@ -83,16 +70,16 @@ class Dispatcher:
         # neither re-run each other's live runs nor miss due ones.
         self.clock: Clock = clock or StoreClock()
         self.on_attempt = on_attempt
+        self.attempt_scope = attempt_scope  # around each attempt (notifyd: its trace span)
+        self.executor = Executor(
+            registry=registry, retry=retry, extras=self.extras, clock=self.clock
+        )
+        self._outcomes = Outcomes(writer, self.worker_id)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
-        self._results: list[outcomes.AttemptResult] = []
-        # The outcomes could not be recorded last time: record them before claiming more.
-        self._outcomes_failing = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
-        # Sync tasks run here, never in anyio's pool that sync routes share.
-        self._threads: ThreadPoolExecutor | None = None
         self._last_renew = 0.0
         self._last_sweep = 0.0
         self.passes = 0  # whole passes of the loop so far (see ``passed``)
@@ -104,9 +91,7 @@ class Dispatcher:
         """Start the loop; it sweeps expired leases at once."""
         if self._loop_task is None:
             self._stopping = False
-            self._threads = ThreadPoolExecutor(
-                max_workers=self.config.concurrency, thread_name_prefix="notifyd-task"
-            )
+            self.executor.start(self.config.concurrency)
             self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
 
     def wake(self) -> None:
@@ -146,14 +131,14 @@ class Dispatcher:
         else:
             unfinished = []
         try:
-            await self._flush()
+            await self._outcomes.flush()
             if unfinished:
+                reason = f"worker {self.worker_id} shut down before the attempt finished"
                 await self.writer.run(
-                    lambda conn: admin.interrupt_runs(
+                    lambda conn: leases.release(
                         conn,
                         now=self._now(conn),
-                        reason=f"worker {self.worker_id} shut down before the attempt finished",
-                        error_type="Shutdown",
+                        reason=reason,
                         run_ids=unfinished,
                         worker=self.worker_id,
                     )
@@ -162,9 +147,7 @@ class Dispatcher:
         except Exception:
             # The store is unreachable: the runs stay leased and are rescued when it is back.
             log.exception("could not record the last outcomes at shutdown")
-        if self._threads is not None:
-            self._threads.shutdown(wait=False, cancel_futures=True)
-            self._threads = None
+        self.executor.stop()
 
     # ---- test signals (as River's JobRescuerTestSignals) ---------------------------------
 
@@ -195,7 +178,7 @@ class Dispatcher:
             self._signal_pass()
             if self._stopping:
                 break
-            if not self._results:
+            if not self._outcomes.pending:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
             self._wake.clear()
@@ -204,17 +187,19 @@ class Dispatcher:
         mono = time.monotonic()
         sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
         renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
-        if not (sweep_due or (self._running and renew_due) or self._outcomes_failing):
+        if not (sweep_due or (self._running and renew_due) or self._outcomes.failing):
             # The common pass: recording the outcomes and the next claim are queued in the same
             # pass of the loop, so they share one group commit (one pass, not two, per cycle).
-            flushing = asyncio.ensure_future(self._flush()) if self._results else None
+            flushing = (
+                asyncio.ensure_future(self._outcomes.flush()) if self._outcomes.pending else None
+            )
             try:
                 await self._claim()
             finally:
                 if flushing is not None:
                     await flushing
             return
-        await self._flush()
+        await self._outcomes.flush()
         # Renewing before each sweep means a sweep never takes this worker's own live runs.
         if self._running and (renew_due or sweep_due):
             self._last_renew = mono
@@ -224,57 +209,23 @@ class Dispatcher:
             await self.sweep()
         await self._claim()
 
-    async def _flush(self) -> None:
-        if not self._results:
-            return
-        results, self._results = self._results, []
-        try:
-            await self._finish(results)
-            self._outcomes_failing = False
-            return
-        except Exception:
-            log.warning("recording %d outcome(s) failed; trying one by one", len(results))
-        # Find the outcome that cannot be stored (the rest go through one by one) and store a
-        # stripped-down form of it. When even that fails the store is down: keep them all.
-        for index, result in enumerate(results):
-            try:
-                await self._finish([result])
-            except Exception as problem:
-                try:
-                    await self._finish([outcomes.minimal(result, problem)])
-                    log.error("stored a stripped outcome for run %s: %r", result.run_id, problem)
-                except Exception:
-                    # Keep the outcomes for the next try: dropping them would re-run the runs.
-                    self._results[:0] = results[index:]
-                    self._outcomes_failing = True
-                    raise
-        self._outcomes_failing = False
-
-    async def _finish(self, results: list[outcomes.AttemptResult]) -> None:
-        await self.writer.run(
-            partial(admin.finish_attempts, results=results, worker=self.worker_id)
-        )
-
     def _now(self, conn: Connection) -> datetime:
         """ "Now" inside a transaction on ``conn``: the store's clock, or the test's."""
         clock = self.clock
         return clock.now(conn) if isinstance(clock, StoreClock) else clock()
 
     async def _renew(self) -> None:
-        lease = timedelta(seconds=self.config.lease_seconds)
-        ids = list(self._running)
+        ids, seconds = list(self._running), self.config.lease_seconds
         await self.writer.run(
-            lambda conn: admin.renew_leases(
-                conn, run_ids=ids, worker=self.worker_id, until=self._now(conn) + lease
+            lambda conn: leases.renew(
+                conn, run_ids=ids, worker=self.worker_id, now=self._now(conn), seconds=seconds
             )
         )
 
     async def sweep(self) -> list[str]:
-        """Rescue runs whose lease expired: their attempt is interrupted and they run again.
-
-        The same transaction folds the run tally, so counting stays cheap.
-        """
-        rescued = await self.writer.run(lambda conn: _sweep(conn, now=self._now(conn)))
+        """Rescue runs whose lease expired: their attempt is interrupted and they run again
+        (the same transaction folds the run tally, so counting stays cheap)."""
+        rescued = await self.writer.run(lambda conn: leases.sweep(conn, now=self._now(conn)))
         if rescued:
             log.warning("rescued %d run(s) whose lease expired", len(rescued))
             self._wake.set()
@@ -302,13 +253,13 @@ class Dispatcher:
         claimed = await self.writer.run(claim)
         if self._stopping:
             # Claimed while shutting down: hand them straight back.
+            ids = [run.id for run in claimed]
             await self.writer.run(
                 partial(
-                    admin.interrupt_runs,
+                    leases.release,
                     now=self.clock(),
                     reason="claimed during shutdown",
-                    error_type="Shutdown",
-                    run_ids=[run.id for run in claimed],
+                    run_ids=ids,
                     worker=self.worker_id,
                 )
             )
@@ -324,18 +275,9 @@ class Dispatcher:
     # ---- one attempt --------------------------------------------------------------------
 
     async def _execute(self, run: ClaimedRun) -> None:
-        started = time.perf_counter()
         try:
-            try:
-                response = await self._call(run)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                policy = self.retry.for_queue(run.queue)
-                result = outcomes.failed(run, exc, started=started, now=self.clock(), policy=policy)
-            else:
-                result = outcomes.succeeded(run, response, started=started, now=self.clock())
-            self._results.append(outcomes.storable(result))
+            result = await self.executor.attempt(run, self.attempt_scope)
+            self._outcomes.add(result)
         finally:
             # Whatever happened, the slot is free again: a run must never hold one for good.
             self._forget(run)
@@ -349,28 +291,3 @@ class Dispatcher:
     def _forget(self, run: ClaimedRun) -> None:
         if self._running.pop(run.id, None) is not None and run.queue:
             self._running_queues[run.queue] -= 1
-
-    async def _call(self, run: ClaimedRun) -> Any:
-        task = self.registry.get(run.task_name)
-        if task is None:
-            raise PermanentError(f"no task is registered as {run.task_name!r} in this process")
-        ctx = TaskContext(run_id=run.id, attempt=run.attempt, extras=self.extras)
-        args, kwargs = task.call_args(run.args, ctx)
-        if task.is_async:
-            return await task.func(*args, **kwargs)
-        loop = asyncio.get_running_loop()
-        if self._threads is None:
-            raise RuntimeError("the dispatcher is not running")
-        return await loop.run_in_executor(self._threads, partial(task.func, *args, **kwargs))
-
-
-def _sweep(conn: Connection, *, now: datetime) -> list[str]:
-    rescued = admin.interrupt_runs(
-        conn,
-        now=now,
-        reason="the worker stopped renewing its lease (it died or hung)",
-        error_type="LeaseExpired",
-        expired_before=now,
-    )
-    admin.compact_tally(conn)
-    return rescued

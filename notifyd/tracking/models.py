@@ -130,6 +130,9 @@ runs = Table(
     Column("started_at", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
+    # The W3C trace context (a ``traceparent``) the run was made under, when the caller records
+    # one: its attempts join the trace of the request that made it, in any process.
+    Column("trace_context", String(200), nullable=True),
     Index("ix_task_run_due", "status", "next_attempt_at"),
     # Lists are newest first by id (ids sort by creation): filtered by status or queue, an
     # index in id order finds a page without sorting every match.

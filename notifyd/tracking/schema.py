@@ -15,12 +15,18 @@ from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, ins
 from notifyd.tracking.engine import write_connection
 from notifyd.tracking.models import metadata
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _versions = MetaData()
 VERSION_TABLE = Table("tracking_schema", _versions, Column("version", Integer, nullable=False))
 
+
+def _add_trace_context(conn: Connection) -> None:
+    """Version 2: ``task_run.trace_context`` (a nullable column: a plain ALTER TABLE)."""
+    conn.exec_driver_sql("ALTER TABLE task_run ADD COLUMN trace_context VARCHAR(200)")
+
+
 # Upgrades from version N to N+1, in order; UPGRADES[0] takes version 1 to 2. Append only.
-UPGRADES: list[Callable[[Connection], None]] = []
+UPGRADES: list[Callable[[Connection], None]] = [_add_trace_context]
 
 
 class SchemaMismatch(RuntimeError):

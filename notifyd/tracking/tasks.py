@@ -70,8 +70,10 @@ class TaskBatch:
         if task is None:
             raise LookupError(f"no task is registered as {func!r}")
         arguments = task.bind(args, kwargs or {})
-        when = now or self.tracker.clock()
+        tracker = self.tracker
+        when = now or tracker.clock()
         run_id = new_id(RUN_ID_PREFIX)
+        capture = tracker.trace_context
         self._runs.append(
             {
                 "id": run_id,
@@ -82,11 +84,12 @@ class TaskBatch:
                 "args": arguments,
                 "status": RunStatus.queued.value,
                 "attempts": 0,
-                "max_attempts": max_attempts or self.tracker.retry.budget(queue),
+                "max_attempts": max_attempts or tracker.retry.budget(queue),
                 "interruptions": 0,
                 "created_at": when,
                 "updated_at": when,
                 "next_attempt_at": run_at or when,
+                "trace_context": capture() if capture is not None else None,
             }
         )
         return run_id

@@ -28,7 +28,8 @@ class Tracker:
     one attempt: see ``notifyd.tracking.retry``). ``inline_writes`` commits the event loop's
     writes on the loop on SQLite (see ``notifyd.tracking.writer``): for a store whose commits do
     not fsync (``synchronous`` NORMAL or OFF). Without a ``clock`` (a test's), times come
-    from the store's clock on PostgreSQL (see ``StoreClock``).
+    from the store's clock on PostgreSQL (see ``StoreClock``). ``trace_context``, when given,
+    is asked for each new run's trace context (a W3C ``traceparent``), stored with the run.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class Tracker:
         run_dispatcher: bool = True,
         inline_writes: bool = False,
         before_commit: Callable[[], None] | None = None,
+        trace_context: Callable[[], str | None] | None = None,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -50,6 +52,7 @@ class Tracker:
         self.writer = Writer(engine, inline=inline_writes, before_commit=before_commit)
         self.retry = retry or RetryPolicies()
         self.run_dispatcher = run_dispatcher
+        self.trace_context = trace_context
         self.dispatcher = Dispatcher(
             writer=self.writer,
             registry=registry,

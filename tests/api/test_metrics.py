@@ -41,14 +41,20 @@ def test_metrics_count_accepts_attempts_and_the_queue(client: TestClient) -> Non
     assert found[("notifyd_notifications_accepted_total", (("channel", "log"),))] == 4  # no replay
     assert found[("notifyd_runs_created_total", (("channel", "log"),))] == 7
     assert found[("notifyd_attempt_duration_seconds_count", (("channel", "log"),))] == 7
-    assert found[("notifyd_runs", (("status", "queued"),))] == 0
+    assert found[("notifyd_runs", (("channel", "log"), ("status", "queued")))] == 0
+    assert found[("notifyd_runs", (("channel", "log"), ("status", "succeeded")))] == 7
+    assert found[("notifyd_runs_due", (("channel", "log"),))] == 0
     assert found[("notifyd_oldest_due_run_age_seconds", ())] == 0
     assert ("notifyd_runs_in_flight", ()) in found
+    assert found[("notifyd_accept_duration_seconds_count", (("endpoint", "api"),))] == 4
+    assert found[("notifyd_delivery_latency_seconds_count", (("channel", "log"),))] == 7
+    assert not [name for name, _labels in found if name.endswith("_created")]
 
 
 def test_metrics_show_waiting_runs(held_client: TestClient) -> None:
     client = held_client
     client.post("/v1/notifications", json={"to": ["a", "b"], "message": "m"})
     found = _samples(client)
-    assert found[("notifyd_runs", (("status", "queued"),))] == 2
+    assert found[("notifyd_runs", (("channel", "log"), ("status", "queued")))] == 2
+    assert found[("notifyd_runs_due", (("channel", "log"),))] == 2
     assert found[("notifyd_oldest_due_run_age_seconds", ())] >= 0

@@ -124,14 +124,16 @@ def stats(conn: Connection, *, now: datetime | None = None) -> RunStats:
 def queue_figures(conn: Connection, *, now: datetime) -> QueueFigures:
     """Runs not finished by status, and the oldest due run's due time (tally and an index)."""
     active: dict[str, int] = {}
-    for _queue, status, count in tallied(conn):
+    by_queue: dict[str, dict[str, int]] = {}
+    for queue, status, count in tallied(conn):
         active[status] = active.get(status, 0) + count
+        by_queue.setdefault(queue or "-", {})[status] = count
     oldest = conn.execute(
         select(func.min(RUNS.c.next_attempt_at)).where(
             RUNS.c.status.in_([s.value for s in DUE]), RUNS.c.next_attempt_at <= now
         )
     ).scalar_one_or_none()
-    return QueueFigures({s.value: active.get(s.value, 0) for s in ACTIVE}, oldest)
+    return QueueFigures({s.value: active.get(s.value, 0) for s in ACTIVE}, oldest, by_queue)
 
 
 def has_runs(ref: ColumnElement[Any], *conditions: ColumnElement[bool]) -> ColumnElement[bool]:

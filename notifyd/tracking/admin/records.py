@@ -45,6 +45,8 @@ class ClaimedRun:
     interruptions: int
     started_at: datetime
     label: str | None = None
+    created_at: datetime | None = None  # when the run was made (accepted)
+    trace_context: str | None = None  # the W3C traceparent it was made under, if recorded
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,12 @@ class RunStats:
 
 @dataclass(frozen=True)
 class QueueFigures:
-    """What a scrape shows of the whole store: runs not finished, and the oldest due one."""
+    """What a scrape shows of the whole store: runs not finished, and the oldest due one;
+    ``by_queue`` is every count of the tally, by queue ("-" for none) and status."""
 
     active: dict[str, int]
     oldest_due_at: datetime | None
+    by_queue: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ def _due(status: str, *, skipping_full: bool) -> Select[Any]:
             RUNS.c.max_attempts,
             RUNS.c.interruptions,
             RUNS.c.next_attempt_at,
+            RUNS.c.created_at,
+            RUNS.c.trace_context,
         )
         .where(RUNS.c.status == status, RUNS.c.next_attempt_at <= bindparam("b_now"))
         .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
@@ -165,6 +167,8 @@ def claim_due(
             interruptions=row.interruptions,
             started_at=now,
             label=row.label,
+            created_at=row.created_at,
+            trace_context=row.trace_context,
         )
         for row in picked
     ]
