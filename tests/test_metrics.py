@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, insert
 from notifyd.metrics import MAX_ERROR_CLASSES, Metrics
 from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.models import Outcome, RunStatus, runs
+from notifyd.tracking.outcomes import AttemptResult
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 RUN = ClaimedRun(
@@ -28,9 +29,7 @@ RUN = ClaimedRun(
 )
 
 
-def _result(status: RunStatus, error_type: str | None = None) -> Any:
-    from notifyd.tracking.outcomes import AttemptResult
-
+def _result(status: RunStatus, error_type: str | None = None) -> AttemptResult:
     outcome = Outcome.succeeded if status is RunStatus.succeeded else Outcome.permanent_error
     return AttemptResult(
         run_id=RUN.id,
@@ -94,7 +93,7 @@ def test_no_series_is_a_created_twin(migrated: Engine) -> None:
 
 def _fill(engine: Engine, count: int) -> None:
     statuses = ["succeeded"] * 8 + ["queued", "retrying", "failed", "running"]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": f"run_{number:08d}",
             "task_name": "deliver",
