@@ -94,10 +94,9 @@ def serve(
     ] = False,
 ) -> None:
     """Migrate the database, then serve the API and deliver in the background."""
-    import uvicorn
-
     from cli.logs import configure_logging
     from notifyd.api.app import create_app
+    from notifyd.api.server import serve as serve_app
     from notifyd.db import upgrade
     from notifyd.runtime import build_runtime
     from notifyd.tokens import check_bind
@@ -127,8 +126,9 @@ def serve(
         runtime.engine.url.render_as_string(hide_password=True),
         auth_mode,
     )
-    uvicorn.run(
+    serve_app(
         app_,
+        runtime,
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),

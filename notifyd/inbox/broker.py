@@ -44,8 +44,8 @@ class Subscription:
 
     __slots__ = ("_items", "_limit", "_waiter", "closed", "keys", "reason", "topics")
 
-    def __init__(self, topics: frozenset[str], keys: tuple[str, ...], limit: int) -> None:
-        self.topics = topics
+    def __init__(self, topics: frozenset[str] | None, keys: tuple[str, ...], limit: int) -> None:
+        self.topics = topics  # None: every topic
         self.keys = keys
         self._limit = limit
         self._items: deque[Event] = deque()
@@ -117,6 +117,7 @@ class Broker:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._by_topic: dict[str, set[Subscription]] = {}
+        self._everything: set[Subscription] = set()
         self._held: Counter[str] = Counter()
         self._count = 0
         self.dropped = 0
@@ -126,8 +127,11 @@ class Broker:
         """How many subscriptions are open."""
         return self._count
 
-    def subscribe(self, topics: Iterable[str], *, address: str, token: str | None) -> Subscription:
-        """A new subscription to ``topics``, or SubscriberLimit saying which limit is reached."""
+    def subscribe(
+        self, topics: Iterable[str] | None, *, address: str, token: str | None
+    ) -> Subscription:
+        """A new subscription to ``topics`` (None: every topic), or SubscriberLimit saying which
+        limit is reached."""
         limits = self.limits
         keys = (f"address:{address}",) + ((f"token:{token}",) if token else ())
         if self._count >= limits.total:
@@ -136,18 +140,23 @@ class Broker:
             raise SubscriberLimit(f"at most {limits.per_address} subscriptions from one address")
         if token and self._held[keys[1]] >= limits.per_token:
             raise SubscriberLimit(f"at most {limits.per_token} subscriptions with one token")
-        subscription = Subscription(frozenset(topics), keys, limits.buffer)
+        subscription = Subscription(
+            frozenset(topics) if topics is not None else None, keys, limits.buffer
+        )
         for key in keys:
             self._held[key] += 1
         self._count += 1
-        for topic in subscription.topics:
+        if subscription.topics is None:
+            self._everything.add(subscription)
+        for topic in subscription.topics or ():
             self._by_topic.setdefault(topic, set()).add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget ``subscription`` (idempotent)."""
-        found = False
-        for topic in subscription.topics:
+        found = subscription in self._everything
+        self._everything.discard(subscription)
+        for topic in subscription.topics or ():
             members = self._by_topic.get(topic)
             if members is not None and subscription in members:
                 found = True
@@ -166,11 +175,14 @@ class Broker:
     def publish(self, message: StoredMessage) -> int:
         """Offer ``message`` to its topic's subscribers; how many took it."""
         members = self._by_topic.get(message.topic)
-        if not members:
+        if not members and not self._everything:
             return 0
         event = Event(message)
         reached = 0
-        for subscription in list(members):
+        targets = list(members or ())
+        if self._everything:
+            targets.extend(self._everything)
+        for subscription in targets:
             if subscription.offer(event):
                 reached += 1
             elif subscription.reason == DROPPED_SLOW:
@@ -180,7 +192,7 @@ class Broker:
 
     def close_all(self) -> None:
         """End every subscription (the server is stopping)."""
-        for members in list(self._by_topic.values()):
-            for subscription in list(members):
-                subscription.close(DROPPED_SHUTDOWN)
-                self.unsubscribe(subscription)
+        everyone = {s for members in self._by_topic.values() for s in members}
+        for subscription in everyone | self._everything:
+            subscription.close(DROPPED_SHUTDOWN)
+            self.unsubscribe(subscription)

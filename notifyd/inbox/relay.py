@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "notifyd_inbox"
+CHANNEL_PREFIX = "notifyd_inbox_"
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -49,6 +50,7 @@ class PgRelay:
         self._sender: psycopg.AsyncConnection[object] | None = None
         self._sending = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._channel: str | None = None
         self.listening = asyncio.Event()
         self.relayed = 0
 
@@ -80,8 +82,9 @@ class PgRelay:
                         self._sender = await psycopg.AsyncConnection.connect(
                             self._url, autocommit=True
                         )
+                    channel = await self._channel_of(self._sender)
                     await self._sender.execute(
-                        "SELECT pg_notify(%s, %s)", (CHANNEL, f"{self.origin} {seq}")
+                        "SELECT pg_notify(%s, %s)", (channel, f"{self.origin} {seq}")
                     )
                     return True
                 except psycopg.Error as exc:
@@ -98,7 +101,7 @@ class PgRelay:
                 async with await psycopg.AsyncConnection.connect(
                     self._url, autocommit=True
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {await self._channel_of(conn)}")
                     self.listening.set()
                     failures = 0
                     async for note in conn.notifies():
@@ -111,6 +114,16 @@ class PgRelay:
                 failures += 1
                 log.warning("inbox relay: listening failed (%s); again in %.1f s", exc, wait)
                 await asyncio.sleep(wait)
+
+    async def _channel_of(self, conn: psycopg.AsyncConnection[object]) -> str:
+        # NOTIFY reaches the whole database: the channel names the schema too, so that two
+        # stores in one database (tests, or two installations) never hear each other.
+        if self._channel is None:
+            cursor = await conn.execute("SELECT current_database(), current_schema()")
+            row = await cursor.fetchone()
+            where = f"{row[0]}.{row[1]}" if row is not None else ""  # type: ignore[index]
+            self._channel = CHANNEL_PREFIX + hashlib.sha256(where.encode()).hexdigest()[:16]
+        return self._channel
 
     async def _offer(self, seq: int) -> None:
         try:

@@ -89,7 +89,7 @@ class Inbox:
 
     async def open_feed(
         self,
-        topics: Sequence[str],
+        topics: Sequence[str] | None,
         since: Since,
         *,
         address: str,
@@ -100,7 +100,7 @@ class Inbox:
         limit is reached."""
         subscription = self.broker.subscribe(topics, address=address, token=token)
         try:
-            backlog = await self.read(topics, since, scheduled=scheduled)
+            backlog = await self.read(topics, since, scheduled=scheduled) if topics else []
         except BaseException:
             self.broker.unsubscribe(subscription)
             raise
@@ -114,16 +114,22 @@ class Inbox:
         return await asyncio.to_thread(read)
 
     async def page(
-        self, topics: Sequence[str], *, limit: int, before: int = 0
+        self, topics: Sequence[str] | None, *, limit: int, before: int = 0
     ) -> list[StoredMessage]:
-        """The newest ``limit`` messages of ``topics`` (below ``before``), newest first."""
-        page = partial(self.store.page, list(topics), now=self.clock(), limit=limit, before=before)
+        """The newest ``limit`` messages of ``topics`` (None: every topic) below ``before``,
+        newest first."""
+        chosen = list(topics) if topics is not None else None
+        page = partial(self.store.page, chosen, now=self.clock(), limit=limit, before=before)
         return await asyncio.to_thread(page)
 
     async def delete(self, seq: int, topics: Sequence[str] | None) -> bool:
         """Delete one message (of ``topics``, when given); whether it was there."""
         found: bool = await self.write(partial(delete_message, seq=seq, topics=topics))
         return found
+
+    async def topics(self) -> list[str]:
+        """The topics that hold messages now."""
+        return await asyncio.to_thread(self.store.topics)
 
     async def clear(self, topics: Sequence[str]) -> int:
         """Delete every message of ``topics``."""

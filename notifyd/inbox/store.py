@@ -244,12 +244,15 @@ class InboxStore:
         return StoredMessage.from_row(row) if row is not None else None
 
     def page(
-        self, topics: Sequence[str], *, now: datetime, limit: int, before: int = 0
+        self, topics: Sequence[str] | None, *, now: datetime, limit: int, before: int = 0
     ) -> list[StoredMessage]:
-        """Gotify's paging: the newest ``limit`` messages (with ``seq`` below ``before``)."""
-        if not topics:
+        """Gotify's paging: the newest ``limit`` messages of ``topics`` (None: of every topic)
+        with ``seq`` below ``before``, newest first."""
+        if topics is not None and not topics:
             return []
-        where = [MESSAGES.c.topic.in_(list(topics)), _visible(now, False)]
+        where = [_visible(now, False)]
+        if topics is not None:
+            where.append(MESSAGES.c.topic.in_(list(topics)))
         if before > 0:
             where.append(MESSAGES.c.seq < before)
         with self.engine.connect() as conn:
