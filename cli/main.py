@@ -17,6 +17,7 @@ from cli import tokens as token_commands
 from cli.choices import LogFormat, metavar, parse_as
 from cli.common import HELP_STYLE, db_url_from_option, handle_errors, settings_from
 from cli.send import send
+from cli.subscribe import subscribe
 from notifyd import __version__
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(destination_commands.app, name="destinations")
 app.add_typer(notification_commands.app, name="notifications")
 app.add_typer(secret_commands.app, name="secrets")
 app.command()(send)
+app.command()(subscribe)
 
 
 def _version(value: bool) -> None:

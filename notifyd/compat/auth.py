@@ -123,11 +123,9 @@ class Reader:
                 )
 
 
-async def authenticate_reader(request: HTTPConnection, token: str | None) -> Reader:
-    """The caller presenting ``token``, allowed to read: a token with scope read or admin
-    (a send token may not), limited to its destination's inbox topics when it is bound."""
-    guard = get_guard(request)
-    principal = await guard.authenticate(client_host(request), token)
+def reader_for(principal: Principal, runtime: Runtime) -> Reader:
+    """What ``principal`` may read: every topic with scope read or admin, its destination's
+    inbox topics when its token is bound to one; Forbidden for any other scope (send)."""
     if principal.scope not in READERS:
         raise Forbidden(
             f"subscribing needs a token with scope read or admin; {principal.name!r} has "
@@ -135,9 +133,14 @@ async def authenticate_reader(request: HTTPConnection, token: str | None) -> Rea
         )
     if principal.destination is None:
         return Reader(principal)
-    runtime: Runtime = request.app.state.runtime
     try:
         topics = frozenset(runtime.destinations.get(principal.destination).topics)
     except InvalidInput:  # its destination is no longer configured: it reads nothing
         topics = frozenset()
     return Reader(principal, topics)
+
+
+async def authenticate_reader(request: HTTPConnection, token: str | None) -> Reader:
+    """The caller presenting ``token``, allowed to read (see ``reader_for``)."""
+    principal = await get_guard(request).authenticate(client_host(request), token)
+    return reader_for(principal, request.app.state.runtime)

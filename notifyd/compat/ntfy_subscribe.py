@@ -216,9 +216,12 @@ def parse_request(spelled: str, headers: Headers, query: QueryParams, inbox: Inb
     return Subscribe(topics, spelled, poll, since, scheduled, filters)
 
 
-def _render(dialect: Dialect, filters: Filters) -> Callable[[Sequence[Event]], bytes]:
+def render_events(
+    dialect: Dialect, filters: Filters | None = None
+) -> Callable[[Sequence[Event]], bytes]:
+    """A batch of events in ``dialect``, those ``filters`` refuse left out."""
     encode = dialect.message
-    if filters.any():
+    if filters is not None and filters.any():
         return lambda events: b"".join(
             e.encode(dialect.name, encode) for e in events if filters.passes(e.message)
         )
@@ -246,7 +249,9 @@ async def _stream(spelled: str, request: Request, dialect: Dialect) -> Response:
         if wanted.poll:
             found = await inbox.read(wanted.topics, wanted.since, scheduled=wanted.scheduled)
             events = [Event(message) for message in found]
-            return Response(_render(dialect, wanted.filters)(events), media_type=dialect.media_type)
+            return Response(
+                render_events(dialect, wanted.filters)(events), media_type=dialect.media_type
+            )
         feed = await inbox.open_feed(
             wanted.topics,
             wanted.since,
@@ -262,7 +267,7 @@ async def _stream(spelled: str, request: Request, dialect: Dialect) -> Response:
         return _limit_error(exc).response()
     return FeedResponse(
         feed,
-        render=_render(dialect, wanted.filters),
+        render=render_events(dialect, wanted.filters),
         first=dialect.control("open", wanted.spelled),
         keepalive=lambda: dialect.control("keepalive", wanted.spelled),
         keepalive_seconds=inbox.keepalive_seconds,
