@@ -9,7 +9,6 @@ subscriber per wake, not one per message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 
 from starlette.responses import Response
@@ -52,6 +51,7 @@ class FeedResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         feed = self.feed
         watcher = asyncio.create_task(_watch(receive, feed))
+        writing = Writing(feed)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if self.first:
@@ -59,14 +59,46 @@ class FeedResponse(Response):
             async for batch in feed.batches(self.keepalive_seconds):
                 body = self.render_batch(batch) if batch else self.keepalive()
                 if body:
-                    await send({"type": "http.response.body", "body": body, "more_body": True})
-            with contextlib.suppress(OSError):
+                    async with writing:
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
+            async with writing:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client left mid-write
+        except asyncio.CancelledError:
+            if not writing.aborted:
+                raise
+            # Dropped while stuck writing to a client that reads no more: end here (uvicorn
+            # then closes the connection), rather than wait for the client forever.
         finally:
             watcher.cancel()
             feed.close()
+
+
+class Writing:
+    """Around each write to a subscriber: if its subscription is dropped (too slow) or the server
+    stops while the write waits for the client to read, the write is cancelled, so that a client
+    that stopped reading holds no task and no buffer. Leaving the block then raises
+    CancelledError with ``aborted`` set, for the caller to end its response quietly."""
+
+    def __init__(self, feed: Feed) -> None:
+        self._task = asyncio.current_task()
+        self._inside = False
+        self.aborted = False
+        feed.subscription.on_close = self._closed
+
+    def _closed(self, reason: str) -> None:
+        if self._inside and reason != GONE and self._task is not None:
+            self.aborted = True
+            self._task.cancel()
+
+    async def __aenter__(self) -> None:
+        self._inside = True
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._inside = False
+        if self.aborted and self._task is not None:
+            self._task.uncancel()
 
 
 async def _watch(receive: Receive, feed: Feed) -> None:

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
-from notifyd.api.streaming import GONE
+from notifyd.api.streaming import GONE, Writing
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.gotify import GotifyError, _translate
 from notifyd.compat.subscribers import reader_token
@@ -222,14 +222,19 @@ async def stream(websocket: WebSocket) -> None:
                 return
 
     watcher = asyncio.create_task(watch())
+    writing = Writing(feed)
     try:
         async for batch in feed.batches(inbox.keepalive_seconds):
             for event in batch:
-                await websocket.send_text(event.encode("gotify", _gotify_frame).decode())
+                async with writing:
+                    await websocket.send_text(event.encode("gotify", _gotify_frame).decode())
         if feed.subscription.reason != GONE:
             await websocket.close()
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass
+    except asyncio.CancelledError:
+        if not writing.aborted:
+            raise
     finally:
         watcher.cancel()
         feed.close()

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
-from notifyd.api.streaming import GONE, FeedResponse
+from notifyd.api.streaming import GONE, FeedResponse, Writing
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.ntfy import PRIORITIES, NtfyError, _translate
 from notifyd.compat.subscribers import reader_token
@@ -362,15 +362,20 @@ async def _pump(websocket: WebSocket, feed: Feed, wanted: Subscribe, keepalive: 
                 return
 
     watcher = asyncio.create_task(watch())
+    writing = Writing(feed)
     try:
         await websocket.send_text(_line(control_json("open", wanted.spelled)).decode())
         async for batch in feed.batches(keepalive):
             # An idle batch needs nothing here: uvicorn's WebSocket pings keep the connection.
             for event in batch:
                 if wanted.filters.passes(event.message):
-                    await websocket.send_text(event.encode("json", _json_message).decode())
+                    async with writing:
+                        await websocket.send_text(event.encode("json", _json_message).decode())
         if feed.subscription.reason != GONE:
             await websocket.close()  # dropped (slow) or the server is stopping
+    except asyncio.CancelledError:
+        if not writing.aborted:
+            raise
     finally:
         watcher.cancel()
 

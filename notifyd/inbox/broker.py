@@ -42,7 +42,7 @@ class Event:
 class Subscription:
     """One subscriber's topics and buffer; read it with ``next`` until it says it is closed."""
 
-    __slots__ = ("_items", "_limit", "_waiter", "closed", "keys", "reason", "topics")
+    __slots__ = ("_items", "_limit", "_waiter", "closed", "keys", "on_close", "reason", "topics")
 
     def __init__(self, topics: frozenset[str] | None, keys: tuple[str, ...], limit: int) -> None:
         self.topics = topics  # None: every topic
@@ -52,6 +52,8 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self.closed = False
         self.reason: str | None = None
+        # Called once when closed: the reader may be stuck writing to a client that reads no more.
+        self.on_close: Callable[[str], None] | None = None
 
     def offer(self, event: Event) -> bool:
         """Buffer ``event`` (True), or drop this subscriber when its buffer is full (False)."""
@@ -70,6 +72,8 @@ class Subscription:
             self.closed, self.reason = True, reason
             self._items.clear()
             self._wake()
+            if self.on_close is not None:
+                self.on_close(reason)
 
     def _wake(self) -> None:
         waiter = self._waiter
