@@ -10,12 +10,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from tests.support import ServerProcess
+from tests.support import ServerProcess, wait_for
 
 INBOX_CONFIG = """
 [destinations.phone]
@@ -136,9 +136,28 @@ class Lines:
         self.close()
 
 
-def publish(server: ServerProcess, topic: str, text: str, **headers: str) -> dict[str, Any]:
-    """ntfy's publish: POST /<topic>; its answer."""
+def publish(
+    server: ServerProcess, topic: str, text: str, *, token: str | None = None, **headers: str
+) -> dict[str, Any]:
+    """ntfy's publish: POST /<topic> (with ``token``, when the server has tokens); its answer."""
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     answer = httpx.post(f"{server.url}/{topic}", content=text.encode(), headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
+
+
+def kept(server: ServerProcess, topic: str, text: str, *, token: str | None = None) -> str:
+    """Wait until ``text`` is published in ``topic`` (its run has offered it); its id."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def find() -> str | None:
+        polled = httpx.get(f"{server.url}/{topic}/json?poll=1", headers=headers, timeout=10)
+        for line in polled.text.splitlines():
+            message = json.loads(line)
+            if message.get("message") == text:
+                return str(message["id"])
+        return None
+
+    return wait_for(find, timeout=15, interval=0.02, what=f"{text!r} published in {topic}")
