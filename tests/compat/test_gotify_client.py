@@ -114,7 +114,7 @@ async def test_get_messages_pages_backwards_and_delete(
 async def test_tokens_and_bad_input_get_gotifys_errors(
     served: tuple[ServerProcess, str, str],
 ) -> None:
-    server, token, sender = served
+    server, _, sender = served
     async with AsyncGotify(base_url=server.url, client_token=sender) as gotify:
         with pytest.raises(GotifyError) as refused:
             await gotify.get_messages()
