@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, cli_start, drain, summaries
+from bench import accept_latency, accept_throughput, cli_start, drain, observability, summaries
 
 
 def main() -> None:
@@ -19,6 +19,7 @@ def main() -> None:
     cli_start.main()
     accept_latency.main()
     accept_throughput.main()
+    observability.main()
     drain.main()
     summaries.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")

@@ -178,6 +178,35 @@ def bare_app() -> FastAPI:
     return app
 
 
+class _Discard:
+    """A span exporter that keeps nothing: the cost of recording and batching spans, not of a
+    collector's network."""
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing buffered."""
+        return True
+
+
+def record_spans() -> None:
+    """A global SDK tracer provider batching every span to ``_Discard`` (needs the SDK, a dev
+    dependency), as ``opentelemetry-instrument`` would set one up."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
+    trace.set_tracer_provider(provider)
+
+
 def main() -> None:
     """Parse the flags and serve until terminated."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -187,12 +216,25 @@ def main() -> None:
     parser.add_argument("--slow-seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-dispatch", action="store_true", help="accept only, deliver nothing")
+    parser.add_argument("--no-metrics", action="store_true", help="observe nothing per request")
+    parser.add_argument("--tracing", action="store_true", help="opentelemetry on, spans recorded")
     args = parser.parse_args()
     if args.mode == "bare":
         app = bare_app()
     else:
-        settings = Settings(home=args.home, concurrency=args.concurrency, grace_seconds=0)
+        if args.tracing:
+            record_spans()
+        settings = Settings(
+            home=args.home,
+            concurrency=args.concurrency,
+            grace_seconds=0,
+            opentelemetry=args.tracing,
+        )
         app = notifyd_app(settings, args.slow_seconds, dispatch=not args.no_dispatch)
+        if args.no_metrics:
+            runtime: Runtime = app.state.runtime
+            runtime.metrics.observe_accepted = lambda *a, **k: None  # type: ignore[method-assign]
+            runtime.metrics.observe_attempt = lambda *a, **k: None  # type: ignore[method-assign]
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -64,6 +64,7 @@ class BenchServer:
         slow_seconds: float = 1.0,
         concurrency: int = 32,
         dispatch: bool = True,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.mode = mode
         self.port = free_port()
@@ -77,6 +78,7 @@ class BenchServer:
         ]  # fmt: skip
         if not dispatch:
             self.args.append("--no-dispatch")
+        self.args += extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
