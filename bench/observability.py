@@ -2,7 +2,7 @@
 off: the accept path alone) with no metrics observed, with its metrics (the default), and with
 ``opentelemetry = true`` and an SDK tracer provider recording every span (batched to an
 exporter that keeps nothing: the cost of tracing in the process, not of a collector), each as
-a ratio to the first, measured in the same run, interleaved over REPS rounds.
+a ratio to the first, measured in the same run, interleaved over REPS rounds, each round in another order.
 
 Tracing on also takes the request off notifyd's accept lane (``notifyd/api/fastaccept.py``):
 FastAPI's own layers and its telemetry see every request, so that cost is in the figure.
@@ -15,7 +15,7 @@ import statistics
 from bench.accept_throughput import Measured, measure
 from bench.support import BenchServer, row, title
 
-REPS = 2
+REPS = 3
 CASES = {
     "metrics off (nothing observed)": ("--no-metrics",),
     "metrics on (the default)": (),
@@ -27,8 +27,11 @@ def main() -> None:
     """Measure each case REPS times, interleaved; print medians and ratios to metrics off."""
     title("observability's cost: accept path alone (dispatcher off), 32 connections, loopback")
     runs: dict[str, list[Measured]] = {name: [] for name in CASES}
-    for _ in range(REPS):
-        for name, extra in CASES.items():
+    names = list(CASES)
+    for rep in range(REPS):
+        # Each round starts with another case: no case always runs first (or last).
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            extra = CASES[name]
             with BenchServer("notifyd", dispatch=False, extra=extra) as server:
                 runs[name].append(measure(server, "/v1/notifications", warmup=1000, requests=10000))
     row("accept path", "requests/s", "p99", "server CPU/req", "vs metrics off")
