@@ -214,7 +214,9 @@ class Settings(BaseSettings):
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     access_log: bool = False
     # FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
-    # providers). Off unless asked for: notifyd has /metrics, and the check costs every request.
+    # providers) and one trace per notification: each run keeps the trace it was accepted under,
+    # each attempt is a span in it, webhooks carry ``traceparent`` (docs/metrics.md). Off unless
+    # asked for: notifyd has /metrics, and tracing costs every request.
     opentelemetry: bool = False
 
     # Security (README "Security"): 0 disables a rate limit.
