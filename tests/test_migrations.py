@@ -106,3 +106,29 @@ def test_a_run_need_not_refer_to_a_notification_any_more(db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(RUNS.c.ref)).scalar_one() == "an-object-of-the-apps-own"
     engine.dispose()
+
+
+def test_trace_context_goes_and_comes_back_keeping_the_tally(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO task_run (id, task_name, args, status, attempts, max_attempts,"
+                    " interruptions, crashes, created_at, updated_at, next_attempt_at) VALUES"
+                    " ('run_1', 't', '{}', 'queued', 0, 1, 0, 0, :at, :at, :at)"
+                ),
+                {"at": WHEN},
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(select(RUNS.c.trace_context)).scalar_one() is None
+            tally = conn.execute(text("SELECT sum(delta) FROM task_run_tally")).scalar_one()
+            assert tally == 1  # the triggers outlived the column's removal
+    finally:
+        engine.dispose()
