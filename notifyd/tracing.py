@@ -58,15 +58,15 @@ def outgoing_headers() -> dict[str, str]:
 def attempt_spans(provider: Any = None) -> AttemptScope:
     """The dispatcher's ``attempt_scope``: a span per attempt, in the trace of its run's request.
 
-    ``provider`` is a TracerProvider (the global one when None, looked up at each attempt, so
+    ``provider`` is a TracerProvider (the global one when None: a proxy until one is set, so
     one configured after start is used).
     """
     if trace is None or _PROPAGATOR is None:
         return lambda run: lambda result: None
     propagator = _PROPAGATOR
+    tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
 
     def begin(run: ClaimedRun) -> AttemptEnd:
-        tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=provider)
         parent = (
             propagator.extract({"traceparent": run.trace_context}) if run.trace_context else None
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,8 @@ from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.errors import PermanentError
 from notifyd.tracking.registry import TaskContext, TaskRegistry
 from notifyd.tracking.retry import RetryPolicies
+
+log = logging.getLogger(__name__)
 
 AttemptObserver = Callable[[ClaimedRun, outcomes.AttemptResult], None]
 AttemptEnd = Callable[[outcomes.AttemptResult | None], None]
@@ -61,7 +64,7 @@ class Executor:
         self, run: ClaimedRun, scope: AttemptScope | None = None
     ) -> outcomes.AttemptResult:
         """Run one attempt of ``run``; its result (cancellation propagates)."""
-        end = scope(run) if scope is not None else None
+        end = _opened(scope, run) if scope is not None else None
         result: outcomes.AttemptResult | None = None
         started = time.perf_counter()
         try:
@@ -77,7 +80,7 @@ class Executor:
             return result
         finally:
             if end is not None:
-                end(result)
+                _closed(end, result)
 
     async def _call(self, run: ClaimedRun) -> Any:
         task = self.registry.get(run.task_name)
@@ -93,3 +96,21 @@ class Executor:
         # The thread runs in the attempt's context (its trace, for one), as an async task would.
         call = partial(contextvars.copy_context().run, task.func, *args, **kwargs)
         return await loop.run_in_executor(self._threads, call)
+
+
+# A scope (tracing) must never stop delivery, nor lose an attempt's result.
+
+
+def _opened(scope: AttemptScope, run: ClaimedRun) -> AttemptEnd | None:
+    try:
+        return scope(run)
+    except Exception:
+        log.exception("the attempt scope failed to open for run %s", run.id)
+        return None
+
+
+def _closed(end: AttemptEnd, result: outcomes.AttemptResult | None) -> None:
+    try:
+        end(result)
+    except Exception:
+        log.exception("the attempt scope failed to close")
