@@ -11,6 +11,7 @@ from notifyd.api.openapi import install_openapi
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import RequestIdMiddleware
 from notifyd.api.tokencache import TokenCache
+from notifyd.compat.dialects import too_large
 from notifyd.config import Settings
 from notifyd.runtime import Runtime
 
@@ -24,8 +25,9 @@ def install_security(app: FastAPI, settings: Settings, runtime: Runtime) -> Guar
     )
     guard = Guard(settings, tokens)
     setattr(app.state, STATE_KEY, guard)
-    # The last added runs first: request id, then CORS, then the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # The last added runs first: request id, then CORS, then the body limit (which refuses the
+    # ntfy and Gotify paths in their peers' shapes).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=too_large)
     if settings.cors_origins:
         app.add_middleware(
             ProblemCORSMiddleware,

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from notifyd.api.bodylimit import BodyTooLarge
 from notifyd.compat.auth import Caller, authenticate, token_from_authorization
 from notifyd.compat.documents import UnreadableJSON, load_json
 from notifyd.compat.publish import publish
@@ -44,6 +45,11 @@ class GotifyError(Exception):
         )
         body = {"error": phrase, "errorCode": self.status, "errorDescription": self.description}
         return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def body_too_large(limit: int) -> GotifyError:
+    """Gotify's 413 for a body over the limit."""
+    return GotifyError(413, f"the request body is larger than the limit of {limit} bytes")
 
 
 def _translate(exc: NotifydError) -> GotifyError:
@@ -89,7 +95,10 @@ def message_id(notification_id: str) -> int:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except BodyTooLarge as exc:  # a chunked body, counted as it came
+        raise body_too_large(exc.limit) from None
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("application/json") or (
         not content_type and raw.lstrip().startswith(b"{")

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from notifyd.api.bodylimit import BodyTooLarge
 from notifyd.compat.auth import (
     Caller,
     authenticate,
@@ -23,8 +24,10 @@ from notifyd.compat.auth import (
 )
 from notifyd.compat.documents import UnreadableJSON, load_json
 from notifyd.compat.ntfy_params import (
+    VERBS,
     NtfyError,
     Publication,
+    body_too_large,
     from_json,
     from_params,
     parse_priority,
@@ -41,7 +44,6 @@ from notifyd.tracking.errors import TrackingError
 router = APIRouter(include_in_schema=False)
 
 AUTH_PARAM = "auth"
-VERBS = ("publish", "send", "trigger")
 DEFAULT_MESSAGE = "triggered"  # ntfy's message for an empty body
 
 
@@ -109,7 +111,10 @@ async def _answer(request: Request, publication: Publication) -> JSONResponse:
 
 
 async def _text_body(request: Request) -> str | None:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except BodyTooLarge as exc:  # a chunked body, counted as it came
+        raise body_too_large(exc.limit) from None
     if not raw:
         return None
     try:
@@ -164,7 +169,10 @@ async def not_ntfy() -> None:
 async def publish_json(request: Request) -> JSONResponse:
     """ntfy's JSON publishing: ``{"topic", "message", "title", "priority", "tags", ...}``."""
     try:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except BodyTooLarge as exc:  # a chunked body, counted as it came
+            raise body_too_large(exc.limit, json_body=True) from None
         try:
             document = load_json(raw or b"null")
         except UnreadableJSON:

@@ -35,6 +35,7 @@ TAGS = ("x-tags", "tags", "tag", "ta")
 DELAY = ("x-delay", "delay", "x-at", "at", "x-in", "in")
 CLICK = ("x-click", "click")
 MARKDOWN = ("x-markdown", "markdown", "md")
+VERBS = ("publish", "send", "trigger")  # GET /<topic>/<verb> publishes
 LINK_DELAY = "https://ntfy.sh/docs/publish/#scheduled-delivery"
 LINK_PRIORITY = "https://ntfy.sh/docs/publish/#message-priority"
 LINK_AUTH = "https://ntfy.sh/docs/publish/#authentication"
@@ -60,6 +61,13 @@ class NtfyError(Exception):
         if self.link:
             body["link"] = self.link
         return JSONResponse(body, status_code=self.http, headers=self.headers)
+
+
+def body_too_large(limit: int, *, json_body: bool = False) -> NtfyError:
+    """ntfy's 413: 41303 for a JSON publication, 41301 for a message body."""
+    if json_body:
+        return NtfyError(41303, 413, f"JSON body too large: at most {limit} bytes")
+    return NtfyError(41301, 413, f"message too large: at most {limit} bytes")
 
 
 def translate(exc: NotifydError) -> NtfyError:
