@@ -141,6 +141,22 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class InboxSettings(BaseModel):
+    """The inbox: how long topics keep their messages, and what subscribers may hold."""
+
+    keep_hours: float = Field(default=12.0, gt=0, description="How long a message is kept.")
+    max_per_topic: int = Field(default=1000, ge=1, description="At most this many per topic.")
+    keepalive_seconds: float = Field(
+        default=45.0, gt=0, description="A keepalive event this often on an idle stream."
+    )
+    buffer: int = Field(
+        default=256, ge=1, description="Messages a subscriber may lag behind before it is dropped."
+    )
+    per_address: int = Field(default=30, ge=1, description="Subscriptions from one address.")
+    per_token: int = Field(default=60, ge=1, description="Subscriptions with one token.")
+    total: int = Field(default=10_000, ge=1, description="Subscriptions the server holds.")
+
+
 class DestinationSettings(BaseModel):
     """A named destination (``[destinations.<name>]``): a channel, its recipients, their secrets.
 
@@ -152,6 +168,8 @@ class DestinationSettings(BaseModel):
     channel: str = Field(min_length=1, max_length=40)
     to: list[str] = Field(min_length=1)
     description: str | None = None
+    # Also keep every message in an inbox topic: true for the topic named as the destination.
+    inbox: bool | str = False
     smtp: SmtpSettings | None = None
     webhook: WebhookSettings | None = None
 
@@ -193,6 +211,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
     access_log: bool = False
     # FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
     # providers). Off unless asked for: notifyd has /metrics, and the check costs every request.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BeforeValidator
+from starlette.requests import HTTPConnection
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -73,12 +75,28 @@ def _query_errors(request: Request) -> list[dict[str, Any]]:
     return errors
 
 
-async def strict_parameters(request: Request) -> None:
+OWN_CHECKS = "notifyd_checks_own_parameters"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checks_own_parameters(endpoint: F) -> F:
+    """Mark a route that checks its parameters itself and answers in its peer's dialect (ntfy's
+    subscribe API): its bad input must get the peer's error, not notifyd's problem+json."""
+    setattr(endpoint, OWN_CHECKS, True)
+    return endpoint
+
+
+async def strict_parameters(connection: HTTPConnection) -> None:
     """Refuse undeclared or repeated query parameters (a typo must not widen a query) and NULs.
 
     ``async`` so that it runs on the event loop: a sync dependency would cost every request a
-    thread hop.
+    thread hop. WebSocket routes (subscribers) check their own parameters, in their dialect.
     """
+    if connection.scope["type"] != "http":
+        return
+    if getattr(getattr(connection.scope.get("route"), "endpoint", None), OWN_CHECKS, False):
+        return
+    request = cast(Request, connection)
     # Read from the scope: this runs on every request, and Request.url is not free.
     errors = [
         {"loc": ("path", name), "msg": NUL_MESSAGE}
