@@ -24,6 +24,7 @@ from notifyd.compat.auth import (
 )
 from notifyd.compat.documents import UnreadableJSON, load_json
 from notifyd.compat.ntfy_params import (
+    PRIORITIES,
     VERBS,
     NtfyError,
     Publication,
@@ -44,6 +45,8 @@ from notifyd.tracking.errors import TrackingError
 router = APIRouter(include_in_schema=False)
 
 AUTH_PARAM = "auth"
+# The name ntfy_subscribe imports (from before the parameters moved to ntfy_params).
+_translate = translate
 DEFAULT_MESSAGE = "triggered"  # ntfy's message for an empty body
 
 
@@ -187,4 +190,4 @@ async def publish_json(request: Request) -> JSONResponse:
     return await _answer(request, publication)
 
 
-__all__ = ["NtfyError", "Publication", "parse_priority", "parse_when", "router"]
+__all__ = ["PRIORITIES", "NtfyError", "Publication", "parse_priority", "parse_when", "router"]
