@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -77,6 +77,7 @@ class BenchServer:
         ]  # fmt: skip
         if not dispatch:
             self.args.append("--no-dispatch")
+        self.env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,9 +86,9 @@ class BenchServer:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 30.0) -> BenchServer:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start and wait until /healthz answers."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")} | self.env
         with (self.home / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 self.args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -129,7 +130,7 @@ class BenchServer:
                 self.proc.wait(timeout=10)
         self._tmp.cleanup()
 
-    def __enter__(self) -> BenchServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -139,6 +140,35 @@ class BenchServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class NotifydServe(BenchServer):
+    """The real ``notifyd serve``, as a user runs it, configured by ``config`` (TOML text)."""
+
+    def __init__(self, config: str) -> None:
+        super().__init__("serve")
+        config_file = self.home / "notifyd.toml"
+        config_file.write_text(config)
+        script = Path(sys.executable).parent / "notifyd"
+        # The `notifyd` script of this environment; its entry point when it is not installed.
+        command = [str(script)] if script.exists() else [sys.executable, "-c", _ENTRY_POINT]
+        self.args = [
+            *command, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+        ]  # fmt: skip
+        self.env = {"NOTIFYD_HOME": str(self.home), "NOTIFYD_CONFIG": str(config_file)}
+        profile = os.environ.get("BENCH_PROFILE")
+        if profile:  # where the server's CPU goes: cProfile's stats, written when it stops
+            self.args[: len(command)] = [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                profile,
+                str(script),
+            ]
+
+
+_ENTRY_POINT = "from cli.main import app; app()"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -1,0 +1,293 @@
+"""Fan-out to live subscribers (issue 17): memory per idle SSE subscriber, publish-to-receive
+latency at a steady 100 messages/s, and the accept rate while 1,000 subscribers are connected.
+
+One real ``notifyd serve`` (SQLite) with an inbox topic; its subscribers (``GET /<topic>/sse``)
+run in a process of their own (``bench/subscribers.py``: raw asyncio protocols, cheap enough
+that the client does not take the server's CPU), the publisher and the accept load in this one.
+
+1. Memory: the server's VmRSS with no subscriber, then with 100 and 1,000 idle ones connected.
+   Target: 1,000 idle subscribers in under 100 MiB of extra RSS.
+2. Latency: 1,000 messages published with ntfy's ``POST /<topic>`` at a steady 100/s, each
+   carrying its send time, to 1,000 subscribers and then 100: publish-to-receive p50/p99 over
+   every (message, subscriber) pair, and every pair that never arrived. Targets: p99 under
+   100 ms with 1,000 subscribers; nothing missed.
+3. Accept rate: ``POST /v1/notifications`` for the ``log`` channel, 32 connections, closed loop,
+   with the 1,000 idle subscribers connected, beside the same server with none (measured before
+   they connect and after they leave; the ratio is to the mean of the two). Target: >= 0.9x.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import uvloop
+
+from bench.accept_throughput import Measured, measure
+from bench.load import LoadResult, run_load
+from bench.support import ROOT, NotifydServe, mib, row, title
+
+TOPIC = "fanout"
+SUBSCRIBERS = (100, 1_000)
+RATE = 100.0
+MESSAGES = 1_000  # 10 s at RATE
+PUBLISH_CONNECTIONS = 4
+COLLECT_SECONDS = 15.0  # after the last publish, for stragglers
+ACCEPT_REQUESTS = 10_000
+SETTLE_SECONDS = 1.0
+# Every subscriber comes from 127.0.0.1; a subscriber may lag 10 s (at RATE) before it is dropped.
+CONFIG = f"""
+[inbox]
+per_address = 2000
+total = 2000
+buffer = {int(RATE * 10)}
+
+[destinations.{TOPIC}]
+channel = "inbox"
+to = ["{TOPIC}"]
+"""
+TARGET_MIB = 100
+TARGET_P99_MS = 100.0
+TARGET_ACCEPT_RATIO = 0.9
+
+
+class SubscriberProcess:
+    """``python -m bench.subscribers``, driven one JSON line at a time."""
+
+    def __init__(self, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.subscribers", "--port", str(port), "--topic", TOPIC],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, cmd: str, **args: Any) -> dict[str, Any]:
+        """Send one command; its answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the subscriber process ended ({self.proc.poll()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def connect(self, n: int) -> dict[str, Any]:
+        """Have ``n`` subscribers open; refuse to go on with fewer."""
+        answer = self.ask("connect", n=n)
+        if answer["open"] != n:
+            raise RuntimeError(f"only {answer['open']} of {n} subscribers connected: {answer}")
+        return answer
+
+    def cpu(self) -> float:
+        """The subscriber process's CPU seconds so far."""
+        seconds: float = self.ask("cpu")["cpu_seconds"]
+        return seconds
+
+    def __enter__(self) -> SubscriberProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # it closes its subscribers and ends
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def ntfy_publish(port: int, round_: int) -> Any:
+    """Message ``index`` of round ``round_`` as ntfy's ``POST /<topic>``, stamped when sent."""
+
+    def request(index: int) -> bytes:
+        body = f"fo {round_} {index} {time.monotonic_ns()}".encode()
+        head = (
+            f"POST /{TOPIC} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    return request
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One round of messages: what the subscribers saw and what it cost each side."""
+
+    figures: dict[str, Any]
+    publish: LoadResult
+    server_cpu: float
+    client_cpu: float
+
+    @property
+    def elapsed(self) -> float:
+        """From the first publish until the round was collected."""
+        return float(self.figures["seconds"])
+
+
+def deliver(server: NotifydServe, subs: SubscriberProcess, round_: int, count: int) -> Delivered:
+    """Publish ``count`` messages at RATE to every open subscriber and collect what arrived."""
+    subs.ask("expect", round=round_, count=count)
+    server_before, client_before = server.status().cpu_seconds, subs.cpu()
+    started = time.perf_counter()
+    publish = uvloop.run(
+        run_load(
+            server.port,
+            ntfy_publish(server.port, round_),
+            connections=PUBLISH_CONNECTIONS,
+            requests=count,
+            rate=RATE,
+            deadline=count / RATE + 30,
+        )
+    )
+    figures = subs.ask("collect", within=COLLECT_SECONDS)
+    figures["seconds"] = time.perf_counter() - started
+    return Delivered(
+        figures,
+        publish,
+        server.status().cpu_seconds - server_before,
+        figures["cpu_seconds"] - client_before,
+    )
+
+
+def memory(server: NotifydServe, subs: SubscriberProcess) -> None:
+    """Connect 100, then 1,000 idle subscribers; print the server's extra RSS."""
+    time.sleep(SETTLE_SECONDS)
+    before = server.status().rss_kib
+    row("idle subscribers", "RSS", "extra", "per subscr.", "connect", "target")
+    row("none", mib(before))
+    for n in SUBSCRIBERS:
+        answer = subs.connect(n)
+        time.sleep(SETTLE_SECONDS)
+        rss = server.status().rss_kib
+        extra = rss - before
+        target = f"< {TARGET_MIB} MiB extra" if n == 1_000 else ""
+        row(
+            f"{n:,}",
+            mib(rss),
+            mib(extra),
+            f"{extra / n:.1f} KiB",
+            f"{answer['seconds']:.2f} s",
+            target,
+        )
+    verdict = "met" if extra < TARGET_MIB * 1024 else "MISSED"
+    print(f"  1,000 idle subscribers: {mib(extra)} extra (target < {TARGET_MIB} MiB: {verdict})")
+
+
+def report_delivery(label: str, d: Delivered) -> None:
+    """Print one round's line."""
+    f = d.figures
+    row(
+        label,
+        f"{f['p50_ms']:.1f} ms",
+        f"{f['p99_ms']:.1f} ms",
+        f"{f['max_ms']:.1f} ms",
+        f"{f['missed']:,}/{f['due']:,}",
+        f"{d.server_cpu / d.elapsed:.0%}",
+        f"{d.client_cpu / d.elapsed:.0%}",
+    )
+    extras = []
+    if f["duplicates"] or f["ended"]:
+        extras.append(f"{f['duplicates']} twice, {f['ended']} streams ended")
+    if d.publish.errors or set(d.publish.statuses) - {200}:
+        extras.append(f"publish answers: {d.publish.describe_statuses()}")
+    extras.append(
+        f"publish answered p50 {d.publish.ms(0.5):.1f} ms, p99 {d.publish.ms(0.99):.1f} ms, "
+        f"{d.publish.rate:.0f}/s"
+    )
+    print("    " + "; ".join(extras))
+
+
+def latency(server: NotifydServe, subs: SubscriberProcess) -> None:
+    """Publish at RATE to 1,000 subscribers, then to 100; print the latencies."""
+    row("subscribers", "p50", "p99", "max", "missed", "server CPU", "client CPU")
+    rounds: dict[int, Delivered] = {}
+    for round_, n in enumerate(sorted(SUBSCRIBERS, reverse=True), start=1):
+        if subs.ask("keep", n=n)["open"] != n:
+            subs.connect(n)
+        rounds[n] = deliver(server, subs, round_, MESSAGES)
+        report_delivery(f"{n:,}, {MESSAGES:,} messages at {RATE:.0f}/s", rounds[n])
+    big, small = rounds[1_000].figures, rounds[100].figures
+    verdict = "met" if big["p99_ms"] < TARGET_P99_MS else "MISSED"
+    missed = sum(r.figures["missed"] for r in rounds.values())
+    print(
+        f"  p99 with 1,000 subscribers: {big['p99_ms']:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
+        f"{verdict}), {big['p99_ms'] / small['p99_ms']:.1f}x the p99 with 100; missed "
+        f"{missed:,} (target 0). 'server/client CPU': share of one core over the round"
+    )
+
+
+def report_accept(label: str, m: Measured, baseline: float | None) -> None:
+    """Print one accept run's line."""
+    n = max(m.load.count, 1)
+    row(
+        label,
+        f"{m.load.rate:,.0f}/s",
+        f"{m.load.ms(0.5):.1f} ms",
+        f"{m.load.ms(0.99):.1f} ms",
+        f"{m.server_cpu / n * 1e6:,.0f} us",
+        f"{m.load.rate / baseline:.2f}x" if baseline else "baseline",
+    )
+    if m.load.errors or set(m.load.statuses) - {202}:
+        print(f"    answers: {m.load.describe_statuses()}")
+
+
+def raise_open_files(wanted: int) -> None:
+    """A thousand connections on each side need more descriptors than a default soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
+def main() -> None:
+    """Run the three measurements on one server and print them."""
+    title(
+        f"fan-out: SSE subscribers of one topic, `notifyd serve` on SQLite, {RATE:.0f} messages/s, "
+        "loopback"
+    )
+    raise_open_files(4 * max(SUBSCRIBERS) + 256)
+    accept_path = "/v1/notifications"
+    with NotifydServe(CONFIG) as server, SubscriberProcess(server.port) as subs:
+        # Warm every path measured: a few subscribers, a few messages, the accept load.
+        subs.connect(10)
+        deliver(server, subs, 0, 50)
+        subs.ask("keep", n=0)
+        before = measure(server, accept_path, warmup=1000, requests=ACCEPT_REQUESTS)
+        memory(server, subs)
+        loaded = measure(server, accept_path, warmup=500, requests=ACCEPT_REQUESTS)
+        print()
+        latency(server, subs)
+        subs.ask("keep", n=0)
+        time.sleep(SETTLE_SECONDS)
+        after = measure(server, accept_path, warmup=500, requests=ACCEPT_REQUESTS)
+    print()
+    baseline = (before.load.rate + after.load.rate) / 2
+    row("accept rate, POST /v1/notifications (log)", "requests/s", "p50", "p99", "CPU/req", "ratio")
+    report_accept("no subscribers (before they connect)", before, baseline)
+    report_accept("1,000 idle subscribers connected", loaded, baseline)
+    report_accept("no subscribers (after they leave)", after, baseline)
+    ratio = loaded.load.rate / baseline
+    verdict = "met" if ratio >= TARGET_ACCEPT_RATIO else "MISSED"
+    print(
+        f"  with 1,000 idle subscribers: {ratio:.2f}x the rate without (mean of before and after; "
+        f"target >= {TARGET_ACCEPT_RATIO}: {verdict})"
+    )
+
+
+if __name__ == "__main__":
+    main()
