@@ -43,6 +43,10 @@ class Round:
         self.complete = asyncio.Event()
         self.pattern = re.compile(rb'"message":"fo %d (\d+) (\d+)"' % number)
         self.latencies_ns = array("q")
+        # Per message: when it was sent, first read and last read (by any subscriber).
+        self.sent_ns = array("q", bytes(8 * count))
+        self.first_ns = array("q", bytes(8 * count))
+        self.last_ns = array("q", bytes(8 * count))
         self.duplicates = 0
         self.ended = 0  # streams that ended (dropped as slow, or closed) during the round
 
@@ -87,7 +91,11 @@ class Subscriber(asyncio.Protocol):
                 current.duplicates += 1
             else:
                 seen[seq] = 1
-                current.latencies_ns.append(now - int(match[2]))
+                sent = int(match[2])
+                current.latencies_ns.append(now - sent)
+                if not current.first_ns[seq]:
+                    current.sent_ns[seq], current.first_ns[seq] = sent, now
+                current.last_ns[seq] = now
                 if len(current.latencies_ns) == current.due:
                     current.complete.set()
 
@@ -164,11 +172,15 @@ class Subscribers:
         self.open = [s for s in self.open if not s.closed]
         self.round = None
 
-        def ms(fraction: float) -> float:
-            if not latencies:
+        arrived = [i for i in range(current.count) if current.first_ns[i]]
+        firsts = sorted(current.first_ns[i] - current.sent_ns[i] for i in arrived)
+        spreads = sorted(current.last_ns[i] - current.first_ns[i] for i in arrived)
+
+        def ms(fraction: float, values: list[int] = latencies) -> float:
+            if not values:
                 return float("nan")
-            index = min(len(latencies) - 1, max(0, round(fraction * len(latencies)) - 1))
-            return latencies[index] / 1e6
+            index = min(len(values) - 1, max(0, round(fraction * len(values)) - 1))
+            return values[index] / 1e6
 
         return {
             "subscribers": len(members),
@@ -181,6 +193,12 @@ class Subscribers:
             "p90_ms": ms(0.9),
             "p99_ms": ms(0.99),
             "max_ms": ms(1.0),
+            # The first subscriber's latency is the way in (accept, store, dispatch); the
+            # spread from the first to the last subscriber is the fan-out itself.
+            "first_p50_ms": ms(0.5, firsts),
+            "first_p99_ms": ms(0.99, firsts),
+            "spread_p50_ms": ms(0.5, spreads),
+            "spread_p99_ms": ms(0.99, spreads),
             "cpu_seconds": time.process_time(),
         }
 

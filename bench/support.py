@@ -156,19 +156,24 @@ class NotifydServe(BenchServer):
             *command, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
         ]  # fmt: skip
         self.env = {"NOTIFYD_HOME": str(self.home), "NOTIFYD_CONFIG": str(config_file)}
-        profile = os.environ.get("BENCH_PROFILE")
-        if profile:  # where the server's CPU goes: cProfile's stats, written when it stops
-            self.args[: len(command)] = [
-                sys.executable,
-                "-m",
-                "cProfile",
-                "-o",
-                profile,
-                str(script),
-            ]
+        if os.environ.get("BENCH_PROFILE"):  # where the server's CPU goes, for cProfile/pstats
+            self.args[: len(command)] = [sys.executable, "-c", _PROFILED_ENTRY_POINT]
 
 
 _ENTRY_POINT = "from cli.main import app; app()"
+# uvicorn raises the SIGTERM it caught again once it has stopped: exit on it, writing the stats.
+_PROFILED_ENTRY_POINT = """
+import cProfile, os, signal, sys
+from cli.main import app
+profile = cProfile.Profile()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+profile.enable()
+try:
+    app()
+finally:
+    profile.disable()
+    profile.dump_stats(os.environ["BENCH_PROFILE"])
+"""
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
