@@ -19,6 +19,7 @@ that the client does not take the server's CPU), the publisher and the accept lo
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,7 +33,7 @@ import uvloop
 
 from bench.accept_throughput import Measured, measure
 from bench.load import LoadResult, run_load
-from bench.support import ROOT, NotifydServe, mib, row, title
+from bench.support import ROOT, NotifydServe, machine_cpu_seconds, mib, row, title
 
 TOPIC = "fanout"
 SUBSCRIBERS = (100, 1_000)
@@ -136,6 +137,7 @@ class Delivered:
     publish: LoadResult
     server_cpu: float
     client_cpu: float
+    others_cpu: float  # every other process of the machine (the publisher too)
 
     @property
     def elapsed(self) -> float:
@@ -147,6 +149,7 @@ def deliver(server: NotifydServe, subs: SubscriberProcess, round_: int, count: i
     """Publish ``count`` messages at RATE to every open subscriber and collect what arrived."""
     subs.ask("expect", round=round_, count=count)
     server_before, client_before = server.status().cpu_seconds, subs.cpu()
+    machine_before = machine_cpu_seconds()
     started = time.perf_counter()
     publish = uvloop.run(
         run_load(
@@ -160,12 +163,10 @@ def deliver(server: NotifydServe, subs: SubscriberProcess, round_: int, count: i
     )
     figures = subs.ask("collect", within=COLLECT_SECONDS)
     figures["seconds"] = time.perf_counter() - started
-    return Delivered(
-        figures,
-        publish,
-        server.status().cpu_seconds - server_before,
-        figures["cpu_seconds"] - client_before,
-    )
+    machine = machine_cpu_seconds() - machine_before
+    server_cpu = server.status().cpu_seconds - server_before
+    client_cpu = figures["cpu_seconds"] - client_before
+    return Delivered(figures, publish, server_cpu, client_cpu, machine - server_cpu - client_cpu)
 
 
 def memory(server: NotifydServe, subs: SubscriberProcess) -> None:
@@ -203,6 +204,7 @@ def report_delivery(label: str, d: Delivered) -> None:
         f"{f['missed']:,}/{f['due']:,}",
         f"{d.server_cpu / d.elapsed:.0%}",
         f"{d.client_cpu / d.elapsed:.0%}",
+        f"{d.others_cpu / d.elapsed:.0%}",
     )
     extras = []
     if f["duplicates"] or f["ended"]:
@@ -222,7 +224,7 @@ def report_delivery(label: str, d: Delivered) -> None:
 
 def latency(server: NotifydServe, subs: SubscriberProcess) -> None:
     """Publish at RATE to 1,000 subscribers, then to 100; print the latencies."""
-    row("subscribers", "p50", "p99", "max", "missed", "server CPU", "client CPU")
+    row("subscribers", "p50", "p99", "max", "missed", "server CPU", "client CPU", "others")
     rounds: dict[int, Delivered] = {}
     for round_, n in enumerate(sorted(SUBSCRIBERS, reverse=True), start=1):
         if subs.ask("keep", n=n)["open"] != n:
@@ -235,7 +237,8 @@ def latency(server: NotifydServe, subs: SubscriberProcess) -> None:
     print(
         f"  p99 with 1,000 subscribers: {big['p99_ms']:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
         f"{verdict}), {big['p99_ms'] / small['p99_ms']:.1f}x the p99 with 100; missed "
-        f"{missed:,} (target 0). 'server/client CPU': share of one core over the round"
+        f"{missed:,} (target 0). CPU: share of one core over the round (of {os.cpu_count()}); "
+        "'others': every other process, the publisher too"
     )
 
 
@@ -271,6 +274,10 @@ def accept_rate(server: NotifydServe, subs: SubscriberProcess) -> None:
         chosen = [m.load for c, m in runs if c is connected]
         return sum(load.count for load in chosen) / sum(load.elapsed for load in chosen)
 
+    def cpu_per_request(connected: bool) -> float:
+        chosen = [m for c, m in runs if c is connected]
+        return sum(m.server_cpu for m in chosen) / sum(m.load.count for m in chosen)
+
     ratio = rate(True) / rate(False)
     pairs = [
         runs[i][1].load.rate / runs[i + 1][1].load.rate
@@ -282,7 +289,10 @@ def accept_rate(server: NotifydServe, subs: SubscriberProcess) -> None:
     print(
         f"  accepted/s with 1,000 idle subscribers: {rate(True):,.0f}/s, without: "
         f"{rate(False):,.0f}/s: {ratio:.2f}x (target >= {TARGET_ACCEPT_RATIO}: {verdict}); "
-        f"pair by pair: {', '.join(f'{p:.2f}x' for p in pairs)}"
+        f"pair by pair: {', '.join(f'{p:.2f}x' for p in pairs)}. Server CPU per accept: "
+        f"{cpu_per_request(True) * 1e6:.0f} us with them, {cpu_per_request(False) * 1e6:.0f} us "
+        f"without ({cpu_per_request(False) / cpu_per_request(True):.2f}x: the same ratio, less "
+        "swayed by other work on the machine)"
     )
 
 

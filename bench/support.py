@@ -54,6 +54,14 @@ def proc_status(pid: int) -> ProcStatus:
     )
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has used since boot (from /proc/stat): the
+    share other work took of a measurement shows beside the figures it may have skewed."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 class BenchServer:
     """``python -m bench.server`` in a subprocess on a free port with a temporary data dir."""
 
