@@ -215,6 +215,11 @@ def report_delivery(label: str, d: Delivered) -> None:
         f"first subscriber p50 {f['first_p50_ms']:.1f} ms, p99 {f['first_p99_ms']:.1f} ms; "
         f"first to last p50 {f['spread_p50_ms']:.1f} ms, p99 {f['spread_p99_ms']:.1f} ms"
     )
+    reads = max(f["reads"], 1)
+    per_read = d.server_cpu / reads * 1e6
+    extras.append(
+        f"{f['received'] / reads:.1f} messages per read, server CPU {per_read:.0f} us/read"
+    )
     extras.append(
         f"publish answered p50 {d.publish.ms(0.5):.1f} ms, p99 {d.publish.ms(0.99):.1f} ms, "
         f"{d.publish.rate:.0f}/s"

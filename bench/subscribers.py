@@ -6,13 +6,13 @@ on a machine it shares with the server. Each finds, in what it reads, the benchm
 (``fo <round> <seq> <sent_ns>``, the publisher's ``CLOCK_MONOTONIC`` at sending, one clock for
 every process of the machine) and records the publish-to-receive time and which it saw.
 
-Driven by the benchmark over stdin and stdout, one JSON object a line each way:
-``{"cmd": "connect", "n": 1000}``: open subscribers until ``n`` are open (each has had its
-``open`` event); ``{"cmd": "expect", "round": 1, "count": 1000}``: messages 0..count-1 of that
-round are due to every open subscriber; ``{"cmd": "collect", "within": 10}``: wait until every
-one has arrived, for at most that many seconds, then answer the round's figures; ``{"cmd": "keep", "n": 100}``:
-close all but ``n``; ``{"cmd": "cpu"}``; ``{"cmd": "exit"}``. It also ends when stdin closes. Every answer carries
-the process's CPU time so far.
+Driven by the benchmark over stdin and stdout, one JSON object a line each way (every answer
+carries the process's CPU time so far): ``{"cmd": "connect", "n": 1000}``: open subscribers
+until ``n`` are open (each has had its ``open`` event); ``{"cmd": "expect", "round": 1,
+"count": 1000}``: messages 0..count-1 of that round are due to every open subscriber;
+``{"cmd": "collect", "within": 10}``: wait until every one has arrived, for at most that many
+seconds, then answer the round's figures; ``{"cmd": "keep", "n": 100}``: close all but ``n``;
+``{"cmd": "cpu"}``; ``{"cmd": "exit"}``. It also ends when stdin closes.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class Round:
         self.first_ns = array("q", bytes(8 * count))
         self.last_ns = array("q", bytes(8 * count))
         self.duplicates = 0
+        self.reads = 0  # reads that brought at least one message: about the server's writes
         self.ended = 0  # streams that ended (dropped as slow, or closed) during the round
 
 
@@ -85,7 +86,9 @@ class Subscriber(asyncio.Protocol):
         if current is None:
             return
         seen = self.seen
+        found = False
         for match in current.pattern.finditer(data, 0, cut):
+            found = True
             seq = int(match[1])
             if seen[seq]:
                 current.duplicates += 1
@@ -98,6 +101,8 @@ class Subscriber(asyncio.Protocol):
                 current.last_ns[seq] = now
                 if len(current.latencies_ns) == current.due:
                     current.complete.set()
+        if found:
+            current.reads += 1
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -188,6 +193,7 @@ class Subscribers:
             "received": len(latencies),
             "missed": due - len(latencies),
             "duplicates": current.duplicates,
+            "reads": current.reads,
             "ended": current.ended,
             "p50_ms": ms(0.5),
             "p90_ms": ms(0.9),

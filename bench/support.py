@@ -161,7 +161,8 @@ class NotifydServe(BenchServer):
         # The `notifyd` script of this environment; its entry point when it is not installed.
         command = [str(script)] if script.exists() else [sys.executable, "-c", _ENTRY_POINT]
         self.args = [
-            *command, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+            *command, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "warning",
         ]  # fmt: skip
         self.env = {"NOTIFYD_HOME": str(self.home), "NOTIFYD_CONFIG": str(config_file)}
         if os.environ.get("BENCH_PROFILE"):  # where the server's CPU goes, for cProfile/pstats
