@@ -31,7 +31,7 @@ from typing import Any, cast
 import uvloop
 
 CONNECT_AT_ONCE = 100
-OPEN_TIMEOUT = 30.0
+OPEN_TIMEOUT = 30.0  # for every connection a command asks for
 
 
 class Round:
@@ -137,8 +137,9 @@ class Subscribers:
         """Open subscribers until ``n`` are open; how many failed and how long it took."""
         loop = asyncio.get_running_loop()
         started, failed = time.perf_counter(), 0
+        deadline = time.monotonic() + OPEN_TIMEOUT
         self.open = [s for s in self.open if not s.closed]
-        while len(self.open) < n and failed < n:
+        while len(self.open) < n and failed < n and time.monotonic() < deadline:
             batch = [
                 Subscriber(self.request, loop)
                 for _ in range(min(CONNECT_AT_ONCE, n - len(self.open)))
@@ -148,7 +149,8 @@ class Subscribers:
                     await loop.create_connection(_itself(subscriber), "127.0.0.1", self.port)
                 except OSError:
                     subscriber.opened.set_result(False)
-            await asyncio.wait([s.opened for s in batch], timeout=OPEN_TIMEOUT)
+            left = max(deadline - time.monotonic(), 0.1)
+            await asyncio.wait([s.opened for s in batch], timeout=left)
             for subscriber in batch:
                 if subscriber.opened.done() and subscriber.opened.result():
                     self.open.append(subscriber)
