@@ -208,25 +208,21 @@ def report_delivery(label: str, d: Delivered) -> None:
         f"{d.client_cpu / d.elapsed:.0%}",
         f"{d.others_cpu / d.elapsed:.0%}",
     )
-    extras = []
     if f["duplicates"] or f["ended"]:
-        extras.append(f"{f['duplicates']} twice, {f['ended']} streams ended")
+        print(f"    {f['duplicates']} received twice, {f['ended']} streams ended")
     if d.publish.errors or set(d.publish.statuses) - {200}:
-        extras.append(f"publish answers: {d.publish.describe_statuses()}")
-    extras.append(
-        f"first subscriber p50 {f['first_p50_ms']:.1f} ms, p99 {f['first_p99_ms']:.1f} ms; "
-        f"first to last p50 {f['spread_p50_ms']:.1f} ms, p99 {f['spread_p99_ms']:.1f} ms"
-    )
+        print(f"    publish answers: {d.publish.describe_statuses()}")
     reads = max(f["reads"], 1)
-    per_read = d.server_cpu / reads * 1e6
-    extras.append(
-        f"{f['received'] / reads:.1f} messages per read, server CPU {per_read:.0f} us/read"
+    print(
+        f"    way in (to the first subscriber) p50 {f['first_p50_ms']:.1f} ms, p99 "
+        f"{f['first_p99_ms']:.1f} ms; fan-out (first to last) p50 {f['spread_p50_ms']:.1f} ms, "
+        f"p99 {f['spread_p99_ms']:.1f} ms"
     )
-    extras.append(
-        f"publish answered p50 {d.publish.ms(0.5):.1f} ms, p99 {d.publish.ms(0.99):.1f} ms, "
-        f"{d.publish.rate:.0f}/s"
+    print(
+        f"    {f['received'] / reads:.1f} messages per subscriber read, server CPU "
+        f"{d.server_cpu / reads * 1e6:.0f} us per read; publish answered p50 "
+        f"{d.publish.ms(0.5):.1f} ms, p99 {d.publish.ms(0.99):.1f} ms, {d.publish.rate:.0f}/s"
     )
-    print("    " + "; ".join(extras))
 
 
 def latency(server: NotifydServe, subs: SubscriberProcess) -> None:
