@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bench-fanout clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+bench-fanout: $(DEV_STAMP)
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,15 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, cli_start, drain, observability, summaries
+from bench import (
+    accept_latency,
+    accept_throughput,
+    cli_start,
+    drain,
+    fanout,
+    observability,
+    summaries,
+)
 
 
 def main() -> None:
@@ -22,6 +30,7 @@ def main() -> None:
     observability.main()
     drain.main()
     summaries.main()
+    fanout.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 
 

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
+from notifyd.api.params import checks_own_parameters
 from notifyd.api.streaming import GONE, Writing
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.gotify import GotifyError, _translate
@@ -117,6 +118,7 @@ def _answer_errors(exc: Exception) -> JSONResponse:
 
 
 @router.get("/message")
+@checks_own_parameters
 async def get_messages(request: Request) -> Response:
     """Gotify: the newest messages the client may read, paged backwards by id."""
     try:
@@ -127,6 +129,7 @@ async def get_messages(request: Request) -> Response:
 
 
 @router.get("/application/{app_id}/message")
+@checks_own_parameters
 async def get_application_messages(app_id: str, request: Request) -> Response:
     """Gotify: the messages of one application (one inbox topic)."""
     runtime: Runtime = request.app.state.runtime
@@ -138,6 +141,7 @@ async def get_application_messages(app_id: str, request: Request) -> Response:
 
 
 @router.delete("/application/{app_id}/message")
+@checks_own_parameters
 async def delete_application_messages(app_id: str, request: Request) -> Response:
     """Gotify: delete every message of one application (one inbox topic)."""
     runtime: Runtime = request.app.state.runtime
@@ -157,6 +161,7 @@ async def _application_topic(runtime: Runtime, reader: Reader, app_id: str) -> s
 
 
 @router.get("/application")
+@checks_own_parameters
 async def get_applications(request: Request) -> Response:
     """Gotify: an application per inbox topic the client may read."""
     runtime: Runtime = request.app.state.runtime
@@ -183,6 +188,7 @@ async def get_applications(request: Request) -> Response:
 
 
 @router.delete("/message/{message_id}")
+@checks_own_parameters
 async def delete_message(message_id: str, request: Request) -> Response:
     """Gotify: delete one message."""
     runtime: Runtime = request.app.state.runtime
@@ -199,6 +205,7 @@ async def delete_message(message_id: str, request: Request) -> Response:
 
 
 @router.delete("/message")
+@checks_own_parameters
 async def delete_messages(request: Request) -> Response:
     """Gotify: delete every message the client may read."""
     runtime: Runtime = request.app.state.runtime
