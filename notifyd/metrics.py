@@ -151,7 +151,7 @@ class Metrics:
         # keys are channel names, endpoints and outcomes, so these stay small.
         self._accepted_children: dict[str, tuple[Counter, Counter]] = {}
         self._accept_children = {name: self.accept_seconds.labels(name) for name in ENDPOINTS}
-        self._attempt_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._attempt_children: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
         self._errors: set[str] = set()
 
     def observe_accepted(
@@ -177,14 +177,18 @@ class Metrics:
         key = (channel, result.outcome.value)
         children = self._attempt_children.get(key)
         if children is None:
-            children = (self.attempts.labels(*key), self.attempt_seconds.labels(channel))
+            children = (
+                self.attempts.labels(*key),
+                self.attempt_seconds.labels(channel),
+                self.delivery_seconds.labels(channel),
+            )
             self._attempt_children[key] = children
         children[0].inc()
         children[1].observe(result.duration_ms / 1000)
         if result.status is RunStatus.succeeded:
             if run.created_at is not None:
                 latency = (result.finished_at - run.created_at).total_seconds()
-                self.delivery_seconds.labels(channel).observe(max(latency, 0.0))
+                children[2].observe(max(latency, 0.0))
         elif result.status is RunStatus.failed:
             self.runs_failed.labels(channel, self._error_class(result.error_type)).inc()
 
