@@ -218,6 +218,9 @@ def main() -> None:
     parser.add_argument("--no-dispatch", action="store_true", help="accept only, deliver nothing")
     parser.add_argument("--no-metrics", action="store_true", help="observe nothing per request")
     parser.add_argument("--tracing", action="store_true", help="opentelemetry on, spans recorded")
+    parser.add_argument(
+        "--opentelemetry", action="store_true", help="opentelemetry on, no tracer provider"
+    )
     args = parser.parse_args()
     if args.mode == "bare":
         app = bare_app()
@@ -228,7 +231,7 @@ def main() -> None:
             home=args.home,
             concurrency=args.concurrency,
             grace_seconds=0,
-            opentelemetry=args.tracing,
+            opentelemetry=args.tracing or args.opentelemetry,
         )
         app = notifyd_app(settings, args.slow_seconds, dispatch=not args.no_dispatch)
         if args.no_metrics:
