@@ -8,17 +8,22 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import select
 
 from notifyd.api.app import create_app
 from notifyd.db import engine_for, upgrade
 from notifyd.runtime import build_runtime
+from notifyd.tracing import attempt_spans
+from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.models import runs
 from tests.channels.helpers import submit, wait_run
 from tests.channels.peers import Receiver, Reply
@@ -182,3 +187,29 @@ def test_a_worker_process_continues_the_trace_of_the_request(tmp_path: Path) -> 
     assert attempt["parent_id"] == f"0x{request_span_id:016x}"
     assert attempt["attributes"]["notifyd.run.id"] == run_id
     assert attempt["attributes"]["notifyd.attempt.outcome"] == "succeeded"
+
+
+def test_an_attempt_follows_its_requests_sampling_decision() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    begin = attempt_spans(provider)
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    for flags in ("00", "01"):  # not sampled, sampled
+        run = ClaimedRun(
+            id=f"run_{flags}",
+            task_name="deliver",
+            args={},
+            queue="webhook",
+            attempt=1,
+            max_attempts=1,
+            interruptions=0,
+            started_at=datetime.now(UTC),
+            trace_context=f"00-{trace_id}-{parent}-{flags}",
+        )
+        begin(run)(None)
+    [span] = exporter.get_finished_spans()
+    assert span.attributes is not None and span.attributes["notifyd.run.id"] == "run_01"
+    assert span.parent is not None and span.parent.span_id == int(parent, 16)
+    assert _ids(span)[0] == int(trace_id, 16)
+    provider.shutdown()
