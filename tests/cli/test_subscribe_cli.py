@@ -223,6 +223,7 @@ def test_without_poll_it_keeps_trying_an_unreachable_server(tmp_path: Path) -> N
     )
     try:
         # Two attempts, a second apart: it retries rather than giving up.
+        assert proc.stderr is not None
         lines = read_lines(proc.stderr, 2, proc)
         assert all("cannot reach" in line and "reconnecting in" in line for line in lines), lines
         assert "in 1 s" in lines[0] and "in 2 s" in lines[1]
