@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import wait_for
+from tests.support import ServerProcess, wait_for
 from tests.ui.conftest import SERVER_ENV, Server, Watch, open_page
 
 TOPICS = ("phone", "pager", "desk", "hostile", "kept")
@@ -52,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def publish(
-    server: Server, topic: str, message: str, *, title: str = "", token: str | None = None
+    server: ServerProcess, topic: str, message: str, *, title: str = "", token: str | None = None
 ) -> str:
     """ntfy's ``POST /<topic>`` with a Title header; returns the notification's id."""
     headers = {"title": title} if title else {}
@@ -64,7 +64,7 @@ def publish(
     return notification_id
 
 
-def open_inbox(page: Any, server: Server, topic: str) -> Any:
+def open_inbox(page: Any, server: ServerProcess, topic: str) -> Any:
     """Open a topic's inbox and wait until its stream is open; returns the list."""
     page.goto(f"{server.url}/ui/inbox/{topic}")
     inbox = page.locator("#inbox")
@@ -202,9 +202,9 @@ def test_after_sigkill_and_restart_the_page_catches_up_without_duplicates(
     browser: Any, tmp_path: Path
 ) -> None:
     env = inbox_env(tmp_path)
-    first = Server(tmp_path / "home", env=env).start()
+    first = ServerProcess(tmp_path / "home", env=env).start()
     context, page, watch = open_page(browser, first.url)
-    second: Server | None = None
+    second: ServerProcess | None = None
     try:
         inbox = open_inbox(page, first, "phone")
         publish(first, "phone", "before")
@@ -212,7 +212,7 @@ def test_after_sigkill_and_restart_the_page_catches_up_without_duplicates(
         expect(items).to_have_count(1)
         first.kill()
         expect(inbox).to_have_attribute("data-state", "reconnecting")
-        second = Server(tmp_path / "home", env=env, port=first.port).start()
+        second = ServerProcess(tmp_path / "home", env=env, port=first.port).start()
         # Published while the page may still be waiting to retry: it asks since the last
         # message it saw, so this one comes either way, and once.
         publish(second, "phone", "while away")
