@@ -266,3 +266,37 @@ def test_a_read_token_logs_in_and_reads_the_inbox(
     assert not watch.foreign and not watch.errors, (watch.foreign, watch.errors)
     # Without the session the stream refuses: the page's login is what lets it in.
     assert httpx.get(server.url + "/ui/inbox/phone/events", timeout=10).status_code == 401
+
+
+def test_when_the_session_ends_the_page_asks_for_the_login_again(
+    browser: Any, tmp_path: Path
+) -> None:
+    env = {**inbox_env(tmp_path), "NOTIFYD_TOKEN_CACHE_SECONDS": "0"}
+    first = ServerProcess(tmp_path / "home", env=env).start()
+    reader = first.cli("tokens", "create", "reader", "--scope", "read").stdout.strip()
+    context, page, watch = open_page(browser, first.url)
+    second: ServerProcess | None = None
+    try:
+        page.goto(first.url + "/ui/inbox/phone")
+        page.fill("#token", reader)
+        page.click("#login button[type=submit]")
+        expect(page).to_have_url(first.url + "/ui/inbox/phone")
+        expect(page.locator("#inbox")).to_have_attribute("data-state", "live")
+        # Sessions live in the server's memory: a restart ends them. The stream is refused
+        # from then on (401), which an EventSource cannot tell from a cut: the page must not
+        # stay "reconnecting" for ever.
+        first.kill()
+        second = ServerProcess(tmp_path / "home", env=env, port=first.port).start()
+        expect(page).to_have_url(first.url + "/ui/login?next=%2Fui%2Finbox%2Fphone", timeout=60_000)
+        page.fill("#token", reader)
+        page.click("#login button[type=submit]")
+        expect(page.locator("#inbox")).to_have_attribute("data-state", "live")
+    finally:
+        context.close()
+        if second is not None:
+            second.__exit__()
+        first.kill()
+    assert not watch.foreign, watch.foreign
+    assert all("/ui/inbox/phone" in e or "ERR_" in e or "401" in e for e in watch.errors), (
+        watch.errors
+    )
