@@ -73,7 +73,12 @@ def subscribe(
         bool, typer.Option("--json", help="Print each message as ntfy's JSON, one per line.")
     ] = False,
     poll: Annotated[
-        bool, typer.Option("--poll", help="Print the kept messages and stop (since all).")
+        bool,
+        typer.Option(
+            "--poll",
+            help="Print the kept messages and stop (since all); a server that cannot be "
+            "reached is an error, not retried.",
+        ),
     ] = False,
 ) -> None:
     """Print each message of TOPIC as it is published (Ctrl-C stops)."""

@@ -52,7 +52,9 @@ def publish(server: ServerProcess, topic: str, message: str, **headers: str) -> 
     return notification_id
 
 
-def subscriber(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> Any:
+def subscriber(
+    server: ServerProcess, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """``notifyd subscribe ARGS`` running, its output read line by line as it comes."""
     return subprocess.Popen(
         [NOTIFYD, "subscribe", *args],
@@ -63,9 +65,12 @@ def subscriber(server: ServerProcess, *args: str, env: dict[str, str] | None = N
     )
 
 
-def read_lines(stream: IO[str], count: int, proc: Any, *, timeout: float = 30) -> list[str]:
+def read_lines(
+    stream: IO[str] | None, count: int, proc: subprocess.Popen[str], *, timeout: float = 30
+) -> list[str]:
     """The next ``count`` lines of ``stream``; the process is killed (and the test fails) when
     they do not come within ``timeout``: a watchdog, not a sleep."""
+    assert stream is not None
     watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
     try:
@@ -76,11 +81,12 @@ def read_lines(stream: IO[str], count: int, proc: Any, *, timeout: float = 30) -
     return [line.rstrip("\n") for line in lines]
 
 
-def stop(proc: Any) -> None:
+def stop(proc: subprocess.Popen[str]) -> None:
     proc.kill()
     proc.wait(timeout=10)
     for stream in (proc.stdout, proc.stderr):
-        stream.close()
+        if stream is not None:
+            stream.close()
 
 
 def test_poll_prints_the_kept_messages_and_stops(server: ServerProcess) -> None:
@@ -146,6 +152,34 @@ def test_the_live_stream_prints_each_message_as_it_is_published(server: ServerPr
         assert proc.poll() is None  # it goes on listening
     finally:
         stop(proc)
+
+
+def test_across_a_sigkill_and_restart_nothing_is_lost_or_twice(tmp_path: Path) -> None:
+    first = inbox_server(tmp_path / "home").start()
+    second: ServerProcess | None = None
+    proc = subscriber(first, "live", "--json")
+    try:
+        wait_for(lambda: reaches_a_subscriber(first, "live"), what="the subscriber to connect")
+        publish(first, "live", "before")
+        first.kill()
+        # The same port and data: the subscriber reconnects, since the last message it printed.
+        second = ServerProcess(first.home, env=first.env, port=first.port).start()
+        publish(second, "live", "while away")
+        wait_for(lambda: reaches_a_subscriber(second, "live"), what="the subscriber to return")
+        publish(second, "live", "after")
+        events: list[dict[str, Any]] = []
+        while not events or events[-1]["message"] != "after":
+            events.append(json.loads(read_lines(proc.stdout, 1, proc, timeout=60)[0]))
+        shown = [e["message"] for e in events if e["message"] != "probe"]
+        assert shown == ["before", "while away", "after"]
+        assert len({e["id"] for e in events}) == len(events)  # no message twice
+        proc.kill()
+        assert "reconnecting in" in proc.communicate(timeout=10)[1]
+    finally:
+        stop(proc)
+        if second is not None:
+            second.__exit__()
+        first.kill()
 
 
 @pytest.mark.parametrize("text", NASTY)
@@ -223,7 +257,6 @@ def test_without_poll_it_keeps_trying_an_unreachable_server(tmp_path: Path) -> N
     )
     try:
         # Two attempts, a second apart: it retries rather than giving up.
-        assert proc.stderr is not None
         lines = read_lines(proc.stderr, 2, proc)
         assert all("cannot reach" in line and "reconnecting in" in line for line in lines), lines
         assert "in 1 s" in lines[0] and "in 2 s" in lines[1]
