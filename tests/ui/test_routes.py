@@ -312,3 +312,27 @@ def test_assets_ship_with_the_package(ui: TestClient) -> None:
     for name, kind in (("ui.css", "text/css"), ("ui.js", "javascript"), ("favicon.svg", "svg")):
         answer = ui.get(f"/ui/static/{name}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"], name
+
+
+def test_a_token_bound_to_a_destination_reads_only_its_inbox_topic(tmp_path: Path) -> None:
+    from notifyd.db import write_session
+    from notifyd.tokens import create_token as make_token
+
+    inbox = {"channel": "inbox", "to": ["phone"]}
+    settings = make_settings(
+        tmp_path / "home",
+        token_cache_seconds=0,
+        destinations={"phone": inbox, "other": {**inbox, "to": ["other"]}},
+    )
+    engine = engine_for(settings)
+    upgrade(engine)
+    with write_session(engine) as session:
+        bound = make_token(session=session, name="phone-app", scope=Scope.read, destination="phone")
+    with TestClient(create_app(settings), follow_redirects=False) as ui:
+        assert login(ui, bound.token).status_code == 303
+        topics = ui.get("/ui/inbox").text
+        assert 'href="/ui/inbox/phone"' in topics and 'href="/ui/inbox/other"' not in topics
+        assert ui.get("/ui/inbox/phone").status_code == 200
+        assert ui.get("/ui/inbox/other").status_code == 403
+        assert ui.get("/ui/inbox/other/events").status_code == 403
+    engine.dispose()
