@@ -160,6 +160,11 @@
       source.close();
       list.dataset.state = "reconnecting";
       setState("reconnecting…");
+      // An EventSource cannot tell a refusal (the session ended: the server restarted, the
+      // token was revoked) from a cut: ask the page, which sends to the login when it ended.
+      fetch(location.href, { redirect: "manual", cache: "no-store" })
+        .then((answer) => { if (answer.type === "opaqueredirect") location.reload(); })
+        .catch(() => {});
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };
