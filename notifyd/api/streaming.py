@@ -15,6 +15,7 @@ from contextvars import ContextVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from notifyd.inbox.broker import Event
 from notifyd.inbox.service import Feed
@@ -127,3 +128,51 @@ async def _watch(receive: Receive, feed: Feed) -> None:
         if message["type"] == "http.disconnect":
             feed.subscription.close(GONE)
             return
+
+
+async def pump_websocket(
+    websocket: WebSocket,
+    feed: Feed,
+    *,
+    frames: Callable[[Sequence[Event]], list[str]],
+    keepalive_seconds: float,
+    first: str | None = None,
+) -> None:
+    """Send ``first``, then each batch of the feed as text frames, until the client leaves or
+    the subscription is dropped (then the socket is closed). An idle wait sends nothing: the
+    server's WebSocket pings keep the connection."""
+    watcher = asyncio.create_task(_watch_websocket(websocket, feed))
+    writing = Writing(feed)
+    try:
+        if first is not None:
+            await websocket.send_text(first)
+        async for batch in feed.batches(keepalive_seconds):
+            for frame in frames(batch):
+                async with writing:
+                    await websocket.send_text(frame)
+        if feed.subscription.reason != GONE:
+            await websocket.close()  # dropped (slow) or the server is stopping
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the client left mid-write
+    except asyncio.CancelledError:
+        if not writing.aborted:
+            raise
+    finally:
+        watcher.cancel()
+        feed.close()
+
+
+async def _watch_websocket(websocket: WebSocket, feed: Feed) -> None:
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            feed.subscription.close(GONE)
+            return
+
+
+async def refuse_websocket(websocket: WebSocket, answer: Response, reason: str) -> None:
+    """Answer an upgrade with ``answer`` (a peer's error) where the server can, else close."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(answer)
+    else:
+        await websocket.close(code=1008, reason=reason[:120])

@@ -18,7 +18,6 @@ message's id is its inbox ``seq``. The client token is a notifyd token with scop
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from datetime import UTC
 from typing import Any
@@ -27,12 +26,11 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.websockets import WebSocketDisconnect
 
 from notifyd import __version__
 from notifyd.api.auth import client_host
 from notifyd.api.params import checks_own_parameters
-from notifyd.api.streaming import GONE, Writing
+from notifyd.api.streaming import pump_websocket, refuse_websocket
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.gotify import GotifyError, _translate
 from notifyd.compat.subscribers import reader_token
@@ -296,31 +294,12 @@ async def stream(websocket: WebSocket) -> None:
         await _refuse(websocket, GotifyError(429, str(exc)))
         return
     await websocket.accept()
-
-    async def watch() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                feed.subscription.close(GONE)
-                return
-
-    watcher = asyncio.create_task(watch())
-    writing = Writing(feed)
-    try:
-        async for batch in feed.batches(inbox.keepalive_seconds):
-            for event in batch:
-                async with writing:
-                    await websocket.send_text(event.encode("gotify", _gotify_frame).decode())
-        if feed.subscription.reason != GONE:
-            await websocket.close()
-    except (WebSocketDisconnect, OSError, RuntimeError):
-        pass
-    except asyncio.CancelledError:
-        if not writing.aborted:
-            raise
-    finally:
-        watcher.cancel()
-        feed.close()
+    await pump_websocket(
+        websocket,
+        feed,
+        frames=lambda batch: [e.encode("gotify", _gotify_frame).decode() for e in batch],
+        keepalive_seconds=inbox.keepalive_seconds,
+    )
 
 
 def _gotify_frame(message: StoredMessage) -> bytes:
@@ -330,7 +309,4 @@ def _gotify_frame(message: StoredMessage) -> bytes:
 
 
 async def _refuse(websocket: WebSocket, error: GotifyError) -> None:
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error.response())
-    else:
-        await websocket.close(code=1008, reason=error.description[:120])
+    await refuse_websocket(websocket, error.response(), error.description)
