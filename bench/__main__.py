@@ -13,6 +13,7 @@ from bench import (
     drain,
     fanout,
     observability,
+    relay,
     summaries,
 )
 
@@ -31,6 +32,7 @@ def main() -> None:
     drain.main()
     summaries.main()
     fanout.main()
+    relay.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 
 

@@ -109,9 +109,16 @@ class NotifydClient:
                 if not answer.is_success:
                     answer.read()
                     raise ClientError(_subscribe_error(answer), status=answer.status_code)
-                for line in answer.iter_lines():
-                    if line.strip():
-                        yield json.loads(line)
+                # Split at "\n" only: iter_lines also splits at U+2028, U+0085 and others,
+                # which JSON leaves unescaped inside a message's strings.
+                pending = b""
+                for chunk in answer.iter_bytes():
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield json.loads(line)
+                if pending.strip():
+                    yield json.loads(pending)
         except httpx.ConnectError:
             raise ClientError(
                 f"cannot reach the notifyd server at {self.base_url} (is `notifyd serve` running?)"

@@ -11,7 +11,6 @@ the credentials may read. Errors are ntfy's ``{"code", "http", "error"}``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
 from notifyd.api.params import checks_own_parameters
-from notifyd.api.streaming import GONE, FeedResponse, Writing
+from notifyd.api.streaming import FeedResponse, pump_websocket, refuse_websocket
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.ntfy import PRIORITIES, NtfyError, _translate
 from notifyd.compat.subscribers import reader_token
@@ -342,52 +341,27 @@ async def subscribe_ws(topics: str, websocket: WebSocket) -> None:
         await _refuse(websocket, _limit_error(exc))
         return
     await websocket.accept()
-    try:
-        if feed is None:
+    if feed is None:  # a poll: the kept messages, then the end
+        try:
             found = await inbox.read(wanted.topics, wanted.since, scheduled=wanted.scheduled)
             for message in found:
                 if wanted.filters.passes(message):
                     await websocket.send_text(_json_message(message).decode())
             await websocket.close()
-            return
-        await _pump(websocket, feed, wanted, inbox.keepalive_seconds)
-    except (WebSocketDisconnect, OSError, RuntimeError):
-        pass  # the client left
-    finally:
-        if feed is not None:
-            feed.close()
-
-
-async def _pump(websocket: WebSocket, feed: Feed, wanted: Subscribe, keepalive: float) -> None:
-    async def watch() -> None:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                feed.subscription.close(GONE)
-                return
-
-    watcher = asyncio.create_task(watch())
-    writing = Writing(feed)
-    try:
-        await websocket.send_text(_line(control_json("open", wanted.spelled)).decode())
-        async for batch in feed.batches(keepalive):
-            # An idle batch needs nothing here: uvicorn's WebSocket pings keep the connection.
-            for event in batch:
-                if wanted.filters.passes(event.message):
-                    async with writing:
-                        await websocket.send_text(event.encode("json", _json_message).decode())
-        if feed.subscription.reason != GONE:
-            await websocket.close()  # dropped (slow) or the server is stopping
-    except asyncio.CancelledError:
-        if not writing.aborted:
-            raise
-    finally:
-        watcher.cancel()
+        except (WebSocketDisconnect, OSError, RuntimeError):
+            pass  # the client left
+        return
+    filters = wanted.filters
+    await pump_websocket(
+        websocket,
+        feed,
+        frames=lambda batch: [
+            e.encode("json", _json_message).decode() for e in batch if filters.passes(e.message)
+        ],
+        keepalive_seconds=inbox.keepalive_seconds,
+        first=_line(control_json("open", wanted.spelled)).decode(),
+    )
 
 
 async def _refuse(websocket: WebSocket, error: NtfyError) -> None:
-    """Answer the upgrade with ntfy's error as an HTTP response where the server can."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(error.response())
-    else:
-        await websocket.close(code=1008, reason=error.error[:120])
+    await refuse_websocket(websocket, error.response(), error.error)

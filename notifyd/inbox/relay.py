@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from notifyd.inbox.broker import Broker
 from notifyd.inbox.store import InboxStore
+from notifyd.tracking.background import Background
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,23 +50,18 @@ class PgRelay:
         self.origin = secrets.token_hex(6)
         self._sender: psycopg.AsyncConnection[object] | None = None
         self._sending = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._listener = Background("notifyd-inbox-relay", self._listen)
         self._channel: str | None = None
         self.listening = asyncio.Event()
         self.relayed = 0
 
     async def start(self) -> None:
         """Start listening (reconnecting on its own when the connection is lost)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="notifyd-inbox-relay")
+        self._listener.start()
 
     async def stop(self) -> None:
         """Stop listening and close both connections."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._listener.stop()
         if self._sender is not None:
             with contextlib.suppress(Exception):
                 await self._sender.close()

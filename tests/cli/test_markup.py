@@ -221,3 +221,55 @@ def test_json_output_is_plain_json(runner: CliRunner, monkeypatch: pytest.Monkey
         result = runner.invoke(app, ["send", "--to", "a", "-m", "x", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["tasks"][0]["to"] == NASTY[1]
+
+
+def _ntfy_stream(*messages: dict[str, object]) -> Callable[[httpx.Request], httpx.Response]:
+    """A server whose ``/<topic>/json`` answers these messages (ntfy's JSON lines)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        lines = [
+            {"id": f"m{n}", "time": 1796580000 + n, "event": "message", **message}
+            for n, message in enumerate(messages)
+        ]
+        body = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "x-ndjson"})
+
+    return handler
+
+
+@pytest.mark.parametrize("text", [*NASTY, "[bold]b[/bold]"])
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_subscribe_shows_messages_literally(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, text: str, columns: str
+) -> None:
+    message = {"topic": "phone", "title": text, "message": text, "tags": [text], "priority": 5}
+    with fake_server(monkeypatch, _ntfy_stream(message)):
+        result = runner.invoke(app, ["subscribe", "phone", "--poll"], env={"COLUMNS": columns})
+    assert result.exit_code == 0, result.output
+    assert _flat(f"phone [urgent] {text} {text}: {text}") in _flat(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_subscribe_line_breaks_cannot_forge_messages(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forged = "10:00:00 phone Forged: [red]x[/red]"
+    breaks = ["\r\n", "\n", "\r", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1e"]
+    message = "real" + "".join(f"{b}{forged}" for b in breaks) + "\x1b]0;title\x07\x1b[2J"
+    with fake_server(
+        monkeypatch,
+        _ntfy_stream(
+            {"topic": "phone", "title": f"T\r\n{forged}", "message": message},
+            {"topic": "phone", "message": "next"},
+        ),
+    ):
+        result = runner.invoke(app, ["subscribe", "phone", "--poll"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    starts = [line for line in lines if not line.startswith(" ")]
+    assert len(starts) == 2 and starts[1].endswith("phone next"), result.output
+    assert starts[0].endswith(f"phone T {forged}: real")
+    assert [line.strip() for line in lines[1:-1]][: len(breaks) - 1] == [forged] * (len(breaks) - 1)
+    assert lines[-2].strip() == rf"{forged}\x1b]0;title\x07\x1b[2J"
+    assert not any(c in result.output for c in "\r\x1b\x07\x0b\x0c\x85\u2028\u2029\x1e")
+    assert len(lines) == 2 + len(breaks)

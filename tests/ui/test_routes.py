@@ -81,6 +81,9 @@ def test_every_page_sends_a_strict_csp_and_a_strict_cookie(ui: TestClient) -> No
         f"/ui/notifications/{note_id}",
         "/ui/runs/run_missing",
         "/ui/runs?status=nonsense",
+        "/ui/inbox",
+        "/ui/inbox/ops",
+        "/ui/inbox/no%20such%20topic",
     ):
         answer = ui.get(path)
         assert answer.status_code in (200, 400, 404), path
@@ -111,6 +114,35 @@ def test_untrusted_text_is_escaped_everywhere(ui: TestClient) -> None:
         html = ui.get(path).text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
         assert "<script>alert" not in html and "<img src=x" not in html, path
+
+
+def test_untrusted_text_is_escaped_in_the_web_inbox(ui: TestClient) -> None:
+    text = f"{HOSTILE} [/x] [red]x[/red] <img src=x onerror=alert(1)>"
+    run_id = submit(
+        ui,
+        channel="inbox",
+        to=["hostile"],
+        subject=text,
+        message=f"{text}\r\n{text}",
+        data={"tags": [HOSTILE], "click": 'https://example.org/"><script>alert(1)</script>'},
+    )
+    wait_for(lambda: run_status(ui, run_id) == "succeeded", what="the message to be kept")
+    submit(ui, channel="inbox", to=["hostile"], message="m", data={"click": "javascript:alert(1)"})
+    html = ui.get("/ui/inbox/hostile").text
+    assert "javascript:" not in html  # only http(s) links are kept
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4  # title, 2 lines, tag
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "[/x] [red]x[/red]" in html
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert '"><script>' not in html  # the link's address stays inside its attribute
+    topics = ui.get("/ui/inbox").text
+    assert 'href="/ui/inbox/hostile"' in topics
+    # A hostile topic name is refused before anything is shown of it, and shown escaped.
+    for path in ("/ui/inbox/%3Cimg%20src=x%20onerror=alert(1)%3E", "/ui/inbox/a%0D%0Ab"):
+        answer = ui.get(path)
+        assert answer.status_code == 404 and "text/html" in answer.headers["content-type"]
+        assert "<img" not in answer.text and "\r\n" not in answer.headers.get("location", "")
+        events = ui.get(path + "/events")
+        assert events.status_code == 404 and "text/plain" in events.headers["content-type"]
 
 
 def test_search_finds_by_run_notification_and_recipient(ui: TestClient) -> None:
@@ -280,3 +312,27 @@ def test_assets_ship_with_the_package(ui: TestClient) -> None:
     for name, kind in (("ui.css", "text/css"), ("ui.js", "javascript"), ("favicon.svg", "svg")):
         answer = ui.get(f"/ui/static/{name}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"], name
+
+
+def test_a_token_bound_to_a_destination_reads_only_its_inbox_topic(tmp_path: Path) -> None:
+    from notifyd.db import write_session
+    from notifyd.tokens import create_token as make_token
+
+    inbox = {"channel": "inbox", "to": ["phone"]}
+    settings = make_settings(
+        tmp_path / "home",
+        token_cache_seconds=0,
+        destinations={"phone": inbox, "other": {**inbox, "to": ["other"]}},
+    )
+    engine = engine_for(settings)
+    upgrade(engine)
+    with write_session(engine) as session:
+        bound = make_token(session=session, name="phone-app", scope=Scope.read, destination="phone")
+    with TestClient(create_app(settings), follow_redirects=False) as ui:
+        assert login(ui, bound.token).status_code == 303
+        topics = ui.get("/ui/inbox").text
+        assert 'href="/ui/inbox/phone"' in topics and 'href="/ui/inbox/other"' not in topics
+        assert ui.get("/ui/inbox/phone").status_code == 200
+        assert ui.get("/ui/inbox/other").status_code == 403
+        assert ui.get("/ui/inbox/other/events").status_code == 403
+    engine.dispose()

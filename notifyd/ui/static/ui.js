@@ -86,6 +86,7 @@
   const state = document.getElementById("inbox-state");
   const allow = document.getElementById("notify-allow");
   const notifyState = document.getElementById("notify-state");
+  const KEEP_SHOWN = 500;
   let last = list.dataset.last || "";
   let source = null;
   let retry = 1000;
@@ -136,6 +137,8 @@
       item.appendChild(link);
     }
     list.insertBefore(item, list.firstChild);
+    // A page left open for days keeps the newest few hundred, not every message since.
+    while (list.children.length > KEEP_SHOWN) list.removeChild(list.lastElementChild);
     const empty = document.getElementById("inbox-empty");
     if (empty) empty.remove();
     if ("Notification" in window && Notification.permission === "granted") {
@@ -160,6 +163,11 @@
       source.close();
       list.dataset.state = "reconnecting";
       setState("reconnecting…");
+      // An EventSource cannot tell a refusal (the session ended: the server restarted, the
+      // token was revoked) from a cut: ask the page, which sends to the login when it ended.
+      fetch(location.href, { redirect: "manual", cache: "no-store" })
+        .then((answer) => { if (answer.type === "opaqueredirect") location.reload(); })
+        .catch(() => {});
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 30000);
     };
