@@ -22,9 +22,10 @@ def test_a_version_1_store_gains_the_trace_context_column(tmp_path: Path) -> Non
         columns = {c["name"] for c in inspect(engine).get_columns("task_run")}
         assert "trace_context" in columns
         assert schema.installed_version(engine) == 2
-        triggers = engine.connect().exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-        )
-        assert len(triggers.all()) == 3  # the tally's triggers survive the upgrade
+        with engine.connect() as conn:
+            triggers = conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            ).all()
+        assert len(triggers) == 3  # the tally's triggers survive the upgrade
     finally:
         engine.dispose()
