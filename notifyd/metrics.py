@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
@@ -73,6 +73,21 @@ class StoreCollector(Collector):
         )
 
 
+class _DroppedSubscribers(Collector):
+    """The broker's own count of subscribers dropped for reading too slowly, as a counter."""
+
+    def __init__(self, dropped: Callable[[], int]) -> None:
+        self.dropped = dropped
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """The count now."""
+        yield CounterMetricFamily(
+            "notifyd_subscribers_dropped",
+            "Subscribers this process dropped because they fell too far behind (they reconnect).",
+            value=self.dropped(),
+        )
+
+
 class _WithoutCreated(Collector):
     """The registry's families without their ``_created`` samples (per registry, where
     ``prometheus_client.disable_created_metrics()`` would change every registry of the process)."""
@@ -92,7 +107,13 @@ class Metrics:
     """The process's metrics and their registry."""
 
     def __init__(
-        self, engine: Engine, *, in_flight: Callable[[], int], clock: Callable[[], datetime]
+        self,
+        engine: Engine,
+        *,
+        in_flight: Callable[[], int],
+        clock: Callable[[], datetime],
+        subscribers: Callable[[], int] = lambda: 0,
+        dropped: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
@@ -145,6 +166,12 @@ class Metrics:
         Gauge(
             "notifyd_runs_in_flight", "Runs this process is executing now.", registry=registry
         ).set_function(in_flight)
+        Gauge(
+            "notifyd_subscribers",
+            "Live subscriptions to inbox topics held by this process (ntfy, Gotify, web inbox).",
+            registry=registry,
+        ).set_function(subscribers)
+        registry.register(_DroppedSubscribers(dropped))
         registry.register(StoreCollector(engine, clock))
         self._exposed = _WithoutCreated(registry)
         # The labelled children, looked up once (``labels()`` costs more than ``inc()``); the

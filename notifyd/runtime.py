@@ -173,7 +173,13 @@ def build_runtime(
     )
     # The writer and the clock exist only now: the inbox's deletes and prunes go through them.
     inbox.write, inbox.clock = tracker.writer.run, tracker.clock
-    metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
+    metrics = Metrics(
+        engine,
+        in_flight=lambda: tracker.dispatcher.in_flight,
+        clock=tracker.clock,
+        subscribers=lambda: inbox.broker.subscribers,
+        dropped=lambda: inbox.broker.dropped,
+    )
 
     def observe_attempt(run: ClaimedRun, result: AttemptResult) -> None:
         metrics.observe_attempt(run, result)

@@ -244,3 +244,18 @@ def test_too_many_subscriptions_from_one_address_get_429(tmp_path: Path) -> None
                 return again.status == 200 or None
 
         assert wait_for(free, timeout=10, what="a free place")
+
+
+def test_metrics_count_the_live_subscribers(server: ServerProcess) -> None:
+    def subscribers() -> float:
+        for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+            if line.startswith("notifyd_subscribers "):
+                return float(line.split()[1])
+        raise AssertionError("no notifyd_subscribers in /metrics")
+
+    before = subscribers()
+    with Lines(f"{server.url}/phone/json") as one, Lines(f"{server.url}/desk,ops/sse") as two:
+        one.event(), two.line()
+        assert subscribers() == before + 2
+    assert wait_for(lambda: subscribers() == before or None, timeout=10, what="both gone")
+    assert "notifyd_subscribers_dropped_total 0.0" in httpx.get(f"{server.url}/metrics").text
