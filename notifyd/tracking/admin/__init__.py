@@ -55,7 +55,6 @@ from notifyd.tracking.admin.records import (
     RUNS,
     TALLY,
     AttemptRecord,
-    ClaimedRun,
     Histogram,
     PruneResult,
     QueueFigures,
@@ -72,6 +71,7 @@ from notifyd.tracking.admin.worker import (
     interrupt_runs,
     renew_leases,
 )
+from notifyd.tracking.outcomes import ClaimedRun
 
 __all__ = [
     "ATTEMPTS",

@@ -27,7 +27,6 @@ from notifyd.tracking.admin.records import (
     MAX_CRASHES,
     RUNS,
     TALLY,
-    ClaimedRun,
 )
 from notifyd.tracking.bulk import execute_many, insert_rows
 from notifyd.tracking.models import (
@@ -35,7 +34,7 @@ from notifyd.tracking.models import (
     Outcome,
     RunStatus,
 )
-from notifyd.tracking.outcomes import AttemptResult
+from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
 
 # ---- the worker's operations ----------------------------------------------------------------
 
