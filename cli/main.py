@@ -17,6 +17,7 @@ from cli import tokens as token_commands
 from cli.choices import LogFormat, metavar, parse_as
 from cli.common import HELP_STYLE, db_url_from_option, handle_errors, settings_from
 from cli.send import send
+from cli.subscribe import subscribe
 from notifyd import __version__
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(destination_commands.app, name="destinations")
 app.add_typer(notification_commands.app, name="notifications")
 app.add_typer(secret_commands.app, name="secrets")
 app.command()(send)
+app.command()(subscribe)
 
 
 def _version(value: bool) -> None:
@@ -94,10 +96,9 @@ def serve(
     ] = False,
 ) -> None:
     """Migrate the database, then serve the API and deliver in the background."""
-    import uvicorn
-
     from cli.logs import configure_logging
     from notifyd.api.app import create_app
+    from notifyd.api.server import serve as serve_app
     from notifyd.db import upgrade
     from notifyd.runtime import build_runtime
     from notifyd.tokens import check_bind
@@ -127,8 +128,9 @@ def serve(
         runtime.engine.url.render_as_string(hide_password=True),
         auth_mode,
     )
-    uvicorn.run(
+    serve_app(
         app_,
+        runtime,
         host=settings.host,
         port=settings.port,
         log_level=log_level.lower(),

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
+import notifyd.inbox.models
 import notifyd.models  # noqa: F401  (registers notifyd's tables on SQLModel.metadata)
 from notifyd.tracking.models import metadata as tracking_metadata
 

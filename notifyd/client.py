@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -9,6 +11,7 @@ import httpx
 from notifyd.errors import ClientError
 
 DEFAULT_TIMEOUT = 10.0
+_STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=None)
 
 
 class NotifydClient:
@@ -91,6 +94,31 @@ class NotifydClient:
         """GET /healthz."""
         return self._request("GET", "/healthz")[1]
 
+    def subscribe(
+        self, topics: list[str], *, since: str | None = None, poll: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """ntfy's ``GET /<topics>/json``: each event (open, keepalive, message) as it comes; with
+        ``poll`` the kept messages, then the end. ClientError when refused or disconnected."""
+        params = {"since": since} if since else {}
+        if poll:
+            params["poll"] = "1"
+        path = "/" + ",".join(topics) + "/json"
+        try:
+            # No read timeout: an idle stream is quiet between keepalives.
+            with self._http.stream("GET", path, params=params, timeout=_STREAM_TIMEOUT) as answer:
+                if not answer.is_success:
+                    answer.read()
+                    raise ClientError(_subscribe_error(answer), status=answer.status_code)
+                for line in answer.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.ConnectError:
+            raise ClientError(
+                f"cannot reach the notifyd server at {self.base_url} (is `notifyd serve` running?)"
+            ) from None
+        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            raise ClientError(f"the stream from {self.base_url} broke off: {exc}") from None
+
     def _request(
         self, method: str, path: str, **kwargs: Any
     ) -> tuple[httpx.Response, dict[str, Any]]:
@@ -118,6 +146,16 @@ class NotifydClient:
                 "is it a notifyd server?"
             )
         return response, body
+
+
+def _subscribe_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("error"):  # ntfy's shape
+        return f"{response.status_code}: {body['error']}"
+    return _problem_detail(response)
 
 
 def _problem_detail(response: httpx.Response) -> str:

@@ -186,6 +186,22 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class InboxSettings(BaseModel):
+    """The inbox: how long topics keep their messages, and what subscribers may hold."""
+
+    keep_hours: float = Field(default=12.0, gt=0, description="How long a message is kept.")
+    max_per_topic: int = Field(default=1000, ge=1, description="At most this many per topic.")
+    keepalive_seconds: float = Field(
+        default=45.0, gt=0, description="A keepalive event this often on an idle stream."
+    )
+    buffer: int = Field(
+        default=256, ge=1, description="Messages a subscriber may lag behind before it is dropped."
+    )
+    per_address: int = Field(default=30, ge=1, description="Subscriptions from one address.")
+    per_token: int = Field(default=60, ge=1, description="Subscriptions with one token.")
+    total: int = Field(default=10_000, ge=1, description="Subscriptions the server holds.")
+
+
 class DestinationSettings(BaseModel):
     """A named destination (``[destinations.<name>]``): a channel, its recipients, their secrets.
 
@@ -204,6 +220,11 @@ class DestinationSettings(BaseModel):
     )
     description: str | None = Field(
         default=None, description="Shown in `notifyd destinations list`."
+    )
+    inbox: bool | str = Field(
+        default=False,
+        description="Also keep every message in an inbox topic: `true` for the topic named as "
+        "the destination, or a topic's name.",
     )
     smtp: SmtpSettings | None = Field(
         default=None, description="Overrides `[smtp]` field by field for this destination."
@@ -308,6 +329,10 @@ class Settings(BaseSettings):
     )
     destinations: dict[str, DestinationSettings] = Field(
         default_factory=dict, description="Named destinations (`[destinations.<name>]`)."
+    )
+    inbox: InboxSettings = Field(
+        default_factory=InboxSettings,
+        description="The inbox channel's topics and their subscribers (`[inbox]`).",
     )
     access_log: bool = Field(
         default=False,

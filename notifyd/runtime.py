@@ -6,14 +6,20 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from notifyd.channels.base import Channel
+from notifyd.channels.inbox import InboxChannel
 from notifyd.channels.registry import build_channels
 from notifyd.config import Settings
 from notifyd.db import StoreFile, engine_for
 from notifyd.errors import StoreUnavailable
+from notifyd.inbox.broker import Broker, Limits
+from notifyd.inbox.relay import PgRelay
+from notifyd.inbox.service import Inbox
+from notifyd.inbox.store import InboxStore
 from notifyd.metrics import Metrics
 from notifyd.notifications import deliverylog
 from notifyd.notifications.delivery import EXTRAS_KEY, DeliveryContext, register_delivery
@@ -23,6 +29,7 @@ from notifyd.notifications.keyring import box_for_store
 from notifyd.notifications.retention import RetentionLoop
 from notifyd.notifications.submit import Submitter
 from notifyd.policy import retry_policies
+from notifyd.timeutil import utcnow
 from notifyd.tracking.admin import ClaimedRun
 from notifyd.tracking.dispatcher import DispatcherConfig
 from notifyd.tracking.outcomes import AttemptResult
@@ -44,6 +51,7 @@ class Runtime:
     delivery: DeliveryContext
     metrics: Metrics
     submitter: Submitter
+    inbox: Inbox
     retention: RetentionLoop | None = None
     destinations: Destinations = field(default_factory=Destinations)
     store_file: StoreFile | None = None
@@ -55,6 +63,7 @@ class Runtime:
             self.store_file.remember()
             self._watch = asyncio.create_task(self._watch_store(self.store_file))
         await self.tracker.start()
+        await self.inbox.start(prune=self.tracker.run_dispatcher)
         if self.tracker.run_dispatcher and self.settings.retention_days > 0:
             self.retention = RetentionLoop(self.tracker, self.settings.retention_days)
             self.retention.start()
@@ -67,6 +76,7 @@ class Runtime:
                 await self._watch
         if self.retention is not None:
             await self.retention.stop()
+        await self.inbox.stop()
         await self.tracker.stop(self.settings.grace_seconds)
         for channel in self.channels.values():
             await channel.aclose()
@@ -84,12 +94,43 @@ class Runtime:
 STORE_WATCH_SECONDS = 5.0
 
 
+def build_inbox(settings: Settings, engine: Engine) -> Inbox:
+    """The inbox's store and fan-out; on PostgreSQL, relayed to the other processes."""
+    config = settings.inbox
+    broker = Broker(
+        Limits(
+            per_address=config.per_address,
+            per_token=config.per_token,
+            total=config.total,
+            buffer=config.buffer,
+        )
+    )
+    store = InboxStore(engine)
+    relay = PgRelay(engine, broker, store) if engine.dialect.name == "postgresql" else None
+
+    async def not_yet(fn: object) -> None:
+        raise RuntimeError("the inbox writes through the tracker's writer, not built yet")
+
+    return Inbox(
+        store,
+        broker,
+        write=not_yet,
+        clock=utcnow,
+        keep=timedelta(hours=config.keep_hours),
+        per_topic=config.max_per_topic,
+        keepalive_seconds=config.keepalive_seconds,
+        relay=relay,
+    )
+
+
 def build_runtime(
     settings: Settings, *, engine: Engine | None = None, run_dispatcher: bool = True
 ) -> Runtime:
     """Build the runtime of one server or worker process."""
     engine = engine or engine_for(settings)
     channels = build_channels(settings)
+    inbox = build_inbox(settings, engine)
+    channels[InboxChannel.name] = InboxChannel(inbox)
     destinations = Destinations.from_settings(settings, channels)
     registry = TaskRegistry()
     register_delivery(registry)
@@ -127,6 +168,8 @@ def build_runtime(
         # file, so nothing is answered 202 (or recorded as delivered) that would vanish.
         before_commit=store_file.check if store_file.path is not None else None,
     )
+    # The writer and the clock exist only now: the inbox's deletes and prunes go through them.
+    inbox.write, inbox.clock = tracker.writer.run, tracker.clock
     metrics = Metrics(engine, in_flight=lambda: tracker.dispatcher.in_flight, clock=tracker.clock)
 
     def observe_attempt(run: ClaimedRun, result: AttemptResult) -> None:
@@ -142,6 +185,7 @@ def build_runtime(
         on_stored=delivery.remember,
         secrets=secrets,
         store_file=store_file,
+        inbox_keep=inbox.keep,
     )
     return Runtime(
         settings,
@@ -152,6 +196,7 @@ def build_runtime(
         delivery,
         metrics,
         submitter,
+        inbox,
         destinations=destinations,
         store_file=store_file,
     )

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from starlette.requests import HTTPConnection
 
 from notifyd.api.ratelimit import Clock, RateLimiter
 from notifyd.api.tokencache import TokenCache
@@ -125,7 +126,7 @@ class Guard:
         return principal
 
 
-def client_host(request: Request) -> str:
+def client_host(request: HTTPConnection) -> str:
     """The address the request came from, as the failure rate limit counts it."""
     return request.client.host if request.client else "unknown"
 
@@ -138,7 +139,7 @@ def token_of(authorization: str | None) -> str | None:
     return credentials
 
 
-def get_guard(request: Request) -> Guard:
+def get_guard(request: HTTPConnection) -> Guard:
     """The app's Guard, set by ``install_security``."""
     guard: Guard = getattr(request.app.state, STATE_KEY)
     return guard

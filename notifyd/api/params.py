@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BeforeValidator
+from starlette.requests import HTTPConnection
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -73,12 +74,15 @@ def _query_errors(request: Request) -> list[dict[str, Any]]:
     return errors
 
 
-async def strict_parameters(request: Request) -> None:
+async def strict_parameters(connection: HTTPConnection) -> None:
     """Refuse undeclared or repeated query parameters (a typo must not widen a query) and NULs.
 
     ``async`` so that it runs on the event loop: a sync dependency would cost every request a
-    thread hop.
+    thread hop. WebSocket routes (subscribers) check their own parameters, in their dialect.
     """
+    if connection.scope["type"] != "http":
+        return
+    request = cast(Request, connection)
     # Read from the scope: this runs on every request, and Request.url is not free.
     errors = [
         {"loc": ("path", name), "msg": NUL_MESSAGE}

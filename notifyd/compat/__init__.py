@@ -16,6 +16,9 @@ def routers() -> list[APIRouter]:
     """The compatibility routers, in inclusion order (Gotify's /message before ntfy's /{topic})."""
     from notifyd.compat.alerts import router as alerts
     from notifyd.compat.gotify import router as gotify
+    from notifyd.compat.gotify_client import router as gotify_client
     from notifyd.compat.ntfy import router as ntfy
+    from notifyd.compat.ntfy_subscribe import router as ntfy_subscribe
 
-    return [alerts, gotify, ntfy]
+    # Subscribing (two-segment paths) before ntfy's /{topic}/<verb> and /{topic} routes.
+    return [alerts, gotify_client, gotify, ntfy_subscribe, ntfy]

@@ -16,9 +16,11 @@ import binascii
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from notifyd.api.auth import Principal, client_host, get_guard
-from notifyd.errors import Forbidden, Unauthorized
+from notifyd.errors import Forbidden, InvalidInput, Unauthorized
+from notifyd.runtime import Runtime
 from notifyd.tokens import Scope
 
 SENDERS = (Scope.send, Scope.admin)
@@ -90,3 +92,55 @@ async def hook_caller(request: Request) -> Caller:
     return await authenticate(
         request, token_from_authorization(request.headers.get("authorization"))
     )
+
+
+READERS = (Scope.read, Scope.admin)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """An authenticated subscriber, and the topics it may read (None: every topic)."""
+
+    principal: Principal
+    topics: frozenset[str] | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The token's name (None in open mode)."""
+        return self.principal.name
+
+    def may_read(self, topic: str) -> bool:
+        """Whether this reader may read ``topic``."""
+        return self.topics is None or topic in self.topics
+
+    def check_topics(self, topics: list[str]) -> None:
+        """Forbidden naming the first topic this reader may not read."""
+        for topic in topics:
+            if not self.may_read(topic):
+                raise Forbidden(
+                    f"token {self.name!r} may read the topics of destination "
+                    f"{self.principal.destination!r} only, not {topic!r}"
+                )
+
+
+def reader_for(principal: Principal, runtime: Runtime) -> Reader:
+    """What ``principal`` may read: every topic with scope read or admin, its destination's
+    inbox topics when its token is bound to one; Forbidden for any other scope (send)."""
+    if principal.scope not in READERS:
+        raise Forbidden(
+            f"subscribing needs a token with scope read or admin; {principal.name!r} has "
+            f"{principal.scope}"
+        )
+    if principal.destination is None:
+        return Reader(principal)
+    try:
+        topics = frozenset(runtime.destinations.get(principal.destination).topics)
+    except InvalidInput:  # its destination is no longer configured: it reads nothing
+        topics = frozenset()
+    return Reader(principal, topics)
+
+
+async def authenticate_reader(request: HTTPConnection, token: str | None) -> Reader:
+    """The caller presenting ``token``, allowed to read (see ``reader_for``)."""
+    principal = await get_guard(request).authenticate(client_host(request), token)
+    return reader_for(principal, request.app.state.runtime)

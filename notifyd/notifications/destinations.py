@@ -20,6 +20,7 @@ from notifyd.errors import ConfigError, InvalidInput
 from notifyd.tracking.errors import PermanentError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")  # an inbox topic, as ntfy names them
 
 
 class DestinationPublic(BaseModel):
@@ -41,6 +42,15 @@ class Destination:
     name: str
     settings: DestinationSettings
     recipients: tuple[str, ...]
+    inbox_topic: str | None = None  # also keeps every message in this inbox topic
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The inbox topics its messages are kept in (what a token bound to it may read)."""
+        found = self.recipients if self.channel == "inbox" else ()
+        if self.inbox_topic is not None and self.inbox_topic not in found:
+            found = (*found, self.inbox_topic)
+        return found
 
     @property
     def channel(self) -> str:
@@ -78,7 +88,14 @@ class Destinations:
                     recipients.append(channel.validate_recipient(recipient))
                 except ValueError as exc:
                     raise ConfigError(f"{where}.to[{index}]: {exc}") from None
-            checked[name] = Destination(name, config, tuple(dict.fromkeys(recipients)))
+            inbox_topic = None
+            if config.inbox is not False:
+                inbox_topic = name if config.inbox is True else config.inbox
+                if "inbox" not in channels or not TOPIC.match(inbox_topic):
+                    raise ConfigError(
+                        f"{where}.inbox: true, or a topic of 1 to 64 letters, digits, '-' or '_'"
+                    )
+            checked[name] = Destination(name, config, tuple(dict.fromkeys(recipients)), inbox_topic)
         return cls(checked)
 
     def public(self) -> list[DestinationPublic]:
@@ -87,6 +104,10 @@ class Destinations:
             DestinationPublic(name=d.name, channel=d.channel)
             for d in sorted(self._by_name.values(), key=lambda d: d.name)
         ]
+
+    def all(self) -> list[Destination]:
+        """Every destination, by name."""
+        return [self._by_name[name] for name in sorted(self._by_name)]
 
     def get(self, name: str) -> Destination:
         """The destination called ``name``; InvalidInput (422) when there is none."""

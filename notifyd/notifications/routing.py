@@ -18,13 +18,18 @@ from notifyd.models import NotificationCreate
 from notifyd.notifications.destinations import Destinations, recipient_key
 from notifyd.notifications.secretbox import SecretBox, SecretKeyError
 
+INBOX = "inbox"
+
 
 @dataclass(frozen=True)
 class Target:
-    """One run to stage: the recipient as shown, and the delivery task's recipient arguments."""
+    """One run to stage: the recipient as shown, and the delivery task's recipient arguments;
+    its own channel when not the route's, and the inbox topic it stores a message in."""
 
     shown: str
     args: dict[str, Any]
+    channel: str | None = None
+    topic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ def adhoc_route(channel: Channel, recipients: list[str], secrets: SecretBox | No
         args: dict[str, Any] = {"recipient": shown}
         if shown != recipient:
             args["secret_recipient"] = secrets.encrypt(recipient) if secrets else recipient
-        targets.append(Target(shown, args))
+        topic = recipient if channel.name == INBOX else None
+        targets.append(Target(shown, args, topic=topic))
     return Route(channel.name, None, targets)
 
 
@@ -58,6 +64,7 @@ def destination_route(body: NotificationCreate, destinations: Destinations) -> R
             f"channel: destination {destination.name!r} delivers through "
             f"{destination.channel!r}; leave channel out"
         )
+    to_inbox = destination.channel == INBOX
     targets = [
         Target(
             destination.label(index),
@@ -66,9 +73,13 @@ def destination_route(body: NotificationCreate, destinations: Destinations) -> R
                 "destination": destination.name,
                 "recipient_key": recipient_key(recipient),
             },
+            topic=recipient if to_inbox else None,
         )
         for index, recipient in enumerate(destination.recipients)
     ]
+    also = destination.inbox_topic
+    if also is not None and not (to_inbox and also in destination.recipients):
+        targets.append(Target(also, {"recipient": also}, channel=INBOX, topic=also))
     return Route(destination.channel, destination.name, targets)
 
 

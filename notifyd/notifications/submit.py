@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from notifyd.channels.base import Channel
 from notifyd.db import StoreFile
 from notifyd.errors import InvalidInput
+from notifyd.inbox.models import InboxMessage
+from notifyd.inbox.store import message_row
 from notifyd.models import (
     DEFAULT_PRIORITY,
     Notification,
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from notifyd.tracking.tasks import TaskBatch
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
+INBOX_MESSAGES = InboxMessage.__table__  # type: ignore[attr-defined]
 ANONYMOUS = "anonymous"
 QUEUED = RunStatus.queued.value
 
@@ -95,6 +99,7 @@ class Submitter:
     # The SQLite file deleted while serving: every commit checks it (the tracker's writer), and
     # so does a replay, which commits nothing but would answer from the lost file.
     store_file: StoreFile | None = None
+    inbox_keep: timedelta = timedelta(hours=12)  # how long an inbox topic keeps a message
 
     def route(self, body: NotificationCreate) -> Route:
         """Where ``body`` goes: a configured destination, or its channel and recipients."""
@@ -190,23 +195,39 @@ class Submitter:
         if on_stored is not None:
             batch.on_commit(lambda: on_stored(NotificationContent.from_row(row)))
         tasks: list[dict[str, Any]] = []
+        messages: list[Mapping[str, Any]] = []
         for target in route.targets:
+            channel = target.channel or route.channel
+            if target.topic is not None:
+                # The inbox's message is stored with its notification, in the same transaction.
+                messages.append(
+                    message_row(
+                        topic=target.topic,
+                        notification_id=notification_id,
+                        published=run_at or now,
+                        keep=self.inbox_keep,
+                        title=body.subject,
+                        message=body.message,
+                        priority=body.priority,
+                        data=body.data,
+                    )
+                )
             run_id = batch.add_run(
                 DELIVER_TASK,
                 kwargs={
                     "notification_id": notification_id,
-                    "channel": route.channel,
+                    "channel": channel,
                     **target.args,
                 },
-                queue=route.channel,
+                queue=channel,
                 label=target.shown,
                 ref=notification_id,
                 now=now,
                 run_at=run_at,
             )
-            tasks.append(
-                {"id": run_id, "channel": route.channel, "to": target.shown, "status": QUEUED}
-            )
+            tasks.append({"id": run_id, "channel": channel, "to": target.shown, "status": QUEUED})
+        if messages:
+            batch.add_insert(INBOX_MESSAGES, messages)
         # Validated from plain values in one call: pydantic-core does that faster than
         # model_construct builds the models in Python (2 us against 5, on the accept path).
         return NotificationAccepted.model_validate(

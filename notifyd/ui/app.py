@@ -7,7 +7,7 @@ from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from notifyd.ui import actions, pages
+from notifyd.ui import actions, inbox, pages
 from notifyd.ui.docs import install_redoc
 from notifyd.ui.render import STATIC
 from notifyd.ui.session import STATE_KEY, Sessions
@@ -71,6 +71,7 @@ def install_ui(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=str(STATIC)), name="ui-static")
     app.include_router(pages.router)
     app.include_router(actions.router)
+    app.include_router(inbox.router)
     if app.redoc_url is None:
         install_redoc(app)
 

@@ -143,7 +143,7 @@ async def current_viewer(request: Request) -> tuple[Viewer | None, str | None]:
         info = guard.tokens.lookup(session.token)
         if info is None:  # revoked since login
             return None, None
-        return Viewer(Principal(info.name, info.scope), session.csrf), None
+        return Viewer(Principal(info.name, info.scope, info.destination), session.csrf), None
     if is_open:
         key, session = sessions.create(OPEN, None)
         return Viewer(OPEN, session.csrf), key

@@ -77,3 +77,92 @@
 
   schedule();
 })();
+
+// The web inbox: follow a topic over Server-Sent Events. Each message is built with
+// textContent (never innerHTML): what a publisher wrote is shown as text, whatever it holds.
+(function () {
+  const list = document.getElementById("inbox");
+  if (!list) return;
+  const state = document.getElementById("inbox-state");
+  const allow = document.getElementById("notify-allow");
+  const notifyState = document.getElementById("notify-state");
+  let last = list.dataset.last || "";
+  let source = null;
+  let retry = 1000;
+
+  function setState(text) { if (state) state.textContent = text; }
+
+  function showNotifyState() {
+    if (!("Notification" in window)) { notifyState.textContent = "this browser has no notifications"; return; }
+    allow.hidden = Notification.permission !== "default";
+    notifyState.textContent = Notification.permission === "granted" ? "browser notifications on"
+      : Notification.permission === "denied" ? "browser notifications blocked" : "";
+  }
+  if (allow) {
+    allow.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      showNotifyState();
+    });
+    showNotifyState();
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function add(message) {
+    if (list.querySelector(`li[data-id="${CSS.escape(message.id)}"]`)) return;
+    const item = element("li", `msg fresh prio-${Number(message.priority) || 3}`);
+    item.dataset.id = message.id;
+    const meta = element("div", "meta");
+    const when = new Date(Number(message.time) * 1000);
+    const time = element("time", "", when.toISOString().replace("T", " ").slice(0, 19) + " UTC");
+    time.setAttribute("datetime", when.toISOString());
+    meta.appendChild(time);
+    if (Array.isArray(message.tags) && message.tags.length) {
+      meta.appendChild(document.createTextNode(" "));
+      meta.appendChild(element("span", "tags", message.tags.join(", ")));
+    }
+    item.appendChild(meta);
+    if (message.title) item.appendChild(element("div", "title", message.title));
+    item.appendChild(element("pre", "message", message.message || ""));
+    if (typeof message.click === "string" && /^https?:\/\//.test(message.click)) {
+      const link = element("a", "click", message.click);
+      link.href = message.click;
+      link.rel = "noopener noreferrer nofollow";
+      item.appendChild(link);
+    }
+    list.insertBefore(item, list.firstChild);
+    const empty = document.getElementById("inbox-empty");
+    if (empty) empty.remove();
+    if ("Notification" in window && Notification.permission === "granted") {
+      new Notification(message.title || message.topic, { body: message.message || "", tag: message.id });
+    }
+  }
+
+  function connect() {
+    // Reconnect by hand, asking for what came after the last message seen: EventSource's own
+    // reconnect would repeat the first URL's `since`.
+    const url = list.dataset.events + (last ? `?since=${encodeURIComponent(last)}` : "");
+    source = new EventSource(url);
+    source.addEventListener("open", () => { setState("live"); list.dataset.state = "live"; retry = 1000; });
+    source.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.event !== "message") return;
+      last = message.id;
+      list.dataset.last = last;
+      add(message);
+    };
+    source.onerror = () => {
+      source.close();
+      list.dataset.state = "reconnecting";
+      setState("reconnecting…");
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+  connect();
+})();

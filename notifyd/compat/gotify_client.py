@@ -1,0 +1,253 @@
+"""Gotify's client API, as its Android app and the ``gotify`` Python client read messages.
+
+- ``GET /message`` (``limit`` 1-200, default 100; ``since``: messages with an id below it) in
+  Gotify's paging shape, and ``GET /application/{id}/message`` for one application;
+- ``DELETE /message/{id}``, ``DELETE /message`` (all the client may read);
+- ``GET /stream``: a WebSocket, one message per frame, as they are published;
+- ``GET /application``: an application per inbox topic the client may read.
+
+An inbox topic is a Gotify application (its id a stable number from the topic's name); a
+message's id is its inbox ``seq``. The client token is a notifyd token with scope read or admin
+(a token bound to a destination reads that destination's topics), in ``X-Gotify-Key``,
+``?token=`` or ``Authorization``. Errors are Gotify's ``{"error", "errorCode",
+"errorDescription"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from datetime import UTC
+from typing import Any
+
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import JSONResponse
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.websockets import WebSocketDisconnect
+
+from notifyd.api.auth import client_host
+from notifyd.api.streaming import GONE, Writing
+from notifyd.compat.auth import Reader, authenticate_reader
+from notifyd.compat.gotify import GotifyError, _translate
+from notifyd.compat.subscribers import reader_token
+from notifyd.errors import NotifydError
+from notifyd.inbox.broker import SubscriberLimit
+from notifyd.inbox.store import NOTHING, StoredMessage
+from notifyd.runtime import Runtime
+
+router = APIRouter(include_in_schema=False)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 200
+_TO_GOTIFY = {1: 0, 2: 2, 3: 5, 4: 8, 5: 10}  # ntfy's 1-5 on Gotify's 0-10
+
+
+def application_id(topic: str) -> int:
+    """A topic's Gotify application id: a stable positive number from its name."""
+    return (zlib.crc32(topic.encode()) & 0x7FFFFFFF) or 1
+
+
+def message_json(message: StoredMessage) -> dict[str, Any]:
+    """A stored message in Gotify's shape."""
+    extras: dict[str, Any] = {}
+    if message.click:
+        extras["client::notification"] = {"click": {"url": message.click}}
+    if message.extras.get("markdown"):
+        extras["client::display"] = {"contentType": "text/markdown"}
+    found: dict[str, Any] = {
+        "id": message.seq,
+        "appid": application_id(message.topic),
+        "message": message.message,
+        "title": message.title or message.topic,
+        "priority": _TO_GOTIFY.get(message.priority, 5),
+        "date": message.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if extras:
+        found["extras"] = extras
+    return found
+
+
+async def _reader(connection: HTTPConnection) -> Reader:
+    return await authenticate_reader(connection, reader_token(connection))
+
+
+async def _topics(runtime: Runtime, reader: Reader) -> list[str]:
+    """The topics ``reader`` may read: its own, or every configured and every kept one."""
+    if reader.topics is not None:
+        return sorted(reader.topics)
+    configured = {t for d in runtime.destinations.all() for t in d.topics}
+    return sorted(configured | set(await runtime.inbox.topics()))
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    def number(name: str, default: int) -> int:
+        raw = request.query_params.get(name)
+        if raw is None or raw == "":
+            return default
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            raise GotifyError(400, f"Field validation for '{name.title()}' failed: not a number")
+        return int(raw)
+
+    limit = number("limit", DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise GotifyError(400, f"Field validation for 'Limit' failed: 1 to {MAX_LIMIT}")
+    return limit, number("since", 0)
+
+
+async def _page(request: Request, topics: list[str] | None) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    limit, since = _paging(request)
+    found = await runtime.inbox.page(topics, limit=limit + 1, before=since)
+    shown = found[:limit]
+    paging: dict[str, Any] = {"size": len(shown), "limit": limit, "since": 0}
+    if len(found) > limit:
+        paging["since"] = shown[-1].seq
+        paging["next"] = f"{request.url.path}?limit={limit}&since={shown[-1].seq}"
+    return JSONResponse({"paging": paging, "messages": [message_json(m) for m in shown]})
+
+
+def _answer_errors(exc: Exception) -> JSONResponse:
+    if isinstance(exc, GotifyError):
+        return exc.response()
+    if isinstance(exc, NotifydError):
+        return _translate(exc).response()
+    raise exc
+
+
+@router.get("/message")
+async def get_messages(request: Request) -> Response:
+    """Gotify: the newest messages the client may read, paged backwards by id."""
+    try:
+        reader = await _reader(request)
+        return await _page(request, sorted(reader.topics) if reader.topics is not None else None)
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+
+
+@router.get("/application/{app_id}/message")
+async def get_application_messages(app_id: str, request: Request) -> Response:
+    """Gotify: the messages of one application (one inbox topic)."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        reader = await _reader(request)
+        topic = next(
+            (t for t in await _topics(runtime, reader) if str(application_id(t)) == app_id), None
+        )
+        if topic is None:
+            raise GotifyError(404, "application does not exist")
+        return await _page(request, [topic])
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+
+
+@router.get("/application")
+async def get_applications(request: Request) -> Response:
+    """Gotify: an application per inbox topic the client may read."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        reader = await _reader(request)
+        topics = await _topics(runtime, reader)
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return JSONResponse(
+        [
+            {
+                "id": application_id(topic),
+                "token": "",  # publishing takes a notifyd token, never shown here
+                "name": topic,
+                "description": f"notifyd inbox topic {topic}",
+                "internal": False,
+                "image": "static/defaultapp.png",
+                "defaultPriority": 5,
+                "lastUsed": None,
+            }
+            for topic in topics
+        ]
+    )
+
+
+@router.delete("/message/{message_id}")
+async def delete_message(message_id: str, request: Request) -> Response:
+    """Gotify: delete one message."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        reader = await _reader(request)
+        if not (message_id.isascii() and message_id.isdigit()) or len(message_id) > 18:
+            raise GotifyError(400, "strconv.ParseUint: parsing: invalid syntax")
+        topics = sorted(reader.topics) if reader.topics is not None else None
+        if not await runtime.inbox.delete(int(message_id), topics):
+            raise GotifyError(404, f"message with id {message_id} doesn't exists")
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return Response(status_code=200)
+
+
+@router.delete("/message")
+async def delete_messages(request: Request) -> Response:
+    """Gotify: delete every message the client may read."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        reader = await _reader(request)
+        await runtime.inbox.clear(await _topics(runtime, reader))
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return Response(status_code=200)
+
+
+@router.websocket("/stream")
+async def stream(websocket: WebSocket) -> None:
+    """Gotify: each new message the client may read, one JSON object per frame."""
+    runtime: Runtime = websocket.app.state.runtime
+    inbox = runtime.inbox
+    try:
+        reader = await _reader(websocket)
+        topics = sorted(reader.topics) if reader.topics is not None else None
+        feed = await inbox.open_feed(
+            topics, NOTHING, address=client_host(websocket), token=reader.name
+        )
+    except NotifydError as exc:
+        await _refuse(websocket, _translate(exc))
+        return
+    except SubscriberLimit as exc:
+        await _refuse(websocket, GotifyError(429, str(exc)))
+        return
+    await websocket.accept()
+
+    async def watch() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                feed.subscription.close(GONE)
+                return
+
+    watcher = asyncio.create_task(watch())
+    writing = Writing(feed)
+    try:
+        async for batch in feed.batches(inbox.keepalive_seconds):
+            for event in batch:
+                async with writing:
+                    await websocket.send_text(event.encode("gotify", _gotify_frame).decode())
+        if feed.subscription.reason != GONE:
+            await websocket.close()
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass
+    except asyncio.CancelledError:
+        if not writing.aborted:
+            raise
+    finally:
+        watcher.cancel()
+        feed.close()
+
+
+def _gotify_frame(message: StoredMessage) -> bytes:
+    import json
+
+    return json.dumps(message_json(message), ensure_ascii=False).encode()
+
+
+async def _refuse(websocket: WebSocket, error: GotifyError) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error.response())
+    else:
+        await websocket.close(code=1008, reason=error.description[:120])

@@ -1,0 +1,178 @@
+"""The inbox as every way in uses it: open a subscriber's feed, page, delete, prune.
+
+The ntfy and Gotify endpoints, the dashboard's web inbox and ``notifyd subscribe`` all read
+through here; none of them touches the store or the broker itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+
+from notifyd.inbox.broker import Broker, Event, Subscription
+from notifyd.inbox.relay import PgRelay
+from notifyd.inbox.store import (
+    InboxStore,
+    Since,
+    StoredMessage,
+    delete_message,
+    delete_topics,
+    prune_messages,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Write = Callable[[Callable[[Connection], T]], Awaitable[T]]
+PRUNE_SECONDS = 60.0
+
+
+class Feed:
+    """One subscriber's messages: the kept ones it asked for, then the live ones, none twice.
+
+    The subscription is made before the kept messages are read, so a message published in
+    between is not missed; one that comes both ways is given once.
+    """
+
+    def __init__(
+        self, broker: Broker, subscription: Subscription, backlog: list[StoredMessage]
+    ) -> None:
+        self._broker = broker
+        self.subscription = subscription
+        self._backlog = backlog
+        self._seen = {message.seq for message in backlog}
+
+    @property
+    def backlog(self) -> list[StoredMessage]:
+        """The kept messages, oldest first."""
+        return self._backlog
+
+    async def batches(self, keepalive: float) -> AsyncIterator[list[Event]]:
+        """Lists of events as they come (the backlog first); ``[]`` when ``keepalive`` seconds
+        pass without one. Ends when the subscription is dropped or closed."""
+        if self._backlog:
+            yield [Event(message) for message in self._backlog]
+        while True:
+            events = await self.subscription.next(keepalive)
+            if events is None:
+                return
+            if events and self._seen:
+                events = [e for e in events if e.message.seq not in self._seen]
+                if not events:
+                    continue
+            yield events
+
+    def close(self) -> None:
+        """Leave the broker (idempotent)."""
+        self._broker.unsubscribe(self.subscription)
+
+
+@dataclass
+class Inbox:
+    """The store, the live fan-out and its relay across processes, and their settings."""
+
+    store: InboxStore
+    broker: Broker
+    write: Write[Any]
+    clock: Callable[[], datetime]
+    keep: timedelta = timedelta(hours=12)
+    per_topic: int = 1000
+    keepalive_seconds: float = 45.0
+    relay: PgRelay | None = None
+    _pruning: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+
+    async def open_feed(
+        self,
+        topics: Sequence[str] | None,
+        since: Since,
+        *,
+        address: str,
+        token: str | None,
+        scheduled: bool = False,
+    ) -> Feed:
+        """Subscribe to ``topics`` and read what ``since`` asks for; SubscriberLimit when a
+        limit is reached."""
+        subscription = self.broker.subscribe(topics, address=address, token=token)
+        try:
+            backlog = await self.read(topics, since, scheduled=scheduled) if topics else []
+        except BaseException:
+            self.broker.unsubscribe(subscription)
+            raise
+        return Feed(self.broker, subscription, backlog)
+
+    async def read(
+        self, topics: Sequence[str], since: Since, *, scheduled: bool = False
+    ) -> list[StoredMessage]:
+        """The kept messages ``since`` asks for (a poll), oldest first."""
+        read = partial(self.store.read, list(topics), since, now=self.clock(), scheduled=scheduled)
+        return await asyncio.to_thread(read)
+
+    async def page(
+        self, topics: Sequence[str] | None, *, limit: int, before: int = 0
+    ) -> list[StoredMessage]:
+        """The newest ``limit`` messages of ``topics`` (None: every topic) below ``before``,
+        newest first."""
+        chosen = list(topics) if topics is not None else None
+        page = partial(self.store.page, chosen, now=self.clock(), limit=limit, before=before)
+        return await asyncio.to_thread(page)
+
+    async def delete(self, seq: int, topics: Sequence[str] | None) -> bool:
+        """Delete one message (of ``topics``, when given); whether it was there."""
+        found: bool = await self.write(partial(delete_message, seq=seq, topics=topics))
+        return found
+
+    async def topics(self) -> list[str]:
+        """The topics that hold messages now."""
+        return await asyncio.to_thread(self.store.topics)
+
+    async def clear(self, topics: Sequence[str]) -> int:
+        """Delete every message of ``topics``."""
+        removed: int = await self.write(partial(delete_topics, topics=topics))
+        return removed
+
+    async def publish(self, message: StoredMessage) -> tuple[int, bool | None]:
+        """Offer a stored message to this process's subscribers and announce it to the others:
+        how many here took it, and whether the announcement went out (None: no relay)."""
+        reached = self.broker.publish(message)
+        announced = await self.relay.announce(message.seq) if self.relay is not None else None
+        return reached, announced
+
+    async def prune(self) -> int:
+        """Delete expired messages and those beyond each topic's bound."""
+        removed: int = await self.write(
+            partial(prune_messages, now=self.clock(), per_topic=self.per_topic)
+        )
+        if removed:
+            log.info("inbox: pruned %d message(s)", removed)
+        return removed
+
+    async def start(self, *, prune: bool = True) -> None:
+        """Start the relay (PostgreSQL) and the pruning loop."""
+        if self.relay is not None:
+            await self.relay.start()
+        if prune and self._pruning is None:
+            self._pruning = asyncio.create_task(self._prune_loop(), name="notifyd-inbox-prune")
+
+    async def stop(self) -> None:
+        """End every subscription, stop pruning and the relay."""
+        self.broker.close_all()
+        if self._pruning is not None:
+            self._pruning.cancel()
+            await asyncio.gather(self._pruning, return_exceptions=True)
+            self._pruning = None
+        if self.relay is not None:
+            await self.relay.stop()
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_SECONDS)
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("inbox: pruning failed; again in a minute")

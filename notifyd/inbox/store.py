@@ -1,0 +1,363 @@
+"""The inbox's messages in the store: staged with their notification, read back by subscribers.
+
+A topic's messages are ordered by (``time``, ``seq``): ``time`` is when a message is published
+(its accept, or the scheduled time of a delayed one), so a subscriber that asks for what came
+after a message it has seen also gets a delayed message that fell due meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, or_, select, tuple_
+
+from notifyd.inbox.models import InboxMessage
+
+MESSAGES = InboxMessage.__table__  # type: ignore[attr-defined]
+TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")  # ntfy's topic names
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9]{12}$")  # ntfy's message ids
+_ALPHABET = string.ascii_letters + string.digits
+MAX_TAGS = 20
+MAX_TAG_CHARS = 100
+MAX_LINK_CHARS = 2048
+# At most this many messages in one read (a poll of a busy topic, a reconnect after a day).
+MAX_READ = 5000
+
+
+def new_message_id() -> str:
+    """A random 12-character id, as ntfy makes them (its clients check the shape)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+def check_topic(name: str) -> str:
+    """``name`` if it is a topic name (1-64 of letters, digits, ``-`` and ``_``), else ValueError."""
+    if not TOPIC.match(name):
+        raise ValueError("a topic is 1 to 64 letters, digits, '-' or '_'")
+    return name
+
+
+def _link(value: Any) -> str | None:
+    if isinstance(value, str) and value.startswith(("https://", "http://")):
+        return value[:MAX_LINK_CHARS]
+    return None
+
+
+def message_row(
+    *,
+    topic: str,
+    notification_id: str,
+    published: datetime,
+    keep: timedelta,
+    title: str | None,
+    message: str,
+    priority: int,
+    data: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The row a notification makes in ``topic``: ntfy's tags, click, markdown, icon and
+    attachment link come from its ``data`` (where the ntfy endpoint puts them), checked and
+    bounded, since subscribers' apps open them."""
+    data = data or {}
+    raw_tags = data.get("tags")
+    tags = (
+        [str(t)[:MAX_TAG_CHARS] for t in raw_tags if isinstance(t, str)][:MAX_TAGS]
+        if isinstance(raw_tags, list)
+        else None
+    )
+    extras: dict[str, Any] = {}
+    if data.get("markdown") is True:
+        extras["markdown"] = True
+    icon = _link(data.get("icon"))
+    if icon:
+        extras["icon"] = icon
+    attach = _link(data.get("attach"))
+    if attach:
+        name = data.get("filename")
+        extras["attachment"] = {
+            "name": name[:255] if isinstance(name, str) and name else attach.rsplit("/", 1)[-1],
+            "url": attach,
+        }
+    return {
+        "id": new_message_id(),
+        "topic": topic,
+        "notification_id": notification_id,
+        "time": published,
+        "expires": published + keep,
+        "title": title,
+        "message": message,
+        "priority": priority,
+        "tags": tags or None,
+        "click": _link(data.get("click")),
+        "extras": extras or None,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as read back: what every subscriber dialect renders."""
+
+    seq: int
+    id: str
+    topic: str
+    time: datetime
+    expires: datetime
+    title: str | None
+    message: str
+    priority: int
+    tags: tuple[str, ...]
+    click: str | None
+    extras: Mapping[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any] | RowMapping) -> StoredMessage:
+        """From an ``inbox_message`` row."""
+        return cls(
+            row["seq"],
+            row["id"],
+            row["topic"],
+            row["time"],
+            row["expires"],
+            row["title"],
+            row["message"],
+            row["priority"],
+            tuple(row["tags"] or ()),
+            row["click"],
+            row["extras"] or {},
+        )
+
+
+class SinceKind(Enum):
+    """What a subscriber asks for besides the live messages."""
+
+    none = "none"
+    all = "all"
+    latest = "latest"
+    time = "time"
+    id = "id"
+
+
+@dataclass(frozen=True)
+class Since:
+    """ntfy's ``since``: nothing, everything kept, the latest, from a time, after a message."""
+
+    kind: SinceKind
+    time: datetime | None = None
+    message_id: str | None = None
+
+
+NOTHING = Since(SinceKind.none)
+EVERYTHING = Since(SinceKind.all)
+
+
+def _visible(now: datetime, scheduled: bool) -> Any:
+    # A delayed message shows once it is due (or at once to those who ask for scheduled ones).
+    return (
+        MESSAGES.c.expires > now
+        if scheduled
+        else and_(MESSAGES.c.expires > now, MESSAGES.c.time <= now)
+    )
+
+
+class InboxStore:
+    """Reads and prunes the inbox (writes go with their notification, through the submitter)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def read(
+        self,
+        topics: Sequence[str],
+        since: Since,
+        *,
+        now: datetime,
+        scheduled: bool = False,
+        limit: int = MAX_READ,
+    ) -> list[StoredMessage]:
+        """The kept messages of ``topics`` that ``since`` asks for, oldest first."""
+        if since.kind is SinceKind.none or not topics:
+            return []
+        where = [MESSAGES.c.topic.in_(list(topics)), _visible(now, scheduled)]
+        query = select(MESSAGES)
+        with self.engine.connect() as conn:
+            if since.kind is SinceKind.latest:
+                rows = conn.execute(
+                    query.where(*where)
+                    .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
+                    .limit(1)
+                ).mappings()
+                return [StoredMessage.from_row(row) for row in rows]
+            if since.kind is SinceKind.time and since.time is not None:
+                where.append(MESSAGES.c.time >= since.time)
+            elif since.kind is SinceKind.id:
+                mark = conn.execute(
+                    select(MESSAGES.c.time, MESSAGES.c.seq).where(MESSAGES.c.id == since.message_id)
+                ).first()
+                # A message no longer kept (or never seen here): everything kept, as ntfy does.
+                if mark is not None:
+                    where.append(
+                        tuple_(MESSAGES.c.time, MESSAGES.c.seq) > tuple_(mark.time, mark.seq)
+                        if conn.dialect.name == "postgresql"
+                        else or_(
+                            MESSAGES.c.time > mark.time,
+                            and_(MESSAGES.c.time == mark.time, MESSAGES.c.seq > mark.seq),
+                        )
+                    )
+            # The newest ``limit``, given oldest first.
+            rows = conn.execute(
+                query.where(*where)
+                .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
+                .limit(limit)
+            ).mappings()
+            found = [StoredMessage.from_row(row) for row in rows]
+        found.reverse()
+        return found
+
+    def by_seq(self, seqs: Iterable[int]) -> list[StoredMessage]:
+        """The messages with these ``seq`` (published elsewhere, announced by the relay)."""
+        wanted = sorted(set(seqs))
+        if not wanted:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(MESSAGES).where(MESSAGES.c.seq.in_(wanted)).order_by(MESSAGES.c.seq)
+            ).mappings()
+            return [StoredMessage.from_row(row) for row in rows]
+
+    def of_notification(self, notification_id: str, topic: str) -> StoredMessage | None:
+        """The message a notification made in ``topic`` (what its inbox run offers)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(MESSAGES).where(
+                        MESSAGES.c.notification_id == notification_id, MESSAGES.c.topic == topic
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return StoredMessage.from_row(row) if row is not None else None
+
+    def page(
+        self, topics: Sequence[str] | None, *, now: datetime, limit: int, before: int = 0
+    ) -> list[StoredMessage]:
+        """Gotify's paging: the newest ``limit`` messages of ``topics`` (None: of every topic)
+        with ``seq`` below ``before``, newest first."""
+        if topics is not None and not topics:
+            return []
+        where = [_visible(now, False)]
+        if topics is not None:
+            where.append(MESSAGES.c.topic.in_(list(topics)))
+        if before > 0:
+            where.append(MESSAGES.c.seq < before)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(MESSAGES).where(*where).order_by(MESSAGES.c.seq.desc()).limit(limit)
+            ).mappings()
+            return [StoredMessage.from_row(row) for row in rows]
+
+    def topics(self) -> list[str]:
+        """The topics that hold messages now."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(MESSAGES.c.topic).distinct().order_by(MESSAGES.c.topic)
+                ).scalars()
+            )
+
+
+def delete_message(conn: Connection, seq: int, topics: Sequence[str] | None) -> bool:
+    """Delete message ``seq`` (of one of ``topics``, when given); whether it existed."""
+    where = [MESSAGES.c.seq == seq]
+    if topics is not None:
+        where.append(MESSAGES.c.topic.in_(list(topics)))
+    return bool(conn.execute(delete(MESSAGES).where(*where)).rowcount)
+
+
+def delete_topics(conn: Connection, topics: Sequence[str]) -> int:
+    """Delete every message of ``topics``; how many there were."""
+    return int(conn.execute(delete(MESSAGES).where(MESSAGES.c.topic.in_(list(topics)))).rowcount)
+
+
+def prune_messages(conn: Connection, *, now: datetime, per_topic: int) -> int:
+    """Delete expired messages and, in a topic holding more than ``per_topic``, the oldest."""
+    removed = int(conn.execute(delete(MESSAGES).where(MESSAGES.c.expires <= now)).rowcount)
+    return removed + _trim(conn, per_topic)
+
+
+def _trim(conn: Connection, per_topic: int) -> int:
+    crowded = conn.execute(
+        select(MESSAGES.c.topic).group_by(MESSAGES.c.topic).having(func.count() > per_topic)
+    ).scalars()
+    removed = 0
+    for topic in list(crowded):
+        keep_from = conn.execute(
+            select(MESSAGES.c.time, MESSAGES.c.seq)
+            .where(MESSAGES.c.topic == topic)
+            .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
+            .offset(per_topic - 1)
+            .limit(1)
+        ).first()
+        if keep_from is None:
+            continue
+        removed += int(
+            conn.execute(
+                delete(MESSAGES).where(
+                    MESSAGES.c.topic == topic,
+                    or_(
+                        MESSAGES.c.time < keep_from.time,
+                        and_(MESSAGES.c.time == keep_from.time, MESSAGES.c.seq < keep_from.seq),
+                    ),
+                )
+            ).rowcount
+        )
+    return removed
+
+
+def parse_since(value: str | None, *, poll: bool, now: datetime) -> Since:
+    """ntfy's ``since``: ``all``, ``latest``, ``none``, a message id, a Unix time or a duration
+    (``10m``, ``1h30m``, Go's units); ValueError when it is none of them."""
+    if value is None or value == "":
+        return EVERYTHING if poll else NOTHING
+    if value in ("all", "latest", "none"):
+        return Since(SinceKind(value))
+    if MESSAGE_ID.match(value):
+        return Since(SinceKind.id, message_id=value)
+    if value.isascii() and value.isdigit():
+        try:
+            return Since(SinceKind.time, time=datetime.fromtimestamp(int(value), UTC))
+        except (OverflowError, OSError, ValueError):
+            raise ValueError("a Unix time out of range") from None
+    ago = parse_go_duration(value)
+    try:
+        return Since(SinceKind.time, time=now - ago)
+    except OverflowError:
+        return EVERYTHING
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
+MAX_SINCE = timedelta(days=3650)
+
+
+def parse_go_duration(value: str) -> timedelta:
+    """A duration as Go's ``time.ParseDuration`` reads it (``90s``, ``1h30m``), plus ``d``;
+    ValueError for anything else or for more than ten years."""
+    if not value or len(value) > 64 or not value.isascii():
+        raise ValueError("not a duration")
+    position, seconds = 0, 0.0
+    for match in _GO_PART.finditer(value):
+        if match.start() != position:
+            raise ValueError("not a duration")
+        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        position = match.end()
+    if position != len(value) or position == 0:
+        raise ValueError("not a duration")
+    if seconds > MAX_SINCE.total_seconds():
+        raise ValueError("too long ago")
+    return timedelta(seconds=seconds)
