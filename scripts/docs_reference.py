@@ -85,18 +85,17 @@ def _rows(
         yield (
             f"{key}{name}",
             f"`{env_name}`" if env_name else "",
-            _type_name(field.annotation).replace("|", "\\|"),
+            _type_name(field.annotation).replace(" | ", " or "),
             _default(field).replace("|", "\\|"),
             _description(model, name, field),
         )
 
 
 def _table(rows: Iterator[tuple[str, str, str, str, str]]) -> list[str]:
-    lines = ["| setting | environment | type | default | |", "|---|---|---|---|---|"]
-    lines += [
-        f"| `{name}` | {env} | `{kind}` | {default} | {text} |"
-        for name, env, kind, default, text in rows
-    ]
+    lines = ["| setting and environment | type and default | |", "|---|---|---|"]
+    for name, env, kind, default, text in rows:
+        setting = f"`{name}`<br>{env}" if env else f"`{name}`"
+        lines.append(f"| {setting} | `{kind}`<br>{default} | {text} |")
     return lines
 
 
