@@ -6,6 +6,7 @@ cannot drift from the code."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -156,6 +157,9 @@ def _command_markdown(command: Any, ctx: Any, depth: int) -> list[str]:
     if command.help:
         lines += [command.help.strip(), ""]
     pieces = " ".join(command.collect_usage_pieces(ctx))
+    # Arguments as --help shows them: {run_id} (required) -> RUN_ID, [run_id] -> [RUN_ID].
+    pieces = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), pieces)
+    pieces = re.sub(r"\[([a-z_]+)\]", lambda m: f"[{m.group(1).upper()}]", pieces)
     lines += ["```text", f"{path} {pieces}".rstrip(), "```", ""]
     params = [
         p
