@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint bench docs clean
+.PHONY: serve test lint bench bench-fanout docs clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+bench-fanout: $(DEV_STAMP)
+	$(BIN)/python -m bench.fanout
 
 # The documentation site, into site/: --strict fails on a broken link, a missing page or a
 # setting without a description; nothing is fetched (Material's fonts are off).

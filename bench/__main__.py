@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, bulk, cli_start, drain, summaries
+from bench import accept_latency, accept_throughput, bulk, cli_start, drain, fanout, summaries
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
     accept_throughput.main()
     drain.main()
     summaries.main()
+    fanout.main()
     bulk.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 async def run_load(
     port: int,
-    request: bytes,
+    request: bytes | Callable[[int], bytes],
     *,
     connections: int,
     requests: int,
@@ -87,7 +88,8 @@ async def run_load(
     Without ``rate`` every connection sends its next request as soon as the previous one is
     answered (closed loop: the server's capacity). With ``rate`` requests are due at that total
     rate and a connection waits for its next due time (the latency at a steady load).
-    Stops at ``deadline`` seconds whatever is left.
+    ``request`` is the bytes of every request, or a function of its index called just before it
+    is sent (to put its send time in it). Stops at ``deadline`` seconds whatever is left.
     """
     result = LoadResult()
     issued = 0
@@ -105,7 +107,7 @@ async def run_load(
                     if delay > 0:
                         await asyncio.sleep(delay)
                 sent = time.perf_counter()
-                writer.write(request)
+                writer.write(request if isinstance(request, bytes) else request(index))
                 status, body = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - sent)
                 result.statuses[status] += 1

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -54,6 +54,14 @@ def proc_status(pid: int) -> ProcStatus:
     )
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has used since boot (from /proc/stat): the
+    share other work took of a measurement shows beside the figures it may have skewed."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
 class BenchServer:
     """``python -m bench.server`` in a subprocess on a free port with a temporary data dir."""
 
@@ -77,6 +85,7 @@ class BenchServer:
         ]  # fmt: skip
         if not dispatch:
             self.args.append("--no-dispatch")
+        self.env: dict[str, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,9 +94,9 @@ class BenchServer:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 30.0) -> BenchServer:
+    def start(self, timeout: float = 30.0) -> Self:
         """Start and wait until /healthz answers."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")} | self.env
         with (self.home / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 self.args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -129,7 +138,7 @@ class BenchServer:
                 self.proc.wait(timeout=10)
         self._tmp.cleanup()
 
-    def __enter__(self) -> BenchServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -139,6 +148,41 @@ class BenchServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class NotifydServe(BenchServer):
+    """The real ``notifyd serve``, as a user runs it, configured by ``config`` (TOML text)."""
+
+    def __init__(self, config: str) -> None:
+        super().__init__("serve")
+        config_file = self.home / "notifyd.toml"
+        config_file.write_text(config)
+        script = Path(sys.executable).parent / "notifyd"
+        # The `notifyd` script of this environment; its entry point when it is not installed.
+        command = [str(script)] if script.exists() else [sys.executable, "-c", _ENTRY_POINT]
+        self.args = [
+            *command, "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        self.env = {"NOTIFYD_HOME": str(self.home), "NOTIFYD_CONFIG": str(config_file)}
+        if os.environ.get("BENCH_PROFILE"):  # where the server's CPU goes, for cProfile/pstats
+            self.args[: len(command)] = [sys.executable, "-c", _PROFILED_ENTRY_POINT]
+
+
+_ENTRY_POINT = "from cli.main import app; app()"
+# uvicorn raises the SIGTERM it caught again once it has stopped: exit on it, writing the stats.
+_PROFILED_ENTRY_POINT = """
+import cProfile, os, signal, sys
+from cli.main import app
+profile = cProfile.Profile()
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+profile.enable()
+try:
+    app()
+finally:
+    profile.disable()
+    profile.dump_stats(os.environ["BENCH_PROFILE"])
+"""
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -49,14 +49,15 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 
 
 class RedactQuery(logging.Filter):
-    """The access log's request target with token-like query parameters masked: clients of
-    the ntfy and Gotify endpoints put tokens there (``?auth=``, ``?token=``)."""
+    """The access log's request target with token-like query parameters and anything shaped
+    like a token masked: clients of the ntfy and Gotify endpoints put tokens there (``?auth=``,
+    ``?token=``), and a token pasted into a path or another parameter must not be logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         # uvicorn's access line: (client, method, target, http version, status)
         args = record.args
         if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
-            from notifyd.redact import redact_query
+            from notifyd.redact import redact_target
 
-            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+            record.args = (*args[:2], redact_target(args[2]), *args[3:])
         return True

@@ -319,6 +319,14 @@ class NotificationCreate(BaseModel):
             raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00Z")
         return value
 
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: object) -> object:
+        # Before the union is tried: str | float would turn true into 1.0.
+        if isinstance(value, bool):
+            raise ValueError("must be a duration such as 30m or 2h, or a number of seconds")
+        return value
+
     @field_validator("delay")
     @classmethod
     def _delay(cls, value: str | float | None) -> str | float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 MASK = "********"
 _SECRET_KEY = re.compile(r"pass|secret|token|auth|api[_-]?key|credential|signature", re.I)
@@ -49,19 +49,44 @@ def redact_urls_in(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: f"{m[1]}{m[2]}/{MASK}" if m[0] != m[1] + m[2] else m[0], text)
 
 
-def redact_query(target: str) -> str:
-    """A request target (``/path?query``) with the values of token-like parameters masked
-    (ntfy's ``?auth=``, Gotify's ``?token=``); an unparsable query is masked whole."""
+# A notifyd token (``ntd_`` and 43 URL-safe characters), or enough of one to be worth hiding.
+_TOKEN_SHAPE = re.compile(r"ntd_[A-Za-z0-9_-]{8,}")
+# Decoding passes before giving up on a value encoded again and again (``%25256E``...).
+_DECODE_PASSES = 4
+
+
+def _decoded(text: str, *, plus: bool) -> str:
+    for _ in range(_DECODE_PASSES):
+        decoded = unquote_plus(text) if plus else unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _token_shaped(text: str, *, plus: bool = True) -> bool:
+    return _TOKEN_SHAPE.search(_decoded(text, plus=plus)) is not None
+
+
+def redact_target(target: str) -> str:
+    """A request target (``/path?query``) as the access log may show it: every path segment
+    and query name or value with a token's shape (after percent-decoding) masked, and the
+    values of token-like parameters (ntfy's ``?auth=``, Gotify's ``?token=``); a query part
+    without ``=`` that could be a secret is masked whole."""
     path, sep, query = target.partition("?")
+    path = "/".join(MASK if _token_shaped(s, plus=False) else s for s in path.split("/"))
     if not sep:
-        return target
+        return path
     masked = []
     for pair in query.split("&"):
-        name, eq, _value = pair.partition("=")
-        if eq and not _QUERY_SECRET.search(name):
-            masked.append(pair)
-        elif eq:
-            masked.append(f"{name}={MASK}")
+        name, eq, value = pair.partition("=")
+        plain = _decoded(name, plus=True)
+        secret_name = _QUERY_SECRET.search(plain) is not None
+        shown_name = MASK if _token_shaped(name) else name
+        if eq:
+            secret = secret_name or _token_shaped(value)
+            masked.append(f"{shown_name}={MASK if secret else value}")
         else:
-            masked.append(MASK if _QUERY_SECRET.search(name) or len(name) > 32 else name)
+            hidden = secret_name or len(plain) > 32 or shown_name == MASK
+            masked.append(MASK if hidden else name)
     return f"{path}?{'&'.join(masked)}"

@@ -32,6 +32,7 @@ def upgrade() -> None:
         ),
         sa.Column("time", UTCDateTime(), nullable=False),
         sa.Column("expires", UTCDateTime(), nullable=False),
+        sa.Column("published_at", UTCDateTime(), nullable=True),
         sa.Column("title", sa.Text(), nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
@@ -41,7 +42,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", name="uq_inbox_message_id"),
         sa.UniqueConstraint("notification_id", "topic", name="uq_inbox_message_notification_topic"),
     )
-    op.create_index("ix_inbox_message_topic_time", "inbox_message", ["topic", "time", "seq"])
+    op.create_index(
+        "ix_inbox_message_topic_published", "inbox_message", ["topic", "published_at", "seq"]
+    )
     op.create_index("ix_inbox_message_expires", "inbox_message", ["expires"])
 
 

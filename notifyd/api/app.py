@@ -54,6 +54,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
             yield
         finally:
             await runtime.stop()
+            if guard.probe is not None:
+                guard.probe.close()
 
     # /docs and /redoc load their scripts and styles from this server, not from a CDN.
     app = NotifydApp(
@@ -74,7 +76,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = runtime
     setattr(app.state, APP_STATE_KEY, runtime.tracker)
     install_problem_handlers(app)
-    install_security(app, settings, runtime)
+    guard = install_security(app, settings, runtime)
     # FastAPI's telemetry and the CORS layer see (and answer) the requests their layers see.
     if not settings.opentelemetry and not settings.cors_origins:
         app.lane = AcceptLane(

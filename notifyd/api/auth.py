@@ -14,6 +14,7 @@ notifications: pass ``principal.owner`` to the service as the caller filter.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from starlette.requests import HTTPConnection
 
 from notifyd.api.ratelimit import Clock, RateLimiter
 from notifyd.api.tokencache import TokenCache
+from notifyd.api.tokenprobe import TokenProbe
 from notifyd.config import Settings
 from notifyd.errors import Forbidden, RateLimited, Unauthorized
 from notifyd.tokens import Scope, open_mode_allowed
@@ -62,9 +64,15 @@ class Guard:
     """The authentication state of one app: the token cache and the rate limiters."""
 
     def __init__(
-        self, settings: Settings, tokens: TokenCache, *, clock: Clock = time.monotonic
+        self,
+        settings: Settings,
+        tokens: TokenCache,
+        *,
+        probe: TokenProbe | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.tokens = tokens
+        self.probe = probe
         self.open_allowed = open_mode_allowed(
             host=settings.host, insecure_no_auth=settings.insecure_no_auth
         )
@@ -86,11 +94,19 @@ class Guard:
             return False
         return self.insecure_no_auth or not self.tokens.any_ever
 
+    async def _still_open(self) -> bool:
+        """Whether the store still holds the tokens that left the API open; when another
+        process made one since the cache loaded, reload it now, not after its ``ttl``."""
+        if self.probe is None or await self.probe.counts() == self.tokens.counts:
+            return True
+        await asyncio.to_thread(self.tokens.refresh, force=True)
+        return self.is_open()
+
     async def authenticate(self, client: str, token: str | None) -> Principal:
         """The caller presenting ``token`` from address ``client``, or Unauthorized / RateLimited."""
         if self.tokens.stale():
             await self.tokens.refresh_if_stale()
-        if self.is_open():
+        if self.is_open() and await self._still_open():
             return OPEN
         if not token:
             raise Unauthorized("this API needs a token: send `Authorization: Bearer <token>`")

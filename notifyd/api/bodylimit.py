@@ -3,11 +3,18 @@
 A declared ``Content-Length`` over the limit is refused before anything is read; one within it
 needs no counting (the server hands on exactly that many bytes); a chunked body (no length) is
 counted as it arrives and refused as soon as it crosses the limit.
+
+The refusal is problem+json unless ``refusal`` answers otherwise for the request: the ntfy and
+Gotify paths answer in their peers' error shapes, known from the method and path alone. A route
+that reads a chunked body past the limit gets ``BodyTooLarge`` and may answer it in its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifyd.api.problems import problem_response
@@ -18,14 +25,27 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+# The answer to a body over the limit in a request's own dialect, or None for problem+json.
+Refusal = Callable[[Scope, int], Response | None]
 
 
 class BodyLimitMiddleware:
     """Pure ASGI middleware enforcing ``max_bytes`` on every HTTP request body."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, refusal: Refusal | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refusal = refusal
+
+    def _refuse(self, scope: Scope) -> Response:
+        answer = self.refusal(scope, self.max_bytes) if self.refusal is not None else None
+        if answer is not None:
+            return answer
+        detail = BodyTooLarge(self.max_bytes).detail
+        return problem_response(413, detail, instance=scope.get("path"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,9 +59,7 @@ class BodyLimitMiddleware:
             elif name == b"transfer-encoding":
                 chunked = True
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            error = BodyTooLarge(self.max_bytes)
-            response = problem_response(413, error.detail, instance=scope.get("path"))
-            await response(scope, receive, send)
+            await self._refuse(scope)(scope, receive, send)
             return
         if declared is not None and declared.isdigit() and not chunked:
             # The server delivers exactly the declared length, already known to be within it.
@@ -68,9 +86,8 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, watching_send)
-        except BodyTooLarge as error:
+        except BodyTooLarge:
             # Normally the app's handlers answer it; this covers a body read outside a route.
             if started:
                 raise
-            response = problem_response(413, error.detail, instance=scope.get("path"))
-            await response(scope, receive, send)
+            await self._refuse(scope)(scope, receive, send)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -74,6 +75,17 @@ def _query_errors(request: Request) -> list[dict[str, Any]]:
     return errors
 
 
+OWN_CHECKS = "notifyd_checks_own_parameters"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checks_own_parameters(endpoint: F) -> F:
+    """Mark a route that checks its parameters itself and answers in its peer's dialect (ntfy's
+    subscribe API): its bad input must get the peer's error, not notifyd's problem+json."""
+    setattr(endpoint, OWN_CHECKS, True)
+    return endpoint
+
+
 async def strict_parameters(connection: HTTPConnection) -> None:
     """Refuse undeclared or repeated query parameters (a typo must not widen a query) and NULs.
 
@@ -81,6 +93,8 @@ async def strict_parameters(connection: HTTPConnection) -> None:
     thread hop. WebSocket routes (subscribers) check their own parameters, in their dialect.
     """
     if connection.scope["type"] != "http":
+        return
+    if getattr(getattr(connection.scope.get("route"), "endpoint", None), OWN_CHECKS, False):
         return
     request = cast(Request, connection)
     # Read from the scope: this runs on every request, and Request.url is not free.

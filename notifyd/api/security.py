@@ -11,6 +11,8 @@ from notifyd.api.openapi import install_openapi
 from notifyd.api.requestid import HEADER as REQUEST_ID_HEADER
 from notifyd.api.requestid import RequestIdMiddleware
 from notifyd.api.tokencache import TokenCache
+from notifyd.api.tokenprobe import TokenProbe
+from notifyd.compat.dialects import too_large
 from notifyd.config import Settings
 from notifyd.runtime import Runtime
 
@@ -22,10 +24,12 @@ def install_security(app: FastAPI, settings: Settings, runtime: Runtime) -> Guar
         ttl=settings.token_cache_seconds,
         submit_write=runtime.tracker.writer.submit,
     )
-    guard = Guard(settings, tokens)
+    # While open for want of a token, each request asks the store whether one appeared.
+    guard = Guard(settings, tokens, probe=TokenProbe(runtime.engine))
     setattr(app.state, STATE_KEY, guard)
-    # The last added runs first: request id, then CORS, then the body limit.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # The last added runs first: request id, then CORS, then the body limit (which refuses the
+    # ntfy and Gotify paths in their peers' shapes).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, refusal=too_large)
     if settings.cors_origins:
         app.add_middleware(
             ProblemCORSMiddleware,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
 import uvicorn
 
+from notifyd.api.streaming import CutOffFilter
 from notifyd.runtime import Runtime
 
 
@@ -20,6 +22,7 @@ class NotifydServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, runtime: Runtime) -> None:
         super().__init__(config)
         self.runtime = runtime
+        logging.getLogger("uvicorn.error").addFilter(CutOffFilter())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the subscriptions (their clients reconnect elsewhere or later), then shut down."""

@@ -9,7 +9,9 @@ subscriber per wake, not one per message.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -19,6 +21,17 @@ from notifyd.inbox.service import Feed
 
 Render = Callable[[Sequence[Event]], bytes]
 GONE = "gone"
+# Set in the task of a response cut off on purpose (see Writing), where uvicorn then logs that
+# the response did not complete: CutOffFilter keeps that expected line out of the error log.
+_CUT_OFF: ContextVar[bool] = ContextVar("notifyd_cut_off", default=False)
+
+
+class CutOffFilter(logging.Filter):
+    """Drops uvicorn's "returned without completing response" for subscribers cut off on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record but that one."""
+        return not (_CUT_OFF.get() and record.msg.startswith("ASGI callable returned without"))
 
 
 class FeedResponse(Response):
@@ -70,6 +83,7 @@ class FeedResponse(Response):
                 raise
             # Dropped while stuck writing to a client that reads no more: end here (uvicorn
             # then closes the connection), rather than wait for the client forever.
+            _CUT_OFF.set(True)
         finally:
             watcher.cancel()
             feed.close()

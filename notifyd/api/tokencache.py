@@ -1,7 +1,8 @@
 """The active API tokens, held in memory so that authenticating a request costs no query.
 
 The whole table of active tokens (a handful of rows) is reloaded when the copy is older than
-``ttl`` seconds, so a new or revoked token takes effect in every process within ``ttl``. A token's
+``ttl`` seconds, so a new or revoked token takes effect in every process within ``ttl`` (and the
+first token at once: the Guard asks ``api.tokenprobe`` while the API is open). A token's
 ``last_used_at`` is written lazily, at most once per ``touch_interval`` and through the
 group-commit writer, so the accept path gains no write of its own.
 """
@@ -61,6 +62,7 @@ class TokenCache:
         self._clock = clock
         self._by_hash: dict[str, TokenInfo] = {}
         self._ever = False
+        self._counts: tuple[int, int] | None = None
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
@@ -74,6 +76,11 @@ class TokenCache:
     def any_ever(self) -> bool:
         """Whether any token, revoked ones included, existed at the last load."""
         return self._ever
+
+    @property
+    def counts(self) -> tuple[int, int] | None:
+        """How many tokens, and of them revoked, there were at the last load (None before)."""
+        return self._counts
 
     def stale(self) -> bool:
         """Whether the copy must be reloaded before it is trusted."""
@@ -101,6 +108,7 @@ class TokenCache:
                 if row.revoked_at is None
             }
             self._ever = bool(rows)
+            self._counts = (len(rows), sum(1 for row in rows if row.revoked_at is not None))
             self._loaded_at = self._clock()
 
     def lookup(self, token: str) -> TokenInfo | None:

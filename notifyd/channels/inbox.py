@@ -34,6 +34,10 @@ class InboxChannel(Channel):
         )
         if stored is None:
             return {"topic": recipient, "kept": False, "subscribers": 0}
+        if stored.published_at is not None:
+            # Offered by an attempt whose end was never recorded (the process died): offering
+            # it again would give it twice to whoever got it then.
+            return {"topic": recipient, "message_id": stored.id, "published": "before"}
         reached, announced = await self.inbox.publish(stored)
         summary: dict[str, Any] = {
             "topic": recipient,

@@ -15,8 +15,10 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import ValidationError
 
 from notifyd.compat.auth import Caller, hook_caller
+from notifyd.compat.documents import UnreadableJSON, load_json
 from notifyd.compat.publish import has_destination, publish
 from notifyd.config import MAX_DATA_BYTES, MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS
 from notifyd.errors import InvalidInput, NotFound
@@ -150,9 +152,11 @@ def dedup_key(kind: str, destination: str, payload: dict[str, Any]) -> str:
 
 async def _payload(request: Request) -> dict[str, Any]:
     try:
-        document = json.loads(await request.body())
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidInput("body: must be a JSON object (an alert webhook payload)") from None
+        document = load_json(await request.body())
+    except UnreadableJSON as exc:
+        raise InvalidInput(
+            f"body: must be a JSON object (an alert webhook payload): {exc}"
+        ) from None
     if not isinstance(document, dict):
         raise InvalidInput("body: must be a JSON object (an alert webhook payload)")
     _alerts(document)
@@ -166,13 +170,19 @@ async def _receive(
     if not has_destination(runtime, destination):
         raise NotFound(f"no destination named {destination!r}")
     payload = await _payload(request)
-    body = NotificationCreate(
-        destination=destination,
-        subject=subject(payload),
-        message=message(payload),
-        priority=priority(payload),
-        data=bounded(payload),
-    )
+    try:
+        body = NotificationCreate(
+            destination=destination,
+            subject=subject(payload),
+            message=message(payload),
+            priority=priority(payload),
+            data=bounded(payload),
+        )
+    except ValidationError as exc:
+        # Labels or fields no store takes: lone surrogates, NUL, NaN, too deep.
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
     key = dedup_key(kind, destination, payload)
     submission = await publish(runtime, body, caller, idempotency_key=key, fingerprint=key)
     if submission.replayed:

@@ -7,7 +7,6 @@ tokens create NAME --destination DEST``), or the only destination when just one 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -19,7 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from notifyd.api.bodylimit import BodyTooLarge
 from notifyd.compat.auth import Caller, authenticate, token_from_authorization
+from notifyd.compat.documents import UnreadableJSON, load_json
 from notifyd.compat.publish import publish
 from notifyd.errors import InvalidInput, NotifydError, from_tracking
 from notifyd.models import NotificationCreate
@@ -46,6 +47,11 @@ class GotifyError(Exception):
         return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
+def body_too_large(limit: int) -> GotifyError:
+    """Gotify's 413 for a body over the limit."""
+    return GotifyError(413, f"the request body is larger than the limit of {limit} bytes")
+
+
 def _translate(exc: NotifydError) -> GotifyError:
     headers = dict(exc.headers)
     if exc.retry_after is not None:
@@ -53,17 +59,25 @@ def _translate(exc: NotifydError) -> GotifyError:
     return GotifyError(400 if exc.status == 422 else exc.status, exc.detail, headers)
 
 
-def map_priority(value: Any) -> int:
-    """Gotify's 0-10 (more is allowed) on ntfy's 1-5: 0 min, 1-3 low, 4-7 normal, 8-9 high,
-    10 and up urgent. None (not given) is normal."""
+def gotify_priority(value: Any) -> int | None:
+    """The priority a Gotify client sent, as an integer; None when it sent none."""
     if value is None or value == "":
-        return 3
+        return None
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity, 1e999
         raise GotifyError(400, "priority: must be an integer (0-10)") from None
     if number < 0:
         raise GotifyError(400, "priority: must not be negative")
+    return number
+
+
+def map_priority(value: Any) -> int:
+    """Gotify's 0-10 (more is allowed) on ntfy's 1-5: 0 min, 1-3 low, 4-7 normal, 8-9 high,
+    10 and up urgent. None (not given) is normal."""
+    number = gotify_priority(value)
+    if number is None:
+        return 3
     if number == 0:
         return 1
     if number <= 3:
@@ -81,15 +95,18 @@ def message_id(notification_id: str) -> int:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except BodyTooLarge as exc:  # a chunked body, counted as it came
+        raise body_too_large(exc.limit) from None
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("application/json") or (
         not content_type and raw.lstrip().startswith(b"{")
     ):
         try:
-            document = json.loads(raw)
-        except (UnicodeDecodeError, ValueError):
-            raise GotifyError(400, "the body is not valid JSON") from None
+            document = load_json(raw)
+        except UnreadableJSON as exc:
+            raise GotifyError(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(document, dict):
             raise GotifyError(400, "the body must be a JSON object")
         return document
@@ -147,12 +164,13 @@ async def create_message(request: Request) -> JSONResponse:
         extras = fields.get("extras")
         if isinstance(extras, str):
             try:
-                extras = json.loads(extras)
-            except ValueError:
+                extras = load_json(extras)
+            except UnreadableJSON:
                 raise GotifyError(400, "extras: must be a JSON object") from None
         if extras is not None and not isinstance(extras, dict):
             raise GotifyError(400, "extras: must be a JSON object")
-        priority = map_priority(fields.get("priority"))
+        sent_priority = gotify_priority(fields.get("priority"))
+        priority = map_priority(sent_priority)
         try:
             body = NotificationCreate(
                 destination=_destination(runtime, caller),
@@ -177,7 +195,7 @@ async def create_message(request: Request) -> JSONResponse:
         "appid": 0,
         "message": message,
         "title": title or "",
-        "priority": int(fields["priority"]) if fields.get("priority") not in (None, "") else 0,
+        "priority": sent_priority or 0,
         "extras": extras,
         "date": runtime.tracker.clock().isoformat(),
     }

@@ -2,7 +2,8 @@
 
 - ``GET /message`` (``limit`` 1-200, default 100; ``since``: messages with an id below it) in
   Gotify's paging shape, and ``GET /application/{id}/message`` for one application;
-- ``DELETE /message/{id}``, ``DELETE /message`` (all the client may read);
+- ``DELETE /message/{id}``, ``DELETE /message`` (all the client may read),
+  ``DELETE /application/{id}/message``;
 - ``GET /stream``: a WebSocket, one message per frame, as they are published;
 - ``GET /application``: an application per inbox topic the client may read.
 
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
+from notifyd.api.params import checks_own_parameters
 from notifyd.api.streaming import GONE, Writing
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.gotify import GotifyError, _translate
@@ -116,6 +118,7 @@ def _answer_errors(exc: Exception) -> JSONResponse:
 
 
 @router.get("/message")
+@checks_own_parameters
 async def get_messages(request: Request) -> Response:
     """Gotify: the newest messages the client may read, paged backwards by id."""
     try:
@@ -126,22 +129,39 @@ async def get_messages(request: Request) -> Response:
 
 
 @router.get("/application/{app_id}/message")
+@checks_own_parameters
 async def get_application_messages(app_id: str, request: Request) -> Response:
     """Gotify: the messages of one application (one inbox topic)."""
     runtime: Runtime = request.app.state.runtime
     try:
-        reader = await _reader(request)
-        topic = next(
-            (t for t in await _topics(runtime, reader) if str(application_id(t)) == app_id), None
-        )
-        if topic is None:
-            raise GotifyError(404, "application does not exist")
+        topic = await _application_topic(runtime, await _reader(request), app_id)
         return await _page(request, [topic])
     except (GotifyError, NotifydError) as exc:
         return _answer_errors(exc)
 
 
+@router.delete("/application/{app_id}/message")
+@checks_own_parameters
+async def delete_application_messages(app_id: str, request: Request) -> Response:
+    """Gotify: delete every message of one application (one inbox topic)."""
+    runtime: Runtime = request.app.state.runtime
+    try:
+        topic = await _application_topic(runtime, await _reader(request), app_id)
+        await runtime.inbox.clear([topic])
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return Response(status_code=200)
+
+
+async def _application_topic(runtime: Runtime, reader: Reader, app_id: str) -> str:
+    for topic in await _topics(runtime, reader):
+        if str(application_id(topic)) == app_id:
+            return topic
+    raise GotifyError(404, "application does not exist")
+
+
 @router.get("/application")
+@checks_own_parameters
 async def get_applications(request: Request) -> Response:
     """Gotify: an application per inbox topic the client may read."""
     runtime: Runtime = request.app.state.runtime
@@ -168,6 +188,7 @@ async def get_applications(request: Request) -> Response:
 
 
 @router.delete("/message/{message_id}")
+@checks_own_parameters
 async def delete_message(message_id: str, request: Request) -> Response:
     """Gotify: delete one message."""
     runtime: Runtime = request.app.state.runtime
@@ -184,6 +205,7 @@ async def delete_message(message_id: str, request: Request) -> Response:
 
 
 @router.delete("/message")
+@checks_own_parameters
 async def delete_messages(request: Request) -> Response:
     """Gotify: delete every message the client may read."""
     runtime: Runtime = request.app.state.runtime

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
 from notifyd.api.auth import client_host
+from notifyd.api.params import checks_own_parameters
 from notifyd.api.streaming import GONE, FeedResponse, Writing
 from notifyd.compat.auth import Reader, authenticate_reader
 from notifyd.compat.ntfy import PRIORITIES, NtfyError, _translate
@@ -276,24 +277,28 @@ async def _stream(spelled: str, request: Request, dialect: Dialect) -> Response:
 
 
 @router.get("/{topics}/json")
+@checks_own_parameters
 async def subscribe_json(topics: str, request: Request) -> Response:
     """ntfy: newline-delimited JSON."""
     return await _stream(topics, request, DIALECTS["json"])
 
 
 @router.get("/{topics}/sse")
+@checks_own_parameters
 async def subscribe_sse(topics: str, request: Request) -> Response:
     """ntfy: Server-Sent Events."""
     return await _stream(topics, request, DIALECTS["sse"])
 
 
 @router.get("/{topics}/raw")
+@checks_own_parameters
 async def subscribe_raw(topics: str, request: Request) -> Response:
     """ntfy: one line of text per message, an empty line per keepalive."""
     return await _stream(topics, request, DIALECTS["raw"])
 
 
 @router.get("/{topics}/auth")
+@checks_own_parameters
 async def check_auth(topics: str, request: Request) -> JSONResponse:
     """ntfy: whether these credentials may read ``topics`` (its apps ask before subscribing)."""
     try:

@@ -10,12 +10,14 @@ against their limits (per address, per token, in all).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from notifyd.inbox.store import StoredMessage
 
+log = logging.getLogger(__name__)
 DROPPED_SLOW = "slow"
 DROPPED_SHUTDOWN = "shutdown"
 
@@ -191,6 +193,12 @@ class Broker:
                 reached += 1
             elif subscription.reason == DROPPED_SLOW:
                 self.dropped += 1
+                log.warning(
+                    "inbox: dropped a subscriber of %s that fell %d messages behind; it may "
+                    "reconnect with since=<its last message id>",
+                    message.topic,
+                    self.limits.buffer,
+                )
                 self.unsubscribe(subscription)
         return reached
 

@@ -17,12 +17,13 @@ class InboxMessage(SQLModel, table=True):
     __tablename__ = "inbox_message"
     __table_args__ = (
         UniqueConstraint("notification_id", "topic", name="uq_inbox_message_notification_topic"),
-        Index("ix_inbox_message_topic_time", "topic", "time", "seq"),
+        UniqueConstraint("id", name="uq_inbox_message_id"),
+        Index("ix_inbox_message_topic_published", "topic", "published_at", "seq"),
     )
 
     # Gotify's integer message id, and the order of a topic's messages with ``time``.
     seq: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
-    id: str = Field(sa_column=Column(String(12), nullable=False, unique=True))
+    id: str = Field(sa_column=Column(String(12), nullable=False))
     topic: str = Field(sa_column=Column(String(64), nullable=False))
     notification_id: str = Field(
         sa_column=Column(
@@ -32,6 +33,11 @@ class InboxMessage(SQLModel, table=True):
     # When it is (or was) published: the accept, or the scheduled time of a delayed message.
     time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     expires: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    # When its run offered it to the subscribers (None: not yet). Replays follow this order,
+    # the order subscribers saw live, so "since the last message I got" repeats nothing.
+    published_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
     title: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     message: str = Field(sa_column=Column(Text, nullable=False))
     priority: int = Field(sa_column=Column(Integer, nullable=False))

@@ -71,10 +71,15 @@ class PgRelay:
                 await self._sender.close()
             self._sender = None
 
-    async def announce(self, seq: int) -> bool:
-        """Tell the other processes that message ``seq`` is published; False if it could not."""
+    async def announce(self, seqs: list[int]) -> bool:
+        """Tell the other processes that messages ``seqs`` are published; False if it could not."""
         import psycopg
 
+        # A NOTIFY payload holds at most 8,000 bytes: 500 ids of up to 15 digits fit.
+        payloads = [
+            f"{self.origin} " + ",".join(str(seq) for seq in seqs[start : start + 500])
+            for start in range(0, len(seqs), 500)
+        ]
         async with self._sending:
             for _ in range(2):  # once more on a fresh connection, if the kept one was lost
                 try:
@@ -83,12 +88,11 @@ class PgRelay:
                             self._url, autocommit=True
                         )
                     channel = await self._channel_of(self._sender)
-                    await self._sender.execute(
-                        "SELECT pg_notify(%s, %s)", (channel, f"{self.origin} {seq}")
-                    )
+                    for payload in payloads:
+                        await self._sender.execute("SELECT pg_notify(%s, %s)", (channel, payload))
                     return True
                 except psycopg.Error as exc:
-                    log.warning("inbox relay: could not announce message %d: %s", seq, exc)
+                    log.warning("inbox relay: could not announce %d message(s): %s", len(seqs), exc)
                     self._sender = None
         return False
 
@@ -105,9 +109,10 @@ class PgRelay:
                     self.listening.set()
                     failures = 0
                     async for note in conn.notifies():
-                        origin, _, seq = note.payload.partition(" ")
-                        if origin != self.origin and seq.isdigit():
-                            await self._offer(int(seq))
+                        origin, _, listed = note.payload.partition(" ")
+                        seqs = [int(s) for s in listed.split(",") if s.isdigit()]
+                        if origin != self.origin and seqs:
+                            await self._offer(seqs)
             except psycopg.Error as exc:
                 self.listening.clear()
                 wait = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
@@ -125,12 +130,13 @@ class PgRelay:
             self._channel = CHANNEL_PREFIX + hashlib.sha256(where.encode()).hexdigest()[:16]
         return self._channel
 
-    async def _offer(self, seq: int) -> None:
+    async def _offer(self, seqs: list[int]) -> None:
         try:
-            found = await asyncio.to_thread(self.store.by_seq, [seq])
+            found = await asyncio.to_thread(self.store.by_seq, seqs)
         except Exception:
-            log.exception("inbox relay: could not read message %d", seq)
+            log.exception("inbox relay: could not read %d announced message(s)", len(seqs))
             return
+        found.sort(key=lambda m: (m.published_at is None, m.published_at, m.seq))
         for message in found:
             self.broker.publish(message)
             self.relayed += 1

@@ -24,6 +24,7 @@ from notifyd.inbox.store import (
     StoredMessage,
     delete_message,
     delete_topics,
+    mark_published,
     prune_messages,
 )
 
@@ -86,6 +87,11 @@ class Inbox:
     keepalive_seconds: float = 45.0
     relay: PgRelay | None = None
     _pruning: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _offers: list[tuple[StoredMessage, asyncio.Future[tuple[int, bool | None]]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _publishing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _last_stamp: datetime | None = field(default=None, init=False, repr=False)
 
     async def open_feed(
         self,
@@ -137,11 +143,45 @@ class Inbox:
         return removed
 
     async def publish(self, message: StoredMessage) -> tuple[int, bool | None]:
-        """Offer a stored message to this process's subscribers and announce it to the others:
-        how many here took it, and whether the announcement went out (None: no relay)."""
-        reached = self.broker.publish(message)
-        announced = await self.relay.announce(message.seq) if self.relay is not None else None
-        return reached, announced
+        """Publish a stored message: record when, offer it to this process's subscribers and
+        announce it to the others; how many here took it, and whether the announcement went
+        out (None: no relay).
+
+        Publications that come together are stamped in order, recorded in one transaction,
+        then offered in that same order, so that a replay ("since the last one I got") follows
+        exactly the order live subscribers saw.
+        """
+        future: asyncio.Future[tuple[int, bool | None]] = asyncio.get_running_loop().create_future()
+        self._offers.append((message, future))
+        if self._publishing is None or self._publishing.done():
+            self._publishing = asyncio.create_task(self._publish_waiting())
+        return await future
+
+    def _stamp(self) -> datetime:
+        now = self.clock()
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(microseconds=1)
+        self._last_stamp = now
+        return now
+
+    async def _publish_waiting(self) -> None:
+        while self._offers:
+            batch, self._offers = self._offers, []
+            stamps = [(message.seq, self._stamp()) for message, _ in batch]
+            try:
+                await self.write(partial(mark_published, stamps=stamps))
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            reached = [self.broker.publish(message) for message, _ in batch]
+            announced: bool | None = None
+            if self.relay is not None:
+                announced = await self.relay.announce([message.seq for message, _ in batch])
+            for (_, future), count in zip(batch, reached, strict=True):
+                if not future.done():
+                    future.set_result((count, announced))
 
     async def prune(self) -> int:
         """Delete expired messages and those beyond each topic's bound."""

@@ -1,8 +1,11 @@
 """The inbox's messages in the store: staged with their notification, read back by subscribers.
 
-A topic's messages are ordered by (``time``, ``seq``): ``time`` is when a message is published
-(its accept, or the scheduled time of a delayed one), so a subscriber that asks for what came
-after a message it has seen also gets a delayed message that fell due meanwhile.
+A message is stored with its notification and *published* when its run offers it to the live
+subscribers (``published_at``). Replays follow the order of publication, the order in which
+live subscribers saw the messages: so a subscriber that asks for what came after the last
+message it got receives exactly what it missed, a delayed message that fell due meanwhile
+included, and nothing it already has. A message not yet published is not replayed (it comes
+live when its run offers it), except to those who ask for scheduled ones.
 """
 
 from __future__ import annotations
@@ -16,7 +19,19 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, and_, delete, func, or_, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from notifyd.inbox.models import InboxMessage
 
@@ -113,6 +128,7 @@ class StoredMessage:
     tags: tuple[str, ...]
     click: str | None
     extras: Mapping[str, Any]
+    published_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any] | RowMapping) -> StoredMessage:
@@ -129,6 +145,7 @@ class StoredMessage:
             tuple(row["tags"] or ()),
             row["click"],
             row["extras"] or {},
+            row["published_at"],
         )
 
 
@@ -155,13 +172,24 @@ NOTHING = Since(SinceKind.none)
 EVERYTHING = Since(SinceKind.all)
 
 
-def _visible(now: datetime, scheduled: bool) -> Any:
-    # A delayed message shows once it is due (or at once to those who ask for scheduled ones).
+PUBLISHED = MESSAGES.c.published_at
+_NEWEST_FIRST = (PUBLISHED.desc(), MESSAGES.c.seq.desc())
+
+
+def _visible(now: datetime, scheduled: bool) -> list[Any]:
+    # Unexpired and published; with ``scheduled``, those waiting for their run too.
     return (
-        MESSAGES.c.expires > now
+        [MESSAGES.c.expires > now]
         if scheduled
-        else and_(MESSAGES.c.expires > now, MESSAGES.c.time <= now)
+        else [MESSAGES.c.expires > now, PUBLISHED.is_not(None)]
     )
+
+
+def _after(conn: Connection, published: datetime, seq: int) -> Any:
+    if conn.dialect.name == "postgresql":
+        return tuple_(PUBLISHED, MESSAGES.c.seq) > tuple_(published, seq)
+    column = MESSAGES.c.published_at
+    return or_(column > published, and_(column == published, MESSAGES.c.seq > seq))
 
 
 class InboxStore:
@@ -172,49 +200,42 @@ class InboxStore:
 
     def read(
         self,
-        topics: Sequence[str],
+        topics: Sequence[str] | None,
         since: Since,
         *,
         now: datetime,
         scheduled: bool = False,
         limit: int = MAX_READ,
     ) -> list[StoredMessage]:
-        """The kept messages of ``topics`` that ``since`` asks for, oldest first."""
-        if since.kind is SinceKind.none or not topics:
+        """The kept messages of ``topics`` (None: every topic) that ``since`` asks for, in the
+        order they were published (the unpublished, with ``scheduled``, last)."""
+        if since.kind is SinceKind.none or (topics is not None and not topics):
             return []
-        where = [MESSAGES.c.topic.in_(list(topics)), _visible(now, scheduled)]
-        query = select(MESSAGES)
+        where = _visible(now, scheduled)
+        if topics is not None:
+            where.append(MESSAGES.c.topic.in_(list(topics)))
+        # Newest first with nulls (not yet published) first, then reversed: the newest ``limit``.
+        order = (PUBLISHED.is_not(None), *_NEWEST_FIRST)
         with self.engine.connect() as conn:
             if since.kind is SinceKind.latest:
+                where.append(PUBLISHED.is_not(None))
                 rows = conn.execute(
-                    query.where(*where)
-                    .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
-                    .limit(1)
-                ).mappings()
-                return [StoredMessage.from_row(row) for row in rows]
+                    select(MESSAGES).where(*where).order_by(*_NEWEST_FIRST).limit(1)
+                )
+                return [StoredMessage.from_row(row) for row in rows.mappings()]
             if since.kind is SinceKind.time and since.time is not None:
-                where.append(MESSAGES.c.time >= since.time)
+                where.append(or_(MESSAGES.c.published_at >= since.time, PUBLISHED.is_(None)))
             elif since.kind is SinceKind.id:
                 mark = conn.execute(
-                    select(MESSAGES.c.time, MESSAGES.c.seq).where(MESSAGES.c.id == since.message_id)
+                    select(PUBLISHED, MESSAGES.c.seq).where(MESSAGES.c.id == since.message_id)
                 ).first()
-                # A message no longer kept (or never seen here): everything kept, as ntfy does.
-                if mark is not None:
+                # A message no longer kept, or never seen here: everything kept, as ntfy does.
+                if mark is not None and mark.published_at is not None:
                     where.append(
-                        tuple_(MESSAGES.c.time, MESSAGES.c.seq) > tuple_(mark.time, mark.seq)
-                        if conn.dialect.name == "postgresql"
-                        else or_(
-                            MESSAGES.c.time > mark.time,
-                            and_(MESSAGES.c.time == mark.time, MESSAGES.c.seq > mark.seq),
-                        )
+                        or_(_after(conn, mark.published_at, mark.seq), PUBLISHED.is_(None))
                     )
-            # The newest ``limit``, given oldest first.
-            rows = conn.execute(
-                query.where(*where)
-                .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
-                .limit(limit)
-            ).mappings()
-            found = [StoredMessage.from_row(row) for row in rows]
+            rows = conn.execute(select(MESSAGES).where(*where).order_by(*order).limit(limit))
+            found = [StoredMessage.from_row(row) for row in rows.mappings()]
         found.reverse()
         return found
 
@@ -250,7 +271,7 @@ class InboxStore:
         with ``seq`` below ``before``, newest first."""
         if topics is not None and not topics:
             return []
-        where = [_visible(now, False)]
+        where = _visible(now, False)
         if topics is not None:
             where.append(MESSAGES.c.topic.in_(list(topics)))
         if before > 0:
@@ -279,6 +300,16 @@ def delete_message(conn: Connection, seq: int, topics: Sequence[str] | None) -> 
     return bool(conn.execute(delete(MESSAGES).where(*where)).rowcount)
 
 
+def mark_published(conn: Connection, stamps: Sequence[tuple[int, datetime]]) -> None:
+    """Record when each message (by seq) was offered to the live subscribers."""
+    conn.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.seq == bindparam("b_seq"))
+        .values(published_at=bindparam("b_at")),
+        [{"b_seq": seq, "b_at": at} for seq, at in stamps],
+    )
+
+
 def delete_topics(conn: Connection, topics: Sequence[str]) -> int:
     """Delete every message of ``topics``; how many there were."""
     return int(conn.execute(delete(MESSAGES).where(MESSAGES.c.topic.in_(list(topics)))).rowcount)
@@ -296,23 +327,22 @@ def _trim(conn: Connection, per_topic: int) -> int:
     ).scalars()
     removed = 0
     for topic in list(crowded):
+        # The oldest go by seq (the order they were stored); one waiting for its run stays.
         keep_from = conn.execute(
-            select(MESSAGES.c.time, MESSAGES.c.seq)
+            select(MESSAGES.c.seq)
             .where(MESSAGES.c.topic == topic)
-            .order_by(MESSAGES.c.time.desc(), MESSAGES.c.seq.desc())
+            .order_by(MESSAGES.c.seq.desc())
             .offset(per_topic - 1)
             .limit(1)
-        ).first()
+        ).scalar()
         if keep_from is None:
             continue
         removed += int(
             conn.execute(
                 delete(MESSAGES).where(
                     MESSAGES.c.topic == topic,
-                    or_(
-                        MESSAGES.c.time < keep_from.time,
-                        and_(MESSAGES.c.time == keep_from.time, MESSAGES.c.seq < keep_from.seq),
-                    ),
+                    MESSAGES.c.seq < keep_from,
+                    PUBLISHED.is_not(None),
                 )
             ).rowcount
         )

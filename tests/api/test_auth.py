@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from notifyd.db import engine_for, upgrade, write_session
 from notifyd.tokens import Scope
 from tests.api.security_support import api_routes, bearer, create_token, sample_path
 from tests.conftest import make_settings
-from tests.support import wait_for
+from tests.support import NOTIFYD, wait_for
 
 SEND, READ, ADMIN = Scope.send, Scope.read, Scope.admin
 # The scopes each API route admits. A new route must be added here: test_every_route_is_listed.
@@ -219,3 +221,38 @@ def test_insecure_no_auth_reopens_after_revocation(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/notifications", json=NOTE).status_code == 202
     engine.dispose()
+
+
+@pytest.mark.parametrize("insecure_no_auth", [False, True], ids=["loopback", "insecure-no-auth"])
+def test_first_token_closes_the_open_api_at_once(
+    tmp_path: Path, db_url: str, insecure_no_auth: bool
+) -> None:
+    """The first token, made by another process, closes the open API on the next request, not
+    after the token cache's lifetime (issue 18, Low 7)."""
+    home = tmp_path / "home"
+    settings = make_settings(
+        home, db_url, token_cache_seconds=3600, insecure_no_auth=insecure_no_auth
+    )
+    engine = engine_for(settings)
+    upgrade(engine)
+    engine.dispose()
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/notifications", json=NOTE).status_code == 202
+        assert client.get("/v1/tasks").status_code == 200
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")}
+        env["NOTIFYD_HOME"] = str(home)
+        if settings.database_url:
+            env["NOTIFYD_DATABASE_URL"] = settings.database_url
+        made = subprocess.run(
+            [NOTIFYD, "tokens", "create", "first", "--scope", "admin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        assert client.get("/v1/tasks").status_code == 401
+        # The accept lane asks the same Guard.
+        assert client.post("/v1/notifications", json=NOTE).status_code == 401
+        assert client.get("/v1/tasks", headers=bearer(token)).status_code == 200

@@ -63,3 +63,12 @@ def test_lone_surrogates_in_data_are_422(client: TestClient, data: str, content_
     response = _post(client, data, content_type=content_type)
     assert response.status_code == 422, response.text
     assert "surrogates" in response.text
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_boolean_delay_is_refused_not_read_as_seconds(client: TestClient, value: bool) -> None:
+    # A boolean is no duration: str | float must not turn true into 1.0 first (issue 18, Low 6).
+    response = client.post("/v1/notifications", json={"to": "a", "message": "m", "delay": value})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["errors"][0]["field"] == "delay"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from notifyd import tokens as auth
 from notifyd.api.tokencache import TokenCache
+from notifyd.api.tokenprobe import TokenProbe
 from notifyd.db import engine_for, read_session, upgrade, write_session
 from notifyd.errors import InvalidInput, NotFound
 from notifyd.tokens import Scope
@@ -163,3 +165,23 @@ def test_last_use_is_written_at_most_once_per_interval(engine: Engine) -> None:
         writer.writes[0](conn)
     with read_session(engine) as session:
         assert auth.list_tokens(session=session)[0].last_used_at is not None
+
+
+def test_probe_sees_tokens_made_and_revoked_by_another_connection(engine: Engine) -> None:
+    probe = TokenProbe(engine)
+    cache = TokenCache(engine, ttl=3600)
+    cache.refresh()
+    try:
+        assert asyncio.run(probe.counts()) == cache.counts == (0, 0)
+        with write_session(engine) as session:  # a write that is not a token's
+            session.connection().execute(text("DELETE FROM api_token WHERE id < 0"))
+        assert asyncio.run(probe.counts()) == (0, 0)
+        create_token(engine, "first", Scope.send)
+        assert asyncio.run(probe.counts()) == (1, 0) != cache.counts
+        with write_session(engine) as session:
+            auth.revoke_token(session=session, name="first")
+        assert asyncio.run(probe.counts()) == (1, 1)
+        cache.refresh(force=True)
+        assert cache.counts == (1, 1)
+    finally:
+        probe.close()

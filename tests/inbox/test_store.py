@@ -18,6 +18,7 @@ from notifyd.inbox.store import (
     InboxStore,
     Since,
     SinceKind,
+    mark_published,
     message_row,
     parse_go_duration,
     parse_since,
@@ -40,13 +41,23 @@ def engine(db_url: str, tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def add(engine: Engine, topic: str, text: str, published: datetime, **data: Any) -> str:
-    """One notification and its message in ``topic``; the message id."""
+def add(
+    engine: Engine,
+    topic: str,
+    text: str,
+    published: datetime,
+    *,
+    offered: bool = True,
+    **data: Any,
+) -> str:
+    """One notification and its message in ``topic`` (offered to subscribers at ``published``,
+    unless not ``offered`` yet); the message id."""
     note = f"ntf_{topic}_{text}"
     row = message_row(
         topic=topic, notification_id=note, published=published, keep=KEEP, title=None,
         message=text, priority=3, data=data or None,
     )  # fmt: skip
+    row["published_at"] = published if offered else None
     with engine.begin() as conn:
         conn.execute(
             insert(NOTIFICATIONS),
@@ -67,7 +78,7 @@ def test_since_reads_what_ntfy_would(engine: Engine) -> None:
     add(engine, "phone", "two", NOW - timedelta(minutes=30))
     add(engine, "desk", "elsewhere", NOW - timedelta(minutes=20))
     third = add(engine, "phone", "three", NOW - timedelta(minutes=10))
-    add(engine, "phone", "later", NOW + timedelta(hours=1))  # scheduled, not yet due
+    add(engine, "phone", "later", NOW + timedelta(hours=1), offered=False)  # scheduled
     read = store.read
     assert texts(read(["phone"], EVERYTHING, now=NOW)) == ["one", "two", "three"]
     assert texts(read(["phone"], NOTHING, now=NOW)) == []
@@ -84,9 +95,32 @@ def test_since_reads_what_ntfy_would(engine: Engine) -> None:
     # An id no longer kept: everything kept, as ntfy answers.
     gone = Since(SinceKind.id, message_id="AAAAAAAAAAAA")
     assert texts(read(["phone"], gone, now=NOW)) == ["one", "two", "three"]
-    # Once due, a scheduled message comes after the message seen before it fell due.
+    # Once its run offers it, a scheduled message comes after the last one seen before.
+    with engine.begin() as conn:
+        [later] = [
+            m
+            for m in read(["phone"], EVERYTHING, now=NOW, scheduled=True)
+            if m.published_at is None
+        ]
+        mark_published(conn, [(later.seq, NOW + timedelta(hours=1))])
     after = NOW + timedelta(hours=2)
     assert texts(read(["phone"], Since(SinceKind.id, message_id=third), now=after)) == ["later"]
+
+
+def test_replays_follow_the_order_of_publication_not_of_storage(engine: Engine) -> None:
+    """A message stored first but offered second comes second: "since the last one I got"
+    then repeats nothing and misses nothing."""
+    store = InboxStore(engine)
+    first = add(engine, "phone", "stored first", NOW, offered=False)
+    second = add(engine, "phone", "stored second", NOW)
+    assert texts(store.read(["phone"], EVERYTHING, now=NOW)) == ["stored second"]
+    by_id = {m.id: m for m in store.read(["phone"], EVERYTHING, now=NOW, scheduled=True)}
+    with engine.begin() as conn:
+        mark_published(conn, [(by_id[first].seq, NOW + timedelta(seconds=1))])
+    assert texts(store.read(["phone"], EVERYTHING, now=NOW)) == ["stored second", "stored first"]
+    after = Since(SinceKind.id, message_id=second)
+    assert texts(store.read(["phone"], after, now=NOW)) == ["stored first"]
+    assert texts(store.read(["phone"], Since(SinceKind.id, message_id=first), now=NOW)) == []
 
 
 def test_gotify_paging_goes_backwards_by_seq(engine: Engine) -> None:

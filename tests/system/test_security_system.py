@@ -173,6 +173,10 @@ smtp = {{ password = "{destination_password}" }}
             # Tokens in the query (as ntfy and Gotify clients send them) stay out of the access log.
             for name in ("auth", "token", "access_token"):
                 outputs.append(http.get("/v1/tasks", params={name: tokens["read"]}).text)
+            # So does one misplaced in another parameter or in the path (the answers may echo
+            # it back to its sender: only the log is looked at).
+            for target in ("/v1/tasks?t={}", "/v1/tasks?%74oken={}", "/v1/tasks/{}"):
+                http.get(target.format(tokens["read"]))
             outputs.append(
                 http.post(
                     "/v1/notifications",
