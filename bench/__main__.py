@@ -6,7 +6,16 @@ import os
 import platform
 import time
 
-from bench import accept_latency, accept_throughput, bulk, cli_start, drain, fanout, summaries
+from bench import (
+    accept_latency,
+    accept_throughput,
+    bulk,
+    cli_start,
+    drain,
+    fanout,
+    relay,
+    summaries,
+)
 
 
 def main() -> None:
@@ -22,6 +31,7 @@ def main() -> None:
     drain.main()
     summaries.main()
     fanout.main()
+    relay.main()
     bulk.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 

@@ -16,6 +16,7 @@ from notifyd.api.params import strict_parameters
 from notifyd.api.problems import install_problem_handlers
 from notifyd.api.routes import destinations, health, metrics, notifications, tasks
 from notifyd.api.security import install_security
+from notifyd.api.streaming import RAW_SEND
 from notifyd.config import Settings
 from notifyd.db import check_schema
 from notifyd.runtime import Runtime, build_runtime
@@ -35,6 +36,9 @@ class NotifydApp(FastAPI):
             scope["app"] = self
             await lane(scope, receive, send)
         else:
+            # A subscriber's endless stream writes its body through the server's own send,
+            # past the layers that only look at a response's start (api.streaming).
+            scope[RAW_SEND] = send
             await super().__call__(scope, receive, send)
 
 

@@ -21,6 +21,11 @@ from notifyd.inbox.service import Feed
 
 Render = Callable[[Sequence[Event]], bytes]
 GONE = "gone"
+# The ASGI server's own send, put in the scope by the app. The middleware between the app and
+# the server adds headers to a response's start and passes each body message on unchanged;
+# a thousand subscribers each written to a hundred times a second paid a sixth of the stream's
+# CPU in those wrappers. The start still goes through them all.
+RAW_SEND = "notifyd.raw_send"
 # Set in the task of a response cut off on purpose (see Writing), where uvicorn then logs that
 # the response did not complete: CutOffFilter keeps that expected line out of the error log.
 _CUT_OFF: ContextVar[bool] = ContextVar("notifyd_cut_off", default=False)

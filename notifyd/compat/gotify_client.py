@@ -5,7 +5,9 @@
 - ``DELETE /message/{id}``, ``DELETE /message`` (all the client may read),
   ``DELETE /application/{id}/message``;
 - ``GET /stream``: a WebSocket, one message per frame, as they are published;
-- ``GET /application``: an application per inbox topic the client may read.
+- ``GET /application``: an application per inbox topic the client may read;
+- its app's login: ``GET /version``, ``POST /client`` (Basic, the password a notifyd read token,
+  which is also the client token answered), ``GET /current/user``, ``DELETE /client/{id}``.
 
 An inbox topic is a Gotify application (its id a stable number from the topic's name); a
 message's id is its inbox ``seq``. The client token is a notifyd token with scope read or admin
@@ -27,6 +29,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.websockets import WebSocketDisconnect
 
+from notifyd import __version__
 from notifyd.api.auth import client_host
 from notifyd.api.params import checks_own_parameters
 from notifyd.api.streaming import GONE, Writing
@@ -40,6 +43,7 @@ from notifyd.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
 
+GOTIFY_VERSION = "2.6.0"  # the Gotify server whose client API this answers like
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 200
 _TO_GOTIFY = {1: 0, 2: 2, 3: 5, 4: 8, 5: 10}  # ntfy's 1-5 on Gotify's 0-10
@@ -215,6 +219,63 @@ async def delete_messages(request: Request) -> Response:
     except (GotifyError, NotifydError) as exc:
         return _answer_errors(exc)
     return Response(status_code=200)
+
+
+@router.get("/version")
+async def version() -> JSONResponse:
+    """Gotify: which server this is (its apps ask before logging in)."""
+    return JSONResponse(
+        {"version": GOTIFY_VERSION, "commit": f"notifyd {__version__}", "buildDate": ""}
+    )
+
+
+@router.post("/client")
+@checks_own_parameters
+async def create_client(request: Request) -> Response:
+    """Gotify's login: its app sends a user name and password (Basic) and keeps the client token
+    it gets back. Here the password is a notifyd read token, and that token is the answer:
+    notifyd makes no tokens on its own (``notifyd tokens create NAME --scope read`` does)."""
+    try:
+        reader = await _reader(request)
+        token = reader_token(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        name = body.get("name") if isinstance(body, dict) else None
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return JSONResponse(
+        {
+            "id": application_id(reader.name or "open"),
+            "token": token or "",
+            "name": str(name or reader.name or "notifyd")[:100],
+            "lastUsed": None,
+        }
+    )
+
+
+@router.delete("/client/{client_id}")
+@checks_own_parameters
+async def delete_client(client_id: str, request: Request) -> Response:
+    """Gotify's logout: nothing to delete here (revoke the token with ``notifyd tokens revoke``)."""
+    try:
+        await _reader(request)
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    return Response(status_code=200)
+
+
+@router.get("/current/user")
+@checks_own_parameters
+async def current_user(request: Request) -> Response:
+    """Gotify: who the client token belongs to."""
+    try:
+        reader = await _reader(request)
+    except (GotifyError, NotifydError) as exc:
+        return _answer_errors(exc)
+    name = reader.name or "notifyd"
+    return JSONResponse({"id": application_id(name), "name": name, "admin": False})
 
 
 @router.websocket("/stream")

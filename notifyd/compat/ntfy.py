@@ -2,8 +2,8 @@
 
 The topic names a destination. The parameters are read as ntfy reads them (``ntfy_params``);
 the answer is ntfy's message JSON, sent only once the notification is durable, and errors are
-ntfy's ``{"code", "http", "error"}``. Tags, click and markdown have no notifyd field: they
-travel in ``data``.
+ntfy's ``{"code", "http", "error"}``. Tags, click, markdown, icon and attachment links have no
+notifyd field: they travel in ``data`` (and an inbox topic's messages carry them to subscribers).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ async def _answer(request: Request, publication: Publication) -> JSONResponse:
             data["click"] = publication.click
         if publication.markdown:
             data["markdown"] = True
+        data.update(publication.links())
         try:
             body = NotificationCreate(
                 destination=publication.topic,
@@ -110,6 +111,11 @@ async def _answer(request: Request, publication: Publication) -> JSONResponse:
         message["tags"] = publication.tags
     if publication.click:
         message["click"] = publication.click
+    if publication.icon:
+        message["icon"] = publication.icon
+    if publication.attach:
+        name = publication.filename or publication.attach.rsplit("/", 1)[-1]
+        message["attachment"] = {"name": name, "url": publication.attach}
     return JSONResponse(message, status_code=200)
 
 

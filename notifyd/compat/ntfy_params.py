@@ -34,6 +34,9 @@ PRIORITY = ("x-priority", "priority", "prio", "p")
 TAGS = ("x-tags", "tags", "tag", "ta")
 DELAY = ("x-delay", "delay", "x-at", "at", "x-in", "in")
 CLICK = ("x-click", "click")
+ICON = ("x-icon", "icon")
+ATTACH = ("x-attach", "attach", "a")  # a link: attachments themselves are not uploaded here
+FILENAME = ("x-filename", "filename", "file", "f")
 MARKDOWN = ("x-markdown", "markdown", "md")
 VERBS = ("publish", "send", "trigger")  # GET /<topic>/<verb> publishes
 LINK_DELAY = "https://ntfy.sh/docs/publish/#scheduled-delivery"
@@ -106,6 +109,14 @@ class Publication:
     delay: str | None = None
     click: str | None = None
     markdown: bool = False
+    icon: str | None = None
+    attach: str | None = None
+    filename: str | None = None
+
+    def links(self) -> dict[str, str]:
+        """The icon, attachment link and file name, for the notification's ``data``."""
+        found = {"icon": self.icon, "attach": self.attach, "filename": self.filename}
+        return {name: value for name, value in found.items() if value}
 
 
 def _decoded(value: str) -> str:
@@ -148,6 +159,9 @@ def from_params(request: Request, topic: str) -> Publication:
         delay=_param(request, DELAY),
         click=_param(request, CLICK),
         markdown=_boolean(markdown) or content_type.startswith("text/markdown"),
+        icon=_param(request, ICON),
+        attach=_param(request, ATTACH),
+        filename=_param(request, FILENAME),
     )
 
 
@@ -181,6 +195,9 @@ def from_json(document: Mapping[str, Any], defaults: Publication) -> Publication
         delay=text("delay") or text("at") or text("in") or defaults.delay,
         click=text("click") or defaults.click,
         markdown=bool(markdown) if markdown is not None else defaults.markdown,
+        icon=text("icon") or defaults.icon,
+        attach=text("attach") or defaults.attach,
+        filename=text("filename") or defaults.filename,
     )
 
 

@@ -44,7 +44,10 @@ class Event:
 class Subscription:
     """One subscriber's topics and buffer; read it with ``next`` until it says it is closed."""
 
-    __slots__ = ("_items", "_limit", "_waiter", "closed", "keys", "on_close", "reason", "topics")
+    __slots__ = (
+        "_busy", "_idle_due", "_items", "_limit", "_timer", "_waiter", "closed", "keys",
+        "on_close", "reason", "topics",
+    )  # fmt: skip
 
     def __init__(self, topics: frozenset[str] | None, keys: tuple[str, ...], limit: int) -> None:
         self.topics = topics  # None: every topic
@@ -52,6 +55,11 @@ class Subscription:
         self._limit = limit
         self._items: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # One keepalive timer per subscription, re-armed when it fires (not one per wait: a
+        # busy topic waits a hundred times a second): idle a whole period, it says so.
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = False
+        self._idle_due = False
         self.closed = False
         self.reason: str | None = None
         # Called once when closed: the reader may be stuck writing to a client that reads no more.
@@ -65,6 +73,7 @@ class Subscription:
             self.close(DROPPED_SLOW)
             return False
         self._items.append(event)
+        self._busy = True
         self._wake()
         return True
 
@@ -74,6 +83,8 @@ class Subscription:
             self.closed, self.reason = True, reason
             self._items.clear()
             self._wake()
+            if self._timer is not None:
+                self._timer.cancel()
             if self.on_close is not None:
                 self.on_close(reason)
 
@@ -83,28 +94,36 @@ class Subscription:
             waiter.set_result(None)
 
     async def next(self, keepalive: float) -> list[Event] | None:
-        """Every buffered event (at least one), ``[]`` after ``keepalive`` seconds without any
-        (time for a keepalive), or None once closed."""
-        if not self._items and not self.closed:
+        """Every buffered event (at least one), ``[]`` when ``keepalive`` seconds passed without
+        any (time for a keepalive), or None once closed."""
+        if not self._items and not self.closed and not self._idle_due:
             loop = asyncio.get_running_loop()
+            if self._timer is None:
+                self._timer = loop.call_later(keepalive, self._tick, loop, keepalive)
             waiter = self._waiter = loop.create_future()
-            # A timer, not asyncio.timeout: no task or cancellation per wait, on a path run per message.
-            timer = loop.call_later(keepalive, _expire, waiter)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
         if self.closed:
             return None
+        if not self._items:
+            self._idle_due = False
+            return []
         items = list(self._items)
         self._items.clear()
+        self._idle_due = False
         return items
 
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+    def _tick(self, loop: asyncio.AbstractEventLoop, keepalive: float) -> None:
+        if self.closed:
+            return
+        if self._busy:
+            self._busy = False
+        else:
+            self._idle_due = True
+            self._wake()
+        self._timer = loop.call_later(keepalive, self._tick, loop, keepalive)
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,25 @@ def test_bad_paging_and_ids_get_gotifys_400(served: tuple[ServerProcess, str, st
     assert httpx.delete(f"{server.url}/message/x1?token={token}").status_code == 400
 
 
+def test_the_apps_login_flow(served: tuple[ServerProcess, str, str]) -> None:
+    """Gotify's app asks /version, logs in with a user name and password (the password a notifyd
+    read token), keeps the client token it gets, then reads as that client."""
+    server, token, sender = served
+    assert httpx.get(f"{server.url}/version").json()["version"].startswith("2.")
+    login = httpx.post(f"{server.url}/client", json={"name": "Pixel"}, auth=("me", token))
+    assert login.status_code == 200
+    client = login.json()
+    assert client["token"] == token and client["name"] == "Pixel"
+    me = httpx.get(f"{server.url}/current/user", headers={"X-Gotify-Key": client["token"]})
+    assert me.json()["name"] == "gotify-app" and me.json()["admin"] is False
+    refused = httpx.post(f"{server.url}/client", json={"name": "x"}, auth=("me", sender))
+    assert refused.status_code == 403 and refused.json()["errorCode"] == 403
+    wrong = httpx.post(f"{server.url}/client", json={"name": "x"}, auth=("me", "guess"))
+    assert wrong.status_code == 401
+    out = httpx.delete(f"{server.url}/client/{client['id']}", headers={"X-Gotify-Key": token})
+    assert out.status_code == 200
+
+
 def test_a_token_bound_to_a_destination_reads_its_topics_only(tmp_path: Path) -> None:
     with inbox_server(tmp_path / "home", NOTIFYD_TOKEN_CACHE_SECONDS="0") as server:
         bound = create_token(server, "desk-app", "--scope", "read", "--destination", "desk")

@@ -51,6 +51,27 @@ def test_json_stream_opens_replays_and_follows_in_ntfys_shapes(server: ServerPro
     assert live["expires"] - live["time"] == 12 * 3600
 
 
+def test_icons_attachment_links_and_markdown_reach_the_subscriber(server: ServerProcess) -> None:
+    answer = publish(
+        server, "desk", "**see** the report", Markdown="yes", Icon="https://example.org/i.png",
+        Attach="https://example.org/files/report.pdf", Filename="Report.pdf",
+    )  # fmt: skip
+    assert answer["attachment"] == {
+        "name": "Report.pdf",
+        "url": "https://example.org/files/report.pdf",
+    }
+    kept(server, "desk", "**see** the report")
+    with Lines(f"{server.url}/desk/json?since=latest") as stream:
+        stream.event()
+        found = stream.event()
+    assert found["icon"] == "https://example.org/i.png"
+    assert found["attachment"] == {
+        "name": "Report.pdf",
+        "url": "https://example.org/files/report.pdf",
+    }
+    assert found["content_type"] == "text/markdown"
+
+
 def test_keepalive_when_idle(server: ServerProcess) -> None:
     with Lines(f"{server.url}/phone/json") as stream:
         assert stream.event()["event"] == "open"
