@@ -9,6 +9,7 @@ import time
 from bench import (
     accept_latency,
     accept_throughput,
+    bulk,
     cli_start,
     drain,
     fanout,
@@ -33,6 +34,7 @@ def main() -> None:
     summaries.main()
     fanout.main()
     relay.main()
+    bulk.main()
     print(f"\ndone in {time.monotonic() - started:.0f} s")
 
 

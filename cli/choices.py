@@ -6,6 +6,7 @@ tests/cli/test_startup.py checks that they match the library's own.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -60,3 +61,22 @@ def parse_as(kind: type[E]) -> Callable[[str], E]:
 def metavar(kind: type[StrEnum]) -> str:
     """``[queued|running|...]``: how help shows the choices."""
     return "[" + "|".join(member.value for member in kind) + "]"
+
+
+def time_option(value: str | None, name: str) -> datetime | None:
+    """A duration ago or an ISO time; a time without a zone is local, as the tables show it."""
+    if value is None:
+        return None
+    from notifyd.errors import InvalidInput
+    from notifyd.timeutil import parse_since
+
+    try:
+        naive = datetime.fromisoformat(value)
+    except ValueError:
+        naive = None
+    if naive is not None and naive.tzinfo is None:
+        return naive.astimezone()
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise InvalidInput(f"--{name}: {exc}") from None

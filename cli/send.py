@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from notifyd.client import NotifydClient
 
-# Exit codes of `send --wait` (also in the command's --help and the README's CLI section).
+# Exit codes of `send --wait` (also in the command's --help and the CLI page of the docs).
 EXIT_DELIVERED = 0  # every run succeeded (without --wait: the server accepted the notification)
 EXIT_ERROR = 1  # nothing was sent: bad input, unreachable or refusing server
 EXIT_UNDELIVERED = 4  # every run ended, but at least one failed or was cancelled

@@ -1,4 +1,8 @@
-"""Settings: environment (NOTIFYD_*), an optional TOML file, and the defaults, which live here once."""
+"""Settings: environment (NOTIFYD_*), an optional TOML file, and the defaults, which live here once.
+
+One idea, kept whole though over 300 lines: every setting with its default and its description
+(the documentation's configuration page is generated from them), and how the file is read.
+"""
 
 from __future__ import annotations
 
@@ -83,32 +87,61 @@ class RetryPolicySettings(BaseModel):
     exponentially: ``base * factor**n`` capped at ``cap``.
     """
 
-    max_attempts: int = Field(default=len(DEFAULT_RETRY_SCHEDULE) + 1, ge=1)
-    schedule: list[float] = Field(default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE))
-    base: float = Field(default=5.0, gt=0)
-    factor: float = Field(default=2.0, ge=1)
-    cap: float = Field(default=36000.0, gt=0)
-    jitter: float = Field(default=DEFAULT_JITTER, ge=0, lt=1)
+    max_attempts: int = Field(
+        default=len(DEFAULT_RETRY_SCHEDULE) + 1,
+        ge=1,
+        description="Attempts in all, the first included.",
+    )
+    schedule: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
+        description="Seconds to wait before each attempt after the first; empty: exponential.",
+    )
+    base: float = Field(default=5.0, gt=0, description="Exponential: the first delay, in seconds.")
+    factor: float = Field(
+        default=2.0, ge=1, description="Exponential: each delay is this times the last."
+    )
+    cap: float = Field(
+        default=36000.0, gt=0, description="Exponential: no delay is longer (seconds)."
+    )
+    jitter: float = Field(
+        default=DEFAULT_JITTER,
+        ge=0,
+        lt=1,
+        description="Each delay varies by up to this fraction, either way.",
+    )
 
 
 class ChannelSettings(BaseModel):
     """Per-channel overrides."""
 
-    concurrency: int | None = Field(default=None, ge=1)
-    retry: RetryPolicySettings | None = None
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Runs of this channel executing at once per process."
+    )
+    retry: RetryPolicySettings | None = Field(
+        default=None, description="This channel's retry policy, in place of `[retry]`."
+    )
 
 
 class SmtpSettings(BaseModel):
     """The mail server the email channel sends through."""
 
-    host: str = "127.0.0.1"
-    port: int = 25
-    username: str | None = None
-    password: SecretStr | None = None
-    security: Literal["starttls", "tls", "none"] = "none"
-    from_address: str = "notifyd@localhost"
-    timeout: float = 30.0
-    ca_file: Path | None = None
+    host: str = Field(default="127.0.0.1", description="The SMTP server's name or address.")
+    port: int = Field(default=25, description="Its port: 587 for STARTTLS, 465 for implicit TLS.")
+    username: str | None = Field(
+        default=None, description="Log in with this name (and `password`)."
+    )
+    password: SecretStr | None = Field(default=None, description="The login's password.")
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="none", description="`starttls`, `tls` (implicit TLS) or `none`."
+    )
+    from_address: str = Field(
+        default="notifyd@localhost",
+        description="The `From:` of every message, e.g. `Alerts <alerts@example.org>`.",
+    )
+    timeout: float = Field(default=30.0, description="Seconds for connecting and for each reply.")
+    ca_file: Path | None = Field(
+        default=None, description="Also trust this CA (a private mail server)."
+    )
 
 
 class WebhookSettings(BaseModel):
@@ -119,10 +152,22 @@ class WebhookSettings(BaseModel):
 
     model_config = ConfigDict(hide_input_in_errors=True)
 
-    timeout: float = Field(default=DEFAULT_WEBHOOK_TIMEOUT, gt=0)
-    secret: SecretStr | None = None
-    allow_cidrs: list[IPvAnyNetwork] = Field(default_factory=list)
-    ca_file: Path | None = None  # also trust this CA (endpoints with a private CA)
+    timeout: float = Field(
+        default=DEFAULT_WEBHOOK_TIMEOUT,
+        gt=0,
+        description="Seconds for one request, from when it is sent (also caps Apprise's socket timeouts).",
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Standard Webhooks signing secret (`whsec_` and base64 of 24+ bytes); unset: unsigned.",
+    )
+    allow_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Address ranges the SSRF guard would otherwise refuse (loopback, private, ...).",
+    )
+    ca_file: Path | None = Field(
+        default=None, description="Also trust this CA for https endpoints (a private CA)."
+    )
 
     @field_validator("secret", mode="after")
     @classmethod
@@ -165,13 +210,28 @@ class DestinationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
-    channel: str = Field(min_length=1, max_length=40)
-    to: list[str] = Field(min_length=1)
-    description: str | None = None
-    # Also keep every message in an inbox topic: true for the topic named as the destination.
-    inbox: bool | str = False
-    smtp: SmtpSettings | None = None
-    webhook: WebhookSettings | None = None
+    channel: str = Field(
+        min_length=1,
+        max_length=40,
+        description="The channel: `log`, `email`, `webhook`, `apprise`.",
+    )
+    to: list[str] = Field(
+        min_length=1, description="One recipient or a list of them, as the channel takes them."
+    )
+    description: str | None = Field(
+        default=None, description="Shown in `notifyd destinations list`."
+    )
+    inbox: bool | str = Field(
+        default=False,
+        description="Also keep every message in an inbox topic: `true` for the topic named as "
+        "the destination, or a topic's name.",
+    )
+    smtp: SmtpSettings | None = Field(
+        default=None, description="Overrides `[smtp]` field by field for this destination."
+    )
+    webhook: WebhookSettings | None = Field(
+        default=None, description="Overrides `[webhook]` field by field for this destination."
+    )
 
     @field_validator("to", mode="before")
     @classmethod
@@ -187,49 +247,146 @@ class Settings(BaseSettings):
         env_prefix="NOTIFYD_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
     )
 
-    config: Path | None = None
-    home: Path = Field(default_factory=default_home)
-    database_url: str | None = None
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    server_url: str | None = None
-    token: SecretStr | None = None
-    # Encrypts ad-hoc recipients that carry secrets (README "What is stored and shown"): one or
-    # more Fernet keys, comma-separated, the first encrypting; else the key file in ``home``.
-    secret_key: SecretStr | None = None
+    config: Path | None = Field(
+        default=None, description="The TOML file to read (`--config FILE` or `NOTIFYD_CONFIG`)."
+    )
+    home: Path = Field(
+        default_factory=default_home,
+        description="The data directory: the SQLite file, `notifications.log`, `secret.key`. "
+        "Default `$XDG_DATA_HOME/notifyd` (`~/.local/share/notifyd`).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="The store's SQLAlchemy URL, e.g. `postgresql+psycopg://user@db/notifyd`; "
+        "unset: SQLite `notifyd.db` in `home`.",
+    )
+    host: str = Field(default=DEFAULT_HOST, description="Where `notifyd serve` listens.")
+    port: int = Field(default=DEFAULT_PORT, description="The port `notifyd serve` listens on.")
+    server_url: str | None = Field(
+        default=None, description="Where `notifyd send` talks to; unset: from `host` and `port`."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="The API token `notifyd send` presents."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Encrypts stored ad-hoc recipients that carry secrets: one or more Fernet keys, "
+        "comma-separated, the first sealing (`notifyd secrets new-key` makes one); "
+        "unset: the key file `secret.key` in `home`, made (mode 0600) on first start.",
+    )
 
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
-    lease_seconds: float = Field(default=DEFAULT_LEASE_SECONDS, gt=0)
-    sweep_seconds: float = Field(default=DEFAULT_SWEEP_SECONDS, gt=0)
-    poll_seconds: float = Field(default=DEFAULT_POLL_SECONDS, gt=0)
-    grace_seconds: float = Field(default=DEFAULT_GRACE_SECONDS, ge=0)
-    retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, ge=0)
-    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
-    busy_timeout_ms: int = Field(default=DEFAULT_BUSY_TIMEOUT_MS, ge=0)
-    retry: RetryPolicySettings = Field(default_factory=RetryPolicySettings)
-    channels: dict[str, ChannelSettings] = Field(default_factory=dict)
-    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
-    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
-    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
-    inbox: InboxSettings = Field(default_factory=InboxSettings)
-    access_log: bool = False
-    # FastAPI's native OpenTelemetry (spans, metrics and logs to the globally configured
-    # providers) and one trace per notification: each run keeps the trace it was accepted under,
-    # each attempt is a span in it, webhooks carry ``traceparent`` (docs/metrics.md). Off unless
-    # asked for: notifyd has /metrics, and tracing costs every request.
-    opentelemetry: bool = False
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY, ge=1, description="Runs executing at once per process."
+    )
+    lease_seconds: float = Field(
+        default=DEFAULT_LEASE_SECONDS,
+        gt=0,
+        description="A running run's lease, renewed every third of it; once expired, a sweep rescues the run.",
+    )
+    sweep_seconds: float = Field(
+        default=DEFAULT_SWEEP_SECONDS, gt=0, description="How often expired leases are looked for."
+    )
+    poll_seconds: float = Field(
+        default=DEFAULT_POLL_SECONDS,
+        gt=0,
+        description="How often due runs are looked for (new runs wake the dispatcher at once); "
+        "bounds how late a scheduled run starts.",
+    )
+    grace_seconds: float = Field(
+        default=DEFAULT_GRACE_SECONDS,
+        ge=0,
+        description="On SIGTERM, how long running attempts may take to finish.",
+    )
+    retention_days: float = Field(
+        default=DEFAULT_RETENTION_DAYS,
+        ge=0,
+        description="Finished runs older than this are pruned hourly, with their attempts and "
+        "notifications; 0: never.",
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="NORMAL",
+        description="SQLite's durability against speed: `FULL` also survives a power loss.",
+    )
+    busy_timeout_ms: int = Field(
+        default=DEFAULT_BUSY_TIMEOUT_MS,
+        ge=0,
+        description="How long a SQLite connection waits for another process's write lock.",
+    )
+    retry: RetryPolicySettings = Field(
+        default_factory=RetryPolicySettings,
+        description="The retry policy of every channel (`[retry]`).",
+    )
+    channels: dict[str, ChannelSettings] = Field(
+        default_factory=dict,
+        description="Per-channel `concurrency` and `retry` (`[channels.<name>]`).",
+    )
+    smtp: SmtpSettings = Field(
+        default_factory=SmtpSettings, description="The email channel's mail server (`[smtp]`)."
+    )
+    webhook: WebhookSettings = Field(
+        default_factory=WebhookSettings,
+        description="The webhook channel: timeout, signing secret, SSRF allow-list (`[webhook]`).",
+    )
+    destinations: dict[str, DestinationSettings] = Field(
+        default_factory=dict, description="Named destinations (`[destinations.<name>]`)."
+    )
+    inbox: InboxSettings = Field(
+        default_factory=InboxSettings,
+        description="The inbox channel's topics and their subscribers (`[inbox]`).",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log every request (token-like query parameters masked).",
+    )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry (to the globally configured providers, e.g. by "
+        "`opentelemetry-instrument`), and one trace per notification: each run keeps the trace "
+        "it was accepted under, each attempt is a span in it, webhooks carry `traceparent` "
+        "(see Monitoring). Off unless asked for: notifyd has `/metrics`, and on, every request "
+        "goes through FastAPI's own layers, so the accept path is slower.",
+    )
 
-    # Security (README "Security"): 0 disables a rate limit.
-    rate_limit_burst: int = Field(default=DEFAULT_RATE_LIMIT_BURST, ge=0)
-    rate_limit_per_second: float = Field(default=DEFAULT_RATE_LIMIT_PER_SECOND, ge=0)
-    auth_failure_burst: int = Field(default=DEFAULT_AUTH_FAILURE_BURST, ge=0)
-    auth_failure_per_minute: float = Field(default=DEFAULT_AUTH_FAILURE_PER_MINUTE, ge=0)
-    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
-    token_cache_seconds: float = Field(default=DEFAULT_TOKEN_CACHE_SECONDS, ge=0)
-    cors_origins: list[str] = Field(default_factory=list)
-    insecure_no_auth: bool = False
-    # Test-only task functions (a blocking task for crash tests); never on in production.
-    enable_test_tasks: bool = False
+    # Security: 0 disables a rate limit.
+    rate_limit_burst: int = Field(
+        default=DEFAULT_RATE_LIMIT_BURST, ge=0, description="A token's bucket size; 0: no limit."
+    )
+    rate_limit_per_second: float = Field(
+        default=DEFAULT_RATE_LIMIT_PER_SECOND,
+        ge=0,
+        description="Requests per second a token's bucket refills by; over it `429`; 0: no limit.",
+    )
+    auth_failure_burst: int = Field(
+        default=DEFAULT_AUTH_FAILURE_BURST,
+        ge=0,
+        description="Failed bearer tokens a client address may present before `429`; 0: no limit.",
+    )
+    auth_failure_per_minute: float = Field(
+        default=DEFAULT_AUTH_FAILURE_PER_MINUTE,
+        ge=0,
+        description="How fast that budget refills, per minute.",
+    )
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, ge=1, description="A larger request body is `413`."
+    )
+    token_cache_seconds: float = Field(
+        default=DEFAULT_TOKEN_CACHE_SECONDS,
+        ge=0,
+        description="How long a process trusts its copy of the token table: a new or revoked "
+        "token takes effect within it.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API (CORS); empty: none.",
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description="Serve an open API on a non-loopback address with no token (`--insecure-no-auth`).",
+    )
+    enable_test_tasks: bool = Field(
+        default=False,
+        description="Test-only channels (a blocking one for crash tests); never on in production.",
+    )
 
     @field_validator("destinations", mode="after")
     @classmethod

@@ -1,6 +1,9 @@
 """notifyd's own tables (Notification, IdempotencyRecord, ApiToken) and the API's schemas.
 
 Runs and attempts are the tracker's (``notifyd.tracking.models``); their public forms are here.
+
+Kept whole though over 300 lines: ARCHITECTURE.md's one home of the tables and the schemas that
+api/, compat/, ui/ and cli/ all speak in; most of its length is the submission's validation.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Adding a channel:
    its ``[destinations.<name>.<section>]`` overrides to the channel's own settings.
 5. ``aclose``: release connections, files and thread pools.
 6. Build it in ``notifyd/channels/registry.py``; add its settings section to ``config.py``;
-   test it against a real peer in ``tests/channels/``; add a row to the README's channel table.
+   test it against a real peer in ``tests/channels/``; add a row to the channel table in ``docs/channels.md``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""How an attempt ended (AttemptResult): made from what the task returned or raised, and
-decided by the retry policy; then put in a form every store accepts."""
+"""One attempt: the run it is made on (ClaimedRun) and how it ended (AttemptResult), made from
+what the task returned or raised and decided by the retry policy; then put in a form every
+store accepts. Below ``admin``: the worker's operations take these, never the other way round."""
 
 from __future__ import annotations
 
@@ -9,18 +10,32 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from notifyd.tracking.errors import PermanentError, ReleasedError, TaskError
 from notifyd.tracking.models import Outcome, RunStatus
 from notifyd.tracking.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from notifyd.tracking.admin import ClaimedRun
-
 MAX_ERROR = 2000
 RELEASE_SECONDS = 60.0
 MAX_TRACEBACK = 8000
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run this worker now holds, with the number of the attempt it is about to make."""
+
+    id: str
+    task_name: str
+    args: dict[str, Any]
+    queue: str | None
+    attempt: int
+    max_attempts: int
+    interruptions: int
+    started_at: datetime
+    label: str | None = None
+    created_at: datetime | None = None  # when the run was made (accepted)
+    trace_context: str | None = None  # the W3C traceparent it was made under, if recorded
 
 
 @dataclass(frozen=True)

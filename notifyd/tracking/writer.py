@@ -2,7 +2,8 @@
 
 So "answered" keeps meaning "durable", but a burst of requests costs one transaction (and one
 fsync) instead of one each. Inserts into the same table from every job of a batch go out as one
-executemany. Writes go through one thread, which owns its connection; SQLite never sees two
+executemany. What one batch's commit does (merge, run, find the bad write, wake the callers) is
+in ``batches``; here is where batches commit. Writes go through one thread, which owns its connection; SQLite never sees two
 writers from this process, so none of them can fail with "database is locked".
 
 ``inline`` (SQLite without a per-commit fsync): the writes an event loop asks for are committed
@@ -19,45 +20,33 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from notifyd.tracking.bulk import insert_rows
+from notifyd.tracking.batches import (
+    Busy,
+    Inserts,
+    Job,
+    WriteFn,
+    apply,
+    commit,
+    is_busy,
+    settle,
+    wake,
+)
 from notifyd.tracking.engine import WRITE_OPTION
 
 T = TypeVar("T")
-WriteFn = Callable[[Connection], T]
-Inserts = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
 # Inline commits between two WAL checkpoints by the thread (SQLite's own default is 1,000 pages).
 CHECKPOINT_EVERY = 200
-
-
-class _Busy(Exception):
-    """The store's write lock is held elsewhere, and the inline connection does not wait."""
-
-
-def _is_busy(exc: OperationalError) -> bool:
-    return "database is locked" in str(exc.orig) or "database is busy" in str(exc.orig)
-
-
-@dataclass
-class _Job:
-    fn: WriteFn[Any] | None
-    inserts: Inserts
-    future: Future[Any] | None = None
-    waiter: asyncio.Future[Any] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
-    outcome: tuple[Any, BaseException | None] = field(default=(None, None))
-    checkpoint: bool = False
 
 
 class Writer:
@@ -82,13 +71,13 @@ class Writer:
         # given, say). Once per group commit, not once per write.
         self._before_commit = before_commit
         self.inline = inline and engine.dialect.name == "sqlite"
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._flush_scheduled = False
         self._inline_loop: asyncio.AbstractEventLoop | None = None
         self._inline_conn: Connection | None = None
         self._since_checkpoint = 0
         self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # Owned by the writer thread: one connection kept for its whole life (checking one out
@@ -124,14 +113,14 @@ class Writer:
         """Queue a write; the future resolves after the transaction that ran it commits."""
         self.start()
         future: Future[T] = Future()
-        self._queue.put(_Job(fn, inserts, future=future))
+        self._queue.put(Job(fn, inserts, future=future))
         return future
 
     async def run(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
         """Run a write in the next group commit and wait for that commit."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        job = _Job(fn, inserts, waiter=waiter, loop=loop)
+        job = Job(fn, inserts, waiter=waiter, loop=loop)
         if self._inline_loop is None and self.inline:
             self._inline_loop = loop
         if self.inline and loop is self._inline_loop:
@@ -162,7 +151,7 @@ class Writer:
             if first.checkpoint:  # type: ignore[attr-defined]
                 self._checkpoint()
                 continue
-            batch: list[_Job] = [first]  # type: ignore[list-item]
+            batch: list[Job] = [first]  # type: ignore[list-item]
             stop_after = False
             while len(batch) < self._max_batch:
                 try:
@@ -177,7 +166,7 @@ class Writer:
                     continue
                 batch.append(item)  # type: ignore[arg-type]
             self._commit(batch, self._connection)
-            self._settle(batch)
+            settle(batch)
             if stop_after:
                 return
 
@@ -195,16 +184,16 @@ class Writer:
                 log.debug("closing the writer's connection failed", exc_info=True)
             self._conn = None
 
-    def _transaction(self, conn: Connection, jobs: list[_Job]) -> list[Any]:
+    def _transaction(self, conn: Connection, jobs: list[Job]) -> list[Any]:
         try:
             try:
                 transaction = conn.begin()
             except OperationalError as exc:
-                if conn is self._inline_conn and _is_busy(exc):
-                    raise _Busy from exc
+                if conn is self._inline_conn and is_busy(exc):
+                    raise Busy from exc
                 raise
             with transaction:
-                results = self._apply(conn, jobs)
+                results = apply(conn, jobs)
                 if self._before_commit is not None:
                     self._before_commit()
                 return results
@@ -216,39 +205,8 @@ class Writer:
                     self._disconnect()
             raise
 
-    def _apply(self, conn: Connection, jobs: list[_Job]) -> list[Any]:
-        merged: dict[Table, list[Mapping[str, Any]]] = {}
-        for job in jobs:
-            for table, rows in job.inserts:
-                merged.setdefault(table, []).extend(rows)
-        for table, rows in merged.items():
-            if rows:
-                insert_rows(conn, table, rows)
-        return [job.fn(conn) if job.fn is not None else None for job in jobs]
-
-    def _commit(self, batch: list[_Job], connect: Callable[[], Connection]) -> list[_Job]:
-        """Commit ``batch``, setting each job's outcome; returns the jobs left undone because
-        the inline connection found the write lock held (the thread's waits instead)."""
-        try:
-            results = self._transaction(connect(), batch)
-        except _Busy:
-            return batch
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].outcome = (None, exc)
-                return []
-            # One bad write must not fail its neighbours: run each alone to find it.
-            for index, job in enumerate(batch):
-                try:
-                    job.outcome = (self._transaction(connect(), [job])[0], None)
-                except _Busy:
-                    return batch[index:]
-                except Exception as single:
-                    job.outcome = (None, single)
-            return []
-        for job, result in zip(batch, results, strict=True):
-            job.outcome = (result, None)
-        return []
+    def _commit(self, batch: list[Job], connect: Callable[[], Connection]) -> list[Job]:
+        return commit(batch, lambda jobs: self._transaction(connect(), jobs))
 
     # ---- inline: on the event loop ----------------------------------------------------------
 
@@ -262,7 +220,7 @@ class Writer:
                 plain.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 plain.commit()
             except Exception as exc:  # whatever it was, the thread can still try
-                raise _Busy from exc
+                raise Busy from exc
             conn = self._inline_conn = plain.execution_options(**{WRITE_OPTION: True})
         return conn
 
@@ -286,12 +244,12 @@ class Writer:
             self._queue.put(job)  # the thread waits for the lock, then wakes these callers
         if undone:
             self.start()
-        _wake(done)
+        wake(done)
         self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._since_checkpoint = 0
             self.start()
-            self._queue.put(_Job(None, (), checkpoint=True))
+            self._queue.put(Job(None, (), checkpoint=True))
 
     def _checkpoint(self) -> None:
         # Outside any transaction, on a connection of its own: PASSIVE never blocks writers.
@@ -303,33 +261,3 @@ class Writer:
                 raw.close()
         except Exception:
             log.warning("WAL checkpoint failed; the next one will try again", exc_info=True)
-
-    @staticmethod
-    def _settle(batch: list[_Job]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
-        for job in batch:
-            if job.future is not None:
-                result, exc = job.outcome
-                if exc is None:
-                    job.future.set_result(result)
-                else:
-                    job.future.set_exception(exc)
-            elif job.loop is not None:
-                by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_wake, jobs)
-            except RuntimeError:  # the loop closed while we wrote; nobody is waiting
-                log.debug("event loop closed before %d write(s) could be acknowledged", len(jobs))
-
-
-def _wake(jobs: list[_Job]) -> None:
-    for job in jobs:
-        waiter = job.waiter
-        if waiter is None or waiter.done():  # cancelled: the caller stopped waiting
-            continue
-        result, exc = job.outcome
-        if exc is None:
-            waiter.set_result(result)
-        else:
-            waiter.set_exception(exc)

@@ -11,7 +11,8 @@ retention:
   ``stats``, ``queue_figures``, ``attempt_histogram``, ``has_runs``
 
 Use it as one module (``from notifyd.tracking import admin; admin.retry_run(...)``); the parts
-are ``records`` (filters and records), ``worker``, ``operator`` and ``reads``.
+are ``records`` (filters and records), ``worker`` (claim and finish), ``leases`` (renew,
+rescue, fold the tally), ``operator`` and ``reads``.
 
 Writes take a ``Connection`` inside a write transaction (the server passes its group-commit
 writer's, the CLI its own) and run only their own statements. Every state change is a
@@ -21,6 +22,7 @@ an operator and a worker can never race a run into a state the transitions do no
 
 from __future__ import annotations
 
+from notifyd.tracking.admin.leases import compact_tally, interrupt_runs, renew_leases
 from notifyd.tracking.admin.operator import (
     RETRYABLE,
     argument_values,
@@ -55,7 +57,6 @@ from notifyd.tracking.admin.records import (
     RUNS,
     TALLY,
     AttemptRecord,
-    ClaimedRun,
     Histogram,
     PruneResult,
     QueueFigures,
@@ -65,13 +66,8 @@ from notifyd.tracking.admin.records import (
     RunRecord,
     RunStats,
 )
-from notifyd.tracking.admin.worker import (
-    claim_due,
-    compact_tally,
-    finish_attempts,
-    interrupt_runs,
-    renew_leases,
-)
+from notifyd.tracking.admin.worker import claim_due, finish_attempts
+from notifyd.tracking.outcomes import ClaimedRun
 
 __all__ = [
     "ATTEMPTS",

@@ -33,23 +33,6 @@ PRUNE_CHUNK = 2000
 
 
 @dataclass(frozen=True)
-class ClaimedRun:
-    """A run this worker now holds, with the number of the attempt it is about to make."""
-
-    id: str
-    task_name: str
-    args: dict[str, Any]
-    queue: str | None
-    attempt: int
-    max_attempts: int
-    interruptions: int
-    started_at: datetime
-    label: str | None = None
-    created_at: datetime | None = None  # when the run was made (accepted)
-    trace_context: str | None = None  # the W3C traceparent it was made under, if recorded
-
-
-@dataclass(frozen=True)
 class RunRecord:
     """A run as stored (every column but the lease bookkeeping)."""
 

@@ -1,4 +1,5 @@
-"""The README's library example works as written, on a fresh database, creating only its tables."""
+"""The library page's example (docs/library.md) works as written, on a fresh database, creating
+only its tables."""
 
 from __future__ import annotations
 
@@ -13,23 +14,21 @@ from sqlalchemy import inspect, select
 from notifyd.tracking.admin import RUNS
 from tests.support import wait_for
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+LIBRARY_PAGE = Path(__file__).resolve().parents[2] / "docs" / "library.md"
 
 
 def _example() -> str:
-    text = README.read_text()
-    section = text.split("## Using the task tracker in your own FastAPI app", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
+    match = re.search(r"```python\n(.*?)```", LIBRARY_PAGE.read_text(), re.S)
     assert match is not None, "the library section has no python example"
     return match.group(1)
 
 
-def test_the_readme_example_runs_a_task_durably_with_only_its_own_tables(
+def test_the_library_example_runs_a_task_durably_with_only_its_own_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": "readme_example"}
-    exec(compile(_example(), "README.md", "exec"), namespace)
+    namespace: dict[str, Any] = {"__name__": "library_example"}
+    exec(compile(_example(), "docs/library.md", "exec"), namespace)
     engine = namespace["engine"]
     tables = set(inspect(engine).get_table_names())
     assert tables == {"task_run", "attempt", "task_run_tally", "tracking_schema"}
