@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint bench bench-fanout clean
+.PHONY: serve test lint bench bench-fanout soak clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(DEV_STAMP)
 
 bench-fanout: $(DEV_STAMP)
 	$(BIN)/python -m bench.fanout
+
+# Not part of test: about 14 minutes (SOAK_MINUTES, or make soak SOAK_ARGS="--minutes 3").
+soak: $(DEV_STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
