@@ -97,10 +97,9 @@ def timeline(options: Options) -> list[tuple[float, str]]:
         (k * options.kill_every, "kill") for k in range(1, int(duration / options.kill_every) + 1)
     ]
     events = [(at, what) for at, what in events if at < duration - 5]
-    rotate = duration / 2
-    while any(abs(at - rotate) < 15 for at, _ in events):
-        rotate += 10  # not on a kill: the rotation is to run while the server serves
-    events.append((rotate, "rotate"))
+    # Half way between the two kills around the middle: the rotation runs while a server serves.
+    gap = min(options.kill_every, duration)
+    events.append(((int(duration / 2 / gap) + 0.5) * gap, "rotate"))
     start = 50.0
     while start + options.smtp_down < duration:
         events += [(start, "smtp down"), (start + options.smtp_down, "smtp up")]
@@ -172,7 +171,7 @@ class Soak:
                 [str(script), "secrets", "rotate"], env=env | self.server.env,
                 capture_output=True, text=True, timeout=300,
             )  # fmt: skip
-            said = " / ".join((done.stdout + done.stderr).split("\n")).strip(" /")
+            said = " ".join((done.stdout + done.stderr).split())  # Rich wraps its lines
             self.rotation_failed = done.returncode != 0
             self.note(
                 f"notifyd secrets rotate: exit {done.returncode} in {self.now() - began:.1f} s: {said}"

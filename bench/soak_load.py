@@ -108,7 +108,7 @@ class Publishers:
         body = self.body(index, kind)
         key = f"soak-{index}-{uuid.uuid4().hex[:8]}"
         deadline = time.monotonic() + SUBMIT_DEADLINE
-        counts = self.accepted.counts
+        counts: set[str] = set()  # why it was sent again, once per submission
         tries = 0
         while time.monotonic() < deadline:
             tries += 1
@@ -118,28 +118,31 @@ class Publishers:
                     self.url() + "/v1/notifications", json=body, headers={"Idempotency-Key": key}
                 )
             except httpx.ConnectError:
-                counts["refused (server down), sent again"] += 1
+                counts.add("refused (server down), sent again")
                 time.sleep(0.2)
                 continue
             except httpx.HTTPError as exc:  # cut off by a kill: stored or not, the key tells
-                counts[f"cut off ({type(exc).__name__}), sent again"] += 1
+                counts.add(f"cut off ({type(exc).__name__}), sent again")
                 time.sleep(0.2)
                 continue
             if answer.status_code in (409, 429, 503):
-                counts[f"{answer.status_code}, sent again"] += 1
+                counts.add(f"answered {answer.status_code}, sent again")
                 time.sleep(min(float(answer.headers.get("retry-after", "0.5")), 5.0))
                 continue
             if answer.status_code != 202:
                 with self._lock:
                     self.accepted.problems.append(f"{answer.status_code}: {answer.text[:200]}")
-                return
+                break
             self._take(
                 answer.json(), kind, body, first=tries == 1, elapsed=time.perf_counter() - sent
             )
             if answer.headers.get("idempotency-replay") == "true":
-                counts["replayed (stored before the cut)"] += 1
-            return
-        counts["given up (no answer within the deadline)"] += 1
+                counts.add("replayed (stored before the cut)")
+            break
+        else:
+            counts.add("given up (no answer within the deadline)")
+        with self._lock:
+            self.accepted.counts.update(counts)
 
     def _take(
         self, found: dict[str, Any], kind: str, body: dict[str, Any], *, first: bool, elapsed: float

@@ -79,7 +79,9 @@ class WebhookReceiver:
             else:
                 answer = (200, 0.0, {})
             self.answers[f"{answer[0]}{' late' if answer[1] > self.timeout else ''}"] += 1
-            if delivery_id is not None:
+            # Taken when answered 2xx (even after the sender gave up waiting: it then sends
+            # again, and the second copy is a duplicate, as at-least-once allows).
+            if delivery_id is not None and answer[0] == 200:
                 self.deliveries[delivery_id] += 1
             try:
                 self.notifications.add(str(json.loads(body)["id"]))
