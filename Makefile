@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: serve test lint bench bench-fanout docs clean
+.PHONY: serve test lint bench bench-fanout docs soak clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench-fanout: $(DEV_STAMP)
 # setting without a description; nothing is fetched (Material's fonts are off).
 docs: $(DEV_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# Not part of test: about 14 minutes (SOAK_MINUTES, or make soak SOAK_ARGS="--minutes 3").
+soak: $(DEV_STAMP)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site
