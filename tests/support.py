@@ -164,7 +164,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if len(raw) < length:
+                    return  # the sender died mid-request (a SIGKILL): nothing was delivered
+                body = json.loads(raw or b"{}")
                 with receiver._lock:
                     receiver.deliveries.append(
                         ({k.lower(): v for k, v in self.headers.items()}, body)
