@@ -21,6 +21,7 @@ from notifyd.tracking.bulk import insert_rows
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
 Inserts = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+Once = Sequence[WriteFn[Any]]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class Job:
 
     fn: WriteFn[Any] | None
     inserts: Inserts
+    # Writes the transaction needs once however many of its jobs ask (a NOTIFY, say): run
+    # after every job's own, each distinct function once.
+    once: Once = ()
     future: Future[Any] | None = None
     waiter: asyncio.Future[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -48,15 +52,21 @@ class Job:
 
 def apply(conn: Connection, jobs: list[Job]) -> list[Any]:
     """Run a batch's writes: every job's inserts merged per table (tables in the order they
-    first appear, so parents go before children), then each job's function."""
+    first appear, so parents go before children), then each job's function, then each distinct
+    ``once`` function of the jobs, once."""
     merged: dict[Table, list[Mapping[str, Any]]] = {}
+    once: dict[WriteFn[Any], None] = {}
     for job in jobs:
         for table, rows in job.inserts:
             merged.setdefault(table, []).extend(rows)
+        once.update(dict.fromkeys(job.once))
     for table, rows in merged.items():
         if rows:
             insert_rows(conn, table, rows)
-    return [job.fn(conn) if job.fn is not None else None for job in jobs]
+    results = [job.fn(conn) if job.fn is not None else None for job in jobs]
+    for fn in once:
+        fn(conn)
+    return results
 
 
 def commit(batch: list[Job], transaction: Callable[[list[Job]], list[Any]]) -> list[Job]:

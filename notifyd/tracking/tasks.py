@@ -124,9 +124,9 @@ class TaskBatch:
         if self.committed:
             return
         writes, staged = list(self._writes), list(self._runs)
-
-        if staged and self.tracker.notifies:
-            writes.append(notify_runs)  # other processes' dispatchers look at once
+        # Other processes' dispatchers look at once; one NOTIFY per group commit, not one per
+        # caller (PostgreSQL delivers one of a transaction's identical notifications anyway).
+        once = (notify_runs,) if staged and self.tracker.notifies else ()
 
         def write(conn: Connection) -> None:
             for fn in writes:
@@ -134,7 +134,7 @@ class TaskBatch:
 
         inserts = [*self._inserts, (runs, staged)]
         try:
-            await self.tracker.writer.run(write if writes else None, inserts=inserts)
+            await self.tracker.writer.run(write if writes else None, inserts=inserts, once=once)
         except BaseException:
             self.discard()
             raise

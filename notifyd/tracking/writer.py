@@ -31,6 +31,7 @@ from notifyd.tracking.batches import (
     Busy,
     Inserts,
     Job,
+    Once,
     WriteFn,
     apply,
     commit,
@@ -109,18 +110,23 @@ class Writer:
             self._queue.put(_STOP)
             thread.join()
 
-    def submit(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> Future[T]:
+    def submit(
+        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+    ) -> Future[T]:
         """Queue a write; the future resolves after the transaction that ran it commits."""
         self.start()
         future: Future[T] = Future()
-        self._queue.put(Job(fn, inserts, future=future))
+        self._queue.put(Job(fn, inserts, once, future=future))
         return future
 
-    async def run(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
-        """Run a write in the next group commit and wait for that commit."""
+    async def run(
+        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+    ) -> T:
+        """Run a write in the next group commit and wait for that commit; ``once``: writes
+        its transaction needs once however many of its callers ask (see ``batches.Job``)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        job = Job(fn, inserts, waiter=waiter, loop=loop)
+        job = Job(fn, inserts, once, waiter=waiter, loop=loop)
         if self._inline_loop is None and self.inline:
             self._inline_loop = loop
         if self.inline and loop is self._inline_loop:
@@ -133,9 +139,11 @@ class Writer:
             self._queue.put(job)
         return await waiter
 
-    def run_sync(self, fn: WriteFn[T] | None = None, *, inserts: Inserts = ()) -> T:
+    def run_sync(
+        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+    ) -> T:
         """Blocking form of :meth:`run`, for threads."""
-        return self.submit(fn, inserts=inserts).result()
+        return self.submit(fn, inserts=inserts, once=once).result()
 
     def _loop(self) -> None:
         try:

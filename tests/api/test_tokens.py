@@ -185,3 +185,37 @@ def test_probe_sees_tokens_made_and_revoked_by_another_connection(engine: Engine
         assert cache.counts == (1, 1)
     finally:
         probe.close()
+
+
+@pytest.mark.postgres
+def test_probe_on_postgresql_shares_counts_begun_after_each_caller_asked(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = engine_for(make_settings(tmp_path / "home", postgres_url))
+    upgrade(engine)
+    probe = TokenProbe(engine)
+    counted: list[tuple[int, int]] = []
+    count = probe._count_through_engine
+
+    def counting() -> tuple[int, int]:
+        counted.append(count())
+        return counted[-1]
+
+    async def ask_while_a_count_runs() -> list[tuple[int, int]]:
+        first = asyncio.ensure_future(probe.counts())
+        await asyncio.sleep(0)  # the first count is under way
+        create_token(engine, "made-meanwhile", Scope.send)  # after that count may have read
+        later = [probe.counts() for _ in range(20)]
+        return [await first, *await asyncio.gather(*later)]
+
+    try:
+        assert asyncio.run(probe.counts()) == (0, 0)
+        monkeypatch.setattr(probe, "_count_through_engine", counting)
+        answers = asyncio.run(ask_while_a_count_runs())
+        # Everyone who asked after the token was made sees it, and they shared counts: the
+        # first, and one or two begun after they asked (as the first ended among their asks).
+        assert answers[1:] == [(1, 0)] * 20
+        assert 2 <= len(counted) <= 3
+    finally:
+        probe.close()
+        engine.dispose()

@@ -14,6 +14,7 @@ from notifyd.models import Notification
 from notifyd.timeutil import utcnow
 from notifyd.tracking import Writer
 from notifyd.tracking import writer as writer_module
+from notifyd.tracking.batches import Job, apply
 
 NOTES = Notification.__table__  # type: ignore[attr-defined]
 pytestmark = pytest.mark.anyio
@@ -152,3 +153,27 @@ async def test_inline_writes_leave_the_wal_checkpoints_to_the_thread(
     assert autocheckpoint != 0  # the loop's own settings stayed with its connection
     writer.stop()
     assert _count(sqlite_store) == 3
+
+
+def test_once_writes_run_once_per_transaction_after_the_jobs_own(store: Engine) -> None:
+    calls: list[str] = []
+
+    def once_a(conn: Connection) -> None:
+        calls.append("a")
+
+    def once_b(conn: Connection) -> None:
+        calls.append("b")
+
+    def own(conn: Connection) -> str:
+        calls.append("own")
+        return "own"
+
+    jobs = [
+        Job(own, (), (once_a,)),
+        Job(None, (), (once_a, once_b)),
+        Job(own, ()),
+        Job(None, (), (once_b,)),
+    ]
+    with write_connection(store) as conn:
+        assert apply(conn, jobs) == ["own", None, "own", None]
+    assert calls == ["own", "own", "a", "b"]
