@@ -161,15 +161,20 @@ def test_across_a_sigkill_and_restart_nothing_is_lost_or_twice(tmp_path: Path) -
     try:
         wait_for(lambda: reaches_a_subscriber(first, "live"), what="the subscriber to connect")
         publish(first, "live", "before")
+        events: list[dict[str, Any]] = []
+
+        def read_until(text: str) -> None:
+            while not events or events[-1]["message"] != text:
+                events.append(json.loads(read_lines(proc.stdout, 1, proc, timeout=60)[0]))
+
+        read_until("before")  # printed: the kill comes after it, not before its run offered it
         first.kill()
         # The same port and data: the subscriber reconnects, since the last message it printed.
         second = ServerProcess(first.home, env=first.env, port=first.port).start()
         publish(second, "live", "while away")
         wait_for(lambda: reaches_a_subscriber(second, "live"), what="the subscriber to return")
         publish(second, "live", "after")
-        events: list[dict[str, Any]] = []
-        while not events or events[-1]["message"] != "after":
-            events.append(json.loads(read_lines(proc.stdout, 1, proc, timeout=60)[0]))
+        read_until("after")
         shown = [e["message"] for e in events if e["message"] != "probe"]
         assert shown == ["before", "while away", "after"]
         assert len({e["id"] for e in events}) == len(events)  # no message twice
