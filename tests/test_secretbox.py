@@ -171,14 +171,21 @@ def _env(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("NOTIFYD_WEBHOOK__ALLOW_CIDRS", '["127.0.0.0/8"]')
 
 
-def test_rotating_while_a_server_posts_loses_nothing_across_a_restart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _cli_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, Engine]:
+    """A migrated store in ``tmp_path/home``, which the CLI run in-process (``secrets …``) finds
+    through the environment."""
     home = tmp_path / "home"
     settings = _settings(home)
     engine = engine_for(settings)
     upgrade(engine)
     _env(monkeypatch, home)
+    return settings, engine
+
+
+def test_rotating_while_a_server_posts_loses_nothing_across_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, engine = _cli_store(tmp_path, monkeypatch)
     accepted: list[str] = []
     rotated = threading.Event()
     after = threading.Event()
@@ -234,11 +241,7 @@ def test_rotating_while_a_server_posts_loses_nothing_across_a_restart(
 def test_values_from_before_key_ids_still_open_and_rotate_to_the_new_form(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = tmp_path / "home"
-    settings = _settings(home)
-    engine = engine_for(settings)
-    upgrade(engine)
-    _env(monkeypatch, home)
+    settings, engine = _cli_store(tmp_path, monkeypatch)
     with Receiver() as receiver:
         run_id = _submit(settings, engine, f"{receiver.url}/{TOKEN}")
         box = SecretBox.from_settings(settings, create=False)
@@ -260,11 +263,7 @@ def test_values_from_before_key_ids_still_open_and_rotate_to_the_new_form(
 def test_a_missing_key_file_over_encrypted_recipients_refuses_to_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = tmp_path / "home"
-    settings = _settings(home)
-    engine = engine_for(settings)
-    upgrade(engine)
-    _env(monkeypatch, home)
+    settings, engine = _cli_store(tmp_path, monkeypatch)
     _submit(settings, engine, f"http://127.0.0.1:9/{TOKEN}")
     settings.secret_key_file.unlink()
     with pytest.raises(SecretKeyError) as refused:

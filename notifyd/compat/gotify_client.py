@@ -18,9 +18,11 @@ message's id is its inbox ``seq``. The client token is a notifyd token with scop
 
 from __future__ import annotations
 
+import functools
 import zlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse
@@ -111,47 +113,52 @@ async def _page(request: Request, topics: list[str] | None) -> JSONResponse:
     return JSONResponse({"paging": paging, "messages": [message_json(m) for m in shown]})
 
 
-def _answer_errors(exc: Exception) -> JSONResponse:
-    if isinstance(exc, GotifyError):
-        return exc.response()
-    if isinstance(exc, NotifydError):
-        return _translate(exc).response()
-    raise exc
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
+
+
+def gotify_route(endpoint: Endpoint) -> Endpoint:
+    """An endpoint whose errors are answered in Gotify's shape, and which checks its own
+    parameters (so that they get that shape too)."""
+
+    @functools.wraps(endpoint)
+    async def answered(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return await endpoint(*args, **kwargs)
+        except GotifyError as exc:
+            return exc.response()
+        except NotifydError as exc:
+            return _translate(exc).response()
+
+    return checks_own_parameters(cast(Endpoint, answered))
+
+
+def _readable(reader: Reader) -> list[str] | None:
+    return sorted(reader.topics) if reader.topics is not None else None
 
 
 @router.get("/message")
-@checks_own_parameters
+@gotify_route
 async def get_messages(request: Request) -> Response:
     """Gotify: the newest messages the client may read, paged backwards by id."""
-    try:
-        reader = await _reader(request)
-        return await _page(request, sorted(reader.topics) if reader.topics is not None else None)
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    return await _page(request, _readable(await _reader(request)))
 
 
 @router.get("/application/{app_id}/message")
-@checks_own_parameters
+@gotify_route
 async def get_application_messages(app_id: str, request: Request) -> Response:
     """Gotify: the messages of one application (one inbox topic)."""
     runtime: Runtime = request.app.state.runtime
-    try:
-        topic = await _application_topic(runtime, await _reader(request), app_id)
-        return await _page(request, [topic])
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    topic = await _application_topic(runtime, await _reader(request), app_id)
+    return await _page(request, [topic])
 
 
 @router.delete("/application/{app_id}/message")
-@checks_own_parameters
+@gotify_route
 async def delete_application_messages(app_id: str, request: Request) -> Response:
     """Gotify: delete every message of one application (one inbox topic)."""
     runtime: Runtime = request.app.state.runtime
-    try:
-        topic = await _application_topic(runtime, await _reader(request), app_id)
-        await runtime.inbox.clear([topic])
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    topic = await _application_topic(runtime, await _reader(request), app_id)
+    await runtime.inbox.clear([topic])
     return Response(status_code=200)
 
 
@@ -163,15 +170,11 @@ async def _application_topic(runtime: Runtime, reader: Reader, app_id: str) -> s
 
 
 @router.get("/application")
-@checks_own_parameters
+@gotify_route
 async def get_applications(request: Request) -> Response:
     """Gotify: an application per inbox topic the client may read."""
     runtime: Runtime = request.app.state.runtime
-    try:
-        reader = await _reader(request)
-        topics = await _topics(runtime, reader)
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    topics = await _topics(runtime, await _reader(request))
     return JSONResponse(
         [
             {
@@ -190,32 +193,24 @@ async def get_applications(request: Request) -> Response:
 
 
 @router.delete("/message/{message_id}")
-@checks_own_parameters
+@gotify_route
 async def delete_message(message_id: str, request: Request) -> Response:
     """Gotify: delete one message."""
     runtime: Runtime = request.app.state.runtime
-    try:
-        reader = await _reader(request)
-        if not (message_id.isascii() and message_id.isdigit()) or len(message_id) > 18:
-            raise GotifyError(400, "strconv.ParseUint: parsing: invalid syntax")
-        topics = sorted(reader.topics) if reader.topics is not None else None
-        if not await runtime.inbox.delete(int(message_id), topics):
-            raise GotifyError(404, f"message with id {message_id} doesn't exists")
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    reader = await _reader(request)
+    if not (message_id.isascii() and message_id.isdigit()) or len(message_id) > 18:
+        raise GotifyError(400, "strconv.ParseUint: parsing: invalid syntax")
+    if not await runtime.inbox.delete(int(message_id), _readable(reader)):
+        raise GotifyError(404, f"message with id {message_id} doesn't exists")
     return Response(status_code=200)
 
 
 @router.delete("/message")
-@checks_own_parameters
+@gotify_route
 async def delete_messages(request: Request) -> Response:
     """Gotify: delete every message the client may read."""
     runtime: Runtime = request.app.state.runtime
-    try:
-        reader = await _reader(request)
-        await runtime.inbox.clear(await _topics(runtime, reader))
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    await runtime.inbox.clear(await _topics(runtime, await _reader(request)))
     return Response(status_code=200)
 
 
@@ -228,25 +223,21 @@ async def version() -> JSONResponse:
 
 
 @router.post("/client")
-@checks_own_parameters
+@gotify_route
 async def create_client(request: Request) -> Response:
     """Gotify's login: its app sends a user name and password (Basic) and keeps the client token
     it gets back. Here the password is a notifyd read token, and that token is the answer:
     notifyd makes no tokens on its own (``notifyd tokens create NAME --scope read`` does)."""
+    reader = await _reader(request)
     try:
-        reader = await _reader(request)
-        token = reader_token(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = {}
-        name = body.get("name") if isinstance(body, dict) else None
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+        body = await request.json()
+    except ValueError:
+        body = {}
+    name = body.get("name") if isinstance(body, dict) else None
     return JSONResponse(
         {
             "id": application_id(reader.name or "open"),
-            "token": token or "",
+            "token": reader_token(request) or "",
             "name": str(name or reader.name or "notifyd")[:100],
             "lastUsed": None,
         }
@@ -254,25 +245,18 @@ async def create_client(request: Request) -> Response:
 
 
 @router.delete("/client/{client_id}")
-@checks_own_parameters
+@gotify_route
 async def delete_client(client_id: str, request: Request) -> Response:
     """Gotify's logout: nothing to delete here (revoke the token with ``notifyd tokens revoke``)."""
-    try:
-        await _reader(request)
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
+    await _reader(request)
     return Response(status_code=200)
 
 
 @router.get("/current/user")
-@checks_own_parameters
+@gotify_route
 async def current_user(request: Request) -> Response:
     """Gotify: who the client token belongs to."""
-    try:
-        reader = await _reader(request)
-    except (GotifyError, NotifydError) as exc:
-        return _answer_errors(exc)
-    name = reader.name or "notifyd"
+    name = (await _reader(request)).name or "notifyd"
     return JSONResponse({"id": application_id(name), "name": name, "admin": False})
 
 
@@ -283,9 +267,8 @@ async def stream(websocket: WebSocket) -> None:
     inbox = runtime.inbox
     try:
         reader = await _reader(websocket)
-        topics = sorted(reader.topics) if reader.topics is not None else None
         feed = await inbox.open_feed(
-            topics, NOTHING, address=client_host(websocket), token=reader.name
+            _readable(reader), NOTHING, address=client_host(websocket), token=reader.name
         )
     except NotifydError as exc:
         await _refuse(websocket, _translate(exc))
