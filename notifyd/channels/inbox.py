@@ -7,7 +7,6 @@ many it reached. A recipient is a topic name, as ntfy spells them.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from notifyd.channels.base import Channel, OutgoingMessage
@@ -29,21 +28,19 @@ class InboxChannel(Channel):
 
     async def send(self, message: OutgoingMessage, recipient: str) -> dict[str, Any] | None:
         """Offer the stored message; a message deleted meanwhile (by its reader) is done."""
-        stored = await asyncio.to_thread(
-            self.inbox.store.of_notification, message.notification_id, recipient
-        )
+        published = await self.inbox.publish(message.notification_id, recipient)
+        stored = published.message
         if stored is None:
             return {"topic": recipient, "kept": False, "subscribers": 0}
-        if stored.published_at is not None:
+        if published.before:
             # Offered by an attempt whose end was never recorded (the process died): offering
             # it again would give it twice to whoever got it then.
             return {"topic": recipient, "message_id": stored.id, "published": "before"}
-        reached, announced = await self.inbox.publish(stored)
         summary: dict[str, Any] = {
             "topic": recipient,
             "message_id": stored.id,
-            "subscribers": reached,
+            "subscribers": published.subscribers,
         }
-        if announced is not None:
-            summary["relayed"] = announced
+        if published.announced is not None:
+            summary["relayed"] = published.announced
         return summary

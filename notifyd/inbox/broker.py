@@ -5,6 +5,10 @@ Every subscriber has a bounded buffer. Offering never waits: a subscriber whose 
 slows a publisher or another subscriber; it reconnects with ``since=<last id>`` and misses
 nothing, because every message is in the store first. The broker also counts subscribers
 against their limits (per address, per token, in all).
+
+A reader parked with nothing buffered may leave a *sink*: the broker then writes to it at once,
+inside the publication, rather than waking the reader's task. A thousand subscribers of a busy
+topic then cost a thousand writes per publication, not a thousand task switches besides.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from notifyd.inbox.store import StoredMessage
@@ -20,6 +24,7 @@ from notifyd.inbox.store import StoredMessage
 log = logging.getLogger(__name__)
 DROPPED_SLOW = "slow"
 DROPPED_SHUTDOWN = "shutdown"
+FAN_OUT_CHUNK = 100  # subscribers written to between two turns of the event loop
 
 
 class SubscriberLimit(Exception):
@@ -41,12 +46,15 @@ class Event:
         return found
 
 
+Sink = Callable[[list[Event]], bool]
+
+
 class Subscription:
     """One subscriber's topics and buffer; read it with ``next`` until it says it is closed."""
 
     __slots__ = (
         "_busy", "_idle_due", "_items", "_limit", "_timer", "_waiter", "closed", "keys",
-        "on_close", "reason", "topics",
+        "on_close", "reason", "sink", "topics",
     )  # fmt: skip
 
     def __init__(self, topics: frozenset[str] | None, keys: tuple[str, ...], limit: int) -> None:
@@ -64,16 +72,23 @@ class Subscription:
         self.reason: str | None = None
         # Called once when closed: the reader may be stuck writing to a client that reads no more.
         self.on_close: Callable[[str], None] | None = None
+        # Takes events while the reader is parked with none buffered (see the module's text):
+        # True when it dealt with them, False to have them buffered for the reader instead.
+        self.sink: Sink | None = None
 
-    def offer(self, event: Event) -> bool:
-        """Buffer ``event`` (True), or drop this subscriber when its buffer is full (False)."""
+    def offer(self, events: list[Event]) -> bool:
+        """Hand ``events`` to the sink or buffer them (True), or drop this subscriber when its
+        buffer is full (False)."""
         if self.closed:
             return False
-        if len(self._items) >= self._limit:
+        self._busy = True
+        sink = self.sink
+        if sink is not None and self._waiter is not None and not self._items and sink(events):
+            return not self.closed
+        if len(self._items) + len(events) > self._limit:
             self.close(DROPPED_SLOW)
             return False
-        self._items.append(event)
-        self._busy = True
+        self._items.extend(events)
         self._wake()
         return True
 
@@ -87,6 +102,10 @@ class Subscription:
                 self._timer.cancel()
             if self.on_close is not None:
                 self.on_close(reason)
+
+    def wake(self) -> None:
+        """Have the reader's ``next`` return (``[]`` when nothing is buffered)."""
+        self._wake()
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -146,6 +165,7 @@ class Broker:
         self._held: Counter[str] = Counter()
         self._count = 0
         self.dropped = 0
+        self._fanning = asyncio.Lock()
 
     @property
     def subscribers(self) -> int:
@@ -199,27 +219,68 @@ class Broker:
 
     def publish(self, message: StoredMessage) -> int:
         """Offer ``message`` to its topic's subscribers; how many took it."""
-        members = self._by_topic.get(message.topic)
-        if not members and not self._everything:
-            return 0
-        event = Event(message)
-        reached = 0
-        targets = list(members or ())
-        if self._everything:
-            targets.extend(self._everything)
-        for subscription in targets:
-            if subscription.offer(event):
-                reached += 1
-            elif subscription.reason == DROPPED_SLOW:
-                self.dropped += 1
-                log.warning(
-                    "inbox: dropped a subscriber of %s that fell %d messages behind; it may "
-                    "reconnect with since=<its last message id>",
-                    message.topic,
-                    self.limits.buffer,
-                )
-                self.unsubscribe(subscription)
-        return reached
+        return self.publish_all([message])[0]
+
+    def publish_all(self, messages: Sequence[StoredMessage]) -> list[int]:
+        """Offer ``messages``, in order, to their topics' subscribers, each subscriber all of
+        its share at once; how many took each message."""
+        shares, takers = self._shares(messages)
+        refused: set[Subscription] = set()
+        for subscription, events in shares.items():
+            self._offer(subscription, events, refused)
+        return _counts(takers, refused)
+
+    async def fan_out(self, messages: Sequence[StoredMessage]) -> list[int]:
+        """``publish_all``, letting the event loop run other work every ``FAN_OUT_CHUNK``
+        subscribers: a publication to thousands of subscribers then holds up a request for a
+        chunk's writes, not for all of them. Fan-outs follow one another, so every subscriber
+        gets messages in the same order."""
+        async with self._fanning:
+            shares, takers = self._shares(messages)
+            refused: set[Subscription] = set()
+            for done, (subscription, events) in enumerate(shares.items()):
+                if done and done % FAN_OUT_CHUNK == 0:
+                    await asyncio.sleep(0)
+                self._offer(subscription, events, refused)
+            return _counts(takers, refused)
+
+    def _shares(
+        self, messages: Sequence[StoredMessage]
+    ) -> tuple[dict[Subscription, list[Event]], list[list[Subscription]]]:
+        """Each subscriber's events, and each message's subscribers."""
+        everything = self._everything
+        shares: dict[Subscription, list[Event]] = {}
+        takers: list[list[Subscription]] = []
+        for message in messages:
+            members = self._by_topic.get(message.topic)
+            targets = [*members, *everything] if members else list(everything)
+            takers.append(targets)
+            if not targets:
+                continue
+            event = Event(message)
+            for subscription in targets:
+                share = shares.get(subscription)
+                if share is None:
+                    shares[subscription] = [event]
+                else:
+                    share.append(event)
+        return shares, takers
+
+    def _offer(
+        self, subscription: Subscription, events: list[Event], refused: set[Subscription]
+    ) -> None:
+        if subscription.offer(events):
+            return
+        refused.add(subscription)
+        if subscription.reason == DROPPED_SLOW:
+            self.dropped += 1
+            log.warning(
+                "inbox: dropped a subscriber of %s that fell %d messages behind; it may "
+                "reconnect with since=<its last message id>",
+                events[0].message.topic,
+                self.limits.buffer,
+            )
+            self.unsubscribe(subscription)
 
     def close_all(self) -> None:
         """End every subscription (the server is stopping)."""
@@ -227,3 +288,9 @@ class Broker:
         for subscription in everyone | self._everything:
             subscription.close(DROPPED_SHUTDOWN)
             self.unsubscribe(subscription)
+
+
+def _counts(takers: list[list[Subscription]], refused: set[Subscription]) -> list[int]:
+    if not refused:
+        return [len(targets) for targets in takers]
+    return [sum(1 for s in targets if s not in refused) for targets in takers]

@@ -133,6 +133,5 @@ class PgRelay:
             log.exception("inbox relay: could not read %d announced message(s)", len(seqs))
             return
         found.sort(key=lambda m: (m.published_at is None, m.published_at, m.seq))
-        for message in found:
-            self.broker.publish(message)
-            self.relayed += 1
+        await self.broker.fan_out(found)
+        self.relayed += len(found)

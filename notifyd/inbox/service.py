@@ -22,10 +22,11 @@ from notifyd.inbox.store import (
     InboxStore,
     Since,
     StoredMessage,
+    Taken,
     delete_message,
     delete_topics,
-    mark_published,
     prune_messages,
+    take_for_publication,
 )
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,31 @@ class Feed:
             if events is None:
                 return
             if events and self._seen:
-                events = [e for e in events if e.message.seq not in self._seen]
+                events = self.fresh(events)
                 if not events:
                     continue
             yield events
 
+    def fresh(self, events: list[Event]) -> list[Event]:
+        """``events`` without those the backlog already gave."""
+        seen = self._seen
+        return [e for e in events if e.message.seq not in seen] if seen else events
+
     def close(self) -> None:
         """Leave the broker (idempotent)."""
         self._broker.unsubscribe(self.subscription)
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """What publishing a notification's message did: the message (None: gone meanwhile), how
+    many subscribers here took it, whether it was announced to the other processes (None: no
+    relay), or that it had been published ``before``."""
+
+    message: StoredMessage | None
+    subscribers: int = 0
+    announced: bool | None = None
+    before: bool = False
 
 
 @dataclass
@@ -87,7 +105,7 @@ class Inbox:
     keepalive_seconds: float = 45.0
     relay: PgRelay | None = None
     _pruning: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-    _offers: list[tuple[StoredMessage, asyncio.Future[tuple[int, bool | None]]]] = field(
+    _offers: list[tuple[str, str, asyncio.Future[Publication]]] = field(
         default_factory=list, init=False, repr=False
     )
     _publishing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -142,17 +160,18 @@ class Inbox:
         removed: int = await self.write(partial(delete_topics, topics=topics))
         return removed
 
-    async def publish(self, message: StoredMessage) -> tuple[int, bool | None]:
-        """Publish a stored message: record when, offer it to this process's subscribers and
-        announce it to the others; how many here took it, and whether the announcement went
-        out (None: no relay).
+    async def publish(self, notification_id: str, topic: str) -> Publication:
+        """Publish the message a notification made in ``topic``: record when, offer it to this
+        process's subscribers and announce it to the others. A message published before (by an
+        attempt whose end was never recorded) is not offered again: whoever got it then would
+        get it twice.
 
-        Publications that come together are stamped in order, recorded in one transaction,
-        then offered in that same order, so that a replay ("since the last one I got") follows
+        Publications that come together are read and stamped in order in one transaction, then
+        offered in that same order, so that a replay ("since the last one I got") follows
         exactly the order live subscribers saw.
         """
-        future: asyncio.Future[tuple[int, bool | None]] = asyncio.get_running_loop().create_future()
-        self._offers.append((message, future))
+        future: asyncio.Future[Publication] = asyncio.get_running_loop().create_future()
+        self._offers.append((notification_id, topic, future))
         if self._publishing is None or self._publishing.done():
             self._publishing = asyncio.create_task(self._publish_waiting())
         return await future
@@ -167,21 +186,28 @@ class Inbox:
     async def _publish_waiting(self) -> None:
         while self._offers:
             batch, self._offers = self._offers, []
-            stamps = [(message.seq, self._stamp()) for message, _ in batch]
+            wanted = [
+                (notification_id, topic, self._stamp()) for notification_id, topic, _ in batch
+            ]
             try:
-                await self.write(partial(mark_published, stamps=stamps))
+                taken: list[Taken] = await self.write(partial(take_for_publication, wanted=wanted))
             except Exception as exc:
-                for _, future in batch:
+                for *_, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            reached = [self.broker.publish(message) for message, _ in batch]
+            fresh = [t.message for t in taken if t.message is not None and not t.before]
+            reached = iter(await self.broker.fan_out(fresh))
             announced: bool | None = None
-            if self.relay is not None:
-                announced = await self.relay.announce([message.seq for message, _ in batch])
-            for (_, future), count in zip(batch, reached, strict=True):
+            if self.relay is not None and fresh:
+                announced = await self.relay.announce([message.seq for message in fresh])
+            for (*_, future), took in zip(batch, taken, strict=True):
+                if took.message is None or took.before:
+                    publication = Publication(took.message, before=took.before)
+                else:
+                    publication = Publication(took.message, next(reached), announced)
                 if not future.done():
-                    future.set_result((count, announced))
+                    future.set_result(publication)
 
     async def prune(self) -> int:
         """Delete expired messages and those beyond each topic's bound."""

@@ -14,7 +14,7 @@ import re
 import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -308,6 +308,38 @@ def mark_published(conn: Connection, stamps: Sequence[tuple[int, datetime]]) -> 
         .values(published_at=bindparam("b_at")),
         [{"b_seq": seq, "b_at": at} for seq, at in stamps],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A message asked for by its notification and topic: None when it is gone (deleted by its
+    reader, or pruned), and whether an earlier attempt had already published it."""
+
+    message: StoredMessage | None
+    before: bool = False
+
+
+def take_for_publication(
+    conn: Connection, wanted: Sequence[tuple[str, str, datetime]]
+) -> list[Taken]:
+    """Read the messages that notifications made in topics, ``(notification id, topic, when)``
+    each, and record as published then those that were not yet: one read and one write."""
+    ids = sorted({notification_id for notification_id, _, _ in wanted})
+    rows = conn.execute(select(MESSAGES).where(MESSAGES.c.notification_id.in_(ids))).mappings()
+    found = {(row["notification_id"], row["topic"]): StoredMessage.from_row(row) for row in rows}
+    taken: list[Taken] = []
+    stamps: list[tuple[int, datetime]] = []
+    for notification_id, topic, at in wanted:
+        message = found.get((notification_id, topic))
+        if message is None or message.published_at is not None:
+            taken.append(Taken(message, before=message is not None))
+            continue
+        stamped = found[(notification_id, topic)] = replace(message, published_at=at)
+        stamps.append((message.seq, at))
+        taken.append(Taken(stamped))
+    if stamps:
+        mark_published(conn, stamps)
+    return taken
 
 
 def delete_topics(conn: Connection, topics: Sequence[str]) -> int:

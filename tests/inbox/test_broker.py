@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifyd.inbox.broker import DROPPED_SLOW, Broker, Limits, SubscriberLimit
+from notifyd.inbox.broker import (
+    DROPPED_SLOW,
+    FAN_OUT_CHUNK,
+    Broker,
+    Event,
+    Limits,
+    SubscriberLimit,
+)
 from notifyd.inbox.store import StoredMessage
 
 pytestmark = pytest.mark.anyio
@@ -111,3 +118,61 @@ async def test_close_all_ends_every_reader() -> None:
     assert broker.subscribers == 0
     for subscription in subscriptions:
         assert await subscription.next(1.0) is None
+
+
+async def test_a_parked_reader_with_a_sink_is_written_to_without_waking() -> None:
+    broker = Broker()
+    subscription = broker.subscribe(["phone"], address="a", token=None)
+    written: list[list[int]] = []
+    taking = True
+
+    def sink(events: list[Event]) -> bool:
+        if not taking:
+            return False
+        written.append([e.message.seq for e in events])
+        return True
+
+    subscription.sink = sink
+    waiting = asyncio.create_task(subscription.next(30.0))
+    await asyncio.sleep(0)
+    assert broker.publish_all([message(1), message(2)]) == [1, 1]
+    await asyncio.sleep(0)
+    assert written == [[1, 2]] and not waiting.done()  # one write for the two; no wake
+    taking = False  # the sink is busy: the events are buffered and the reader is woken
+    assert broker.publish(message(3)) == 1
+    batch = await asyncio.wait_for(waiting, 5)
+    assert batch is not None and [e.message.seq for e in batch] == [3]
+    assert written == [[1, 2]]
+
+
+async def test_a_sink_is_not_used_while_events_wait_for_the_reader() -> None:
+    broker = Broker()
+    subscription = broker.subscribe(["phone"], address="a", token=None)
+    used: list[int] = []
+    subscription.sink = lambda events: used.append(len(events)) is None
+    broker.publish(message(1))  # nobody parked: buffered
+    waiting = asyncio.create_task(subscription.next(30.0))
+    broker.publish(message(2))  # the reader has not yet run: still buffered, in order
+    batch = await asyncio.wait_for(waiting, 5)
+    assert batch is not None and [e.message.seq for e in batch] == [1, 2] and used == []
+
+
+async def test_a_fan_out_lets_other_work_run_between_chunks_and_keeps_one_order() -> None:
+    broker = Broker(Limits(per_address=1000, total=1000))
+    count = FAN_OUT_CHUNK * 3
+    subscriptions = [broker.subscribe(["phone"], address="a", token=None) for _ in range(count)]
+    seen_between: list[int] = []
+
+    async def meanwhile() -> None:
+        for _ in range(4):
+            seen_between.append(sum(1 for s in subscriptions if s._items))
+            await asyncio.sleep(0)
+
+    first, second, _ = await asyncio.gather(
+        broker.fan_out([message(1)]), broker.fan_out([message(2)]), meanwhile()
+    )
+    assert first == [count] and second == [count]
+    assert any(0 < seen < count for seen in seen_between)  # ran while a fan-out was half done
+    for subscription in subscriptions:
+        batch = await subscription.next(1.0)
+        assert batch is not None and [e.message.seq for e in batch] == [1, 2]
