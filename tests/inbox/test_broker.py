@@ -149,7 +149,12 @@ async def test_a_sink_is_not_used_while_events_wait_for_the_reader() -> None:
     broker = Broker()
     subscription = broker.subscribe(["phone"], address="a", token=None)
     used: list[int] = []
-    subscription.sink = lambda events: used.append(len(events)) is None
+
+    def sink(events: list[Event]) -> bool:
+        used.append(len(events))
+        return True
+
+    subscription.sink = sink
     broker.publish(message(1))  # nobody parked: buffered
     waiting = asyncio.create_task(subscription.next(30.0))
     broker.publish(message(2))  # the reader has not yet run: still buffered, in order
