@@ -247,23 +247,31 @@ class Broker:
     def _shares(
         self, messages: Sequence[StoredMessage]
     ) -> tuple[dict[Subscription, list[Event]], list[list[Subscription]]]:
-        """Each subscriber's events, and each message's subscribers."""
+        """Each subscriber's events, and each message's subscribers.
+
+        Subscribers of the same topics share one list of events (never changed once made):
+        a fan-out to thousands allocates a few lists, not one each, so that nothing it makes
+        lives long enough to reach the garbage collector's older generations.
+        """
         everything = self._everything
-        shares: dict[Subscription, list[Event]] = {}
+        events = [Event(message) for message in messages]
         takers: list[list[Subscription]] = []
-        for message in messages:
-            members = self._by_topic.get(message.topic)
+        shares: dict[Subscription, list[Event]] = {}
+        by_topics: dict[frozenset[str] | None, list[Event]] = {None: events}
+        for event in events:
+            members = self._by_topic.get(event.message.topic)
             targets = [*members, *everything] if members else list(everything)
             takers.append(targets)
-            if not targets:
-                continue
-            event = Event(message)
             for subscription in targets:
-                share = shares.get(subscription)
+                if subscription in shares:
+                    continue
+                topics = subscription.topics
+                share = by_topics.get(topics)
                 if share is None:
-                    shares[subscription] = [event]
-                else:
-                    share.append(event)
+                    share = by_topics[topics] = [
+                        e for e in events if topics is None or e.message.topic in topics
+                    ]
+                shares[subscription] = share
         return shares, takers
 
     def _offer(

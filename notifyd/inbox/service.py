@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -109,6 +110,10 @@ class Inbox:
         default_factory=list, init=False, repr=False
     )
     _publishing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _to_offer: deque[tuple[list[asyncio.Future[Publication]], list[Taken]]] = field(
+        default_factory=deque, init=False, repr=False
+    )
+    _offering: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_stamp: datetime | None = field(default=None, init=False, repr=False)
 
     async def open_feed(
@@ -196,12 +201,33 @@ class Inbox:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            # Offered by a task of its own, in order, while the next batch is read and stamped:
+            # a fan-out to thousands takes a while, and the next write need not wait for it.
+            self._to_offer.append(([future for *_, future in batch], taken))
+            if self._offering is None or self._offering.done():
+                self._offering = asyncio.create_task(self._offer_stamped())
+
+    async def _offer_stamped(self) -> None:
+        while self._to_offer:
+            # Every batch stamped meanwhile goes out in one fan-out, still in order.
+            futures: list[asyncio.Future[Publication]] = []
+            taken: list[Taken] = []
+            while self._to_offer:
+                more_futures, more_taken = self._to_offer.popleft()
+                futures += more_futures
+                taken += more_taken
             fresh = [t.message for t in taken if t.message is not None and not t.before]
-            reached = iter(await self.broker.fan_out(fresh))
-            announced: bool | None = None
-            if self.relay is not None and fresh:
-                announced = await self.relay.announce([message.seq for message in fresh])
-            for (*_, future), took in zip(batch, taken, strict=True):
+            try:
+                reached = iter(await self.broker.fan_out(fresh))
+                announced: bool | None = None
+                if self.relay is not None and fresh:
+                    announced = await self.relay.announce([message.seq for message in fresh])
+            except Exception as exc:
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for future, took in zip(futures, taken, strict=True):
                 if took.message is None or took.before:
                     publication = Publication(took.message, before=took.before)
                 else:
