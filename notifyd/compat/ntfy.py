@@ -35,7 +35,7 @@ from notifyd.compat.ntfy_params import (
     parse_when,
     translate,
 )
-from notifyd.compat.publish import has_destination, publish
+from notifyd.compat.publish import has_destination, message_id, publish
 from notifyd.config import RESERVED_DESTINATION_NAMES
 from notifyd.errors import NotifydError, from_tracking
 from notifyd.models import NotificationCreate
@@ -98,7 +98,7 @@ async def _answer(request: Request, publication: Publication) -> JSONResponse:
         return translate(from_tracking(exc)).response()
     when = send_at or now
     message: dict[str, Any] = {
-        "id": submission.accepted.id,
+        "id": message_id(runtime, submission.accepted.id, publication.topic),
         "time": int(when.timestamp()),
         "event": "message",
         "topic": publication.topic,

@@ -7,10 +7,22 @@ from time import perf_counter
 
 from notifyd.compat.auth import Caller
 from notifyd.errors import InvalidInput
+from notifyd.inbox.store import message_id_of
 from notifyd.models import NotificationCreate
 from notifyd.notifications.submit import Submission
 from notifyd.runtime import Runtime
 from notifyd.tracking.tasks import TaskBatch
+
+
+def message_id(runtime: Runtime, notification_id: str, destination: str) -> str:
+    """The id a peer's publishing answer names: the id of the message kept in the inbox topic
+    of the destination's own name (what a subscriber of that topic receives, and may ask for
+    ``since=``), else the notification's."""
+    try:
+        kept = destination in runtime.destinations.get(destination).topics
+    except InvalidInput:
+        kept = False
+    return message_id_of(notification_id, destination) if kept else notification_id
 
 
 def has_destination(runtime: Runtime, name: str) -> bool:

@@ -10,6 +10,7 @@ live when its run offers it), except to those who ask for scheduled ones.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import string
@@ -49,6 +50,18 @@ MAX_READ = 5000
 def new_message_id() -> str:
     """A random 12-character id, as ntfy makes them (its clients check the shape)."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+def message_id_of(notification_id: str, topic: str) -> str:
+    """The id of the message a notification makes in ``topic``: 12 characters in ntfy's shape,
+    derived from both, so that the publishing answer (a repeat of it too) can name the message
+    before it is stored, and a client can then ask for ``since=<that id>``."""
+    digest = int.from_bytes(hashlib.blake2b(f"{notification_id}/{topic}".encode()).digest()[:9])
+    chars = []
+    for _ in range(12):
+        digest, index = divmod(digest, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return "".join(chars)
 
 
 def check_topic(name: str) -> str:
@@ -99,7 +112,7 @@ def message_row(
             "url": attach,
         }
     return {
-        "id": new_message_id(),
+        "id": message_id_of(notification_id, topic),
         "topic": topic,
         "notification_id": notification_id,
         "time": published,

@@ -19,6 +19,7 @@ from notifyd.inbox.store import (
     Since,
     SinceKind,
     mark_published,
+    message_id_of,
     message_row,
     parse_go_duration,
     parse_since,
@@ -195,3 +196,10 @@ def test_go_durations() -> None:
     assert parse_go_duration("1h30m") == timedelta(hours=1, minutes=30)
     assert parse_go_duration("1.5s") == timedelta(seconds=1.5)
     assert parse_go_duration("2d") == timedelta(days=2)
+
+
+def test_a_message_id_is_ntfys_shape_and_follows_from_notification_and_topic() -> None:
+    ids = {message_id_of(f"ntf_{n}", topic) for n in range(2000) for topic in ("a", "b")}
+    assert len(ids) == 4000
+    assert all(len(i) == 12 and i.isascii() and i.isalnum() for i in ids)
+    assert message_id_of("ntf_1", "a") == message_id_of("ntf_1", "a") != message_id_of("ntf_1", "b")
