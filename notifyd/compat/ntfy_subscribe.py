@@ -225,7 +225,14 @@ def render_events(
         return lambda events: b"".join(
             e.encode(dialect.name, encode) for e in events if filters.passes(e.message)
         )
-    return lambda events: b"".join([e.encode(dialect.name, encode) for e in events])
+    name = dialect.name
+
+    def render(events: Sequence[Event]) -> bytes:
+        if len(events) == 1:  # the common case: no copy
+            return events[0].encode(name, encode)
+        return b"".join([e.encode(name, encode) for e in events])
+
+    return render
 
 
 async def _reader(request: Request | WebSocket, topics: list[str]) -> Reader:
