@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert
 
-from notifyd.db import make_engine, upgrade
 from notifyd.inbox.models import InboxMessage
 from notifyd.inbox.store import (
     EVERYTHING,
@@ -31,15 +28,6 @@ MESSAGES = InboxMessage.__table__  # type: ignore[attr-defined]
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 KEEP = timedelta(hours=12)
-
-
-@pytest.fixture
-def engine(db_url: str, tmp_path: Path) -> Iterator[Engine]:
-    (tmp_path / "home").mkdir(exist_ok=True)
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def add(
