@@ -19,10 +19,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from notifyd.inbox.broker import Event
@@ -82,7 +83,7 @@ class FeedResponse(Response):
         # The start goes through every layer; the body, which none of them changes, goes
         # straight to the server (see RAW_SEND).
         body_send: Send = scope.get(RAW_SEND, send)
-        direct = DirectWrite(feed, self.render_batch, body_send)
+        direct = DirectWrite(feed, self._bodies, body_send)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if self.first:
@@ -120,6 +121,10 @@ class FeedResponse(Response):
             watcher.cancel()
             feed.close()
 
+    def _bodies(self, events: Sequence[Event]) -> list[Message]:
+        body = self.render_batch(events)
+        return [{"type": "http.response.body", "body": body, "more_body": True}] if body else []
+
 
 class DirectWrite:
     """The broker's way to write a feed's events at once, from inside a publication.
@@ -130,46 +135,56 @@ class DirectWrite:
     later events are refused (buffered by the subscription) until it has.
     """
 
-    __slots__ = ("feed", "render", "send", "unfinished")
+    __slots__ = ("feed", "messages", "send", "unfinished")
 
-    def __init__(self, feed: Feed, render: Render, send: Send) -> None:
+    def __init__(
+        self, feed: Feed, messages: Callable[[Sequence[Event]], list[Message]], send: Send
+    ) -> None:
         self.feed = feed
-        self.render = render
+        self.messages = messages  # the ASGI messages that carry events (body parts, frames)
         self.send = send
-        self.unfinished: _Rest | None = None
+        self.unfinished: _Unfinished | None = None
 
     def __call__(self, events: list[Event]) -> bool:
         """Write ``events`` now (True), or False when an earlier write is not finished."""
         if self.unfinished is not None:
             return False
-        body = self.render(self.feed.fresh(events))
-        if not body:
+        messages = self.messages(self.feed.fresh(events))
+        for index, message in enumerate(messages):
+            sending = self.send(message)
+            step = sending if isinstance(sending, Coroutine) else _awaiting(sending)
+            try:
+                waiting_on = step.send(None)
+            except StopIteration:
+                continue
+            except Exception:  # the client left mid-write
+                self.feed.subscription.close(GONE)
+                return True
+            self.unfinished = _Unfinished(_Rest(step, waiting_on), messages[index + 1 :])
+            self.feed.subscription.wake()
             return True
-        message = {"type": "http.response.body", "body": body, "more_body": True}
-        sending = self.send(message)
-        step = sending if isinstance(sending, Coroutine) else _awaiting(sending)
-        try:
-            waiting_on = step.send(None)
-        except StopIteration:
-            return True
-        except Exception:  # the client left mid-write
-            self.feed.subscription.close(GONE)
-            return True
-        self.unfinished = _Rest(step, waiting_on)
-        self.feed.subscription.wake()
         return True
 
     async def finish(self) -> None:
-        """Finish the write that had to wait (in the response's own task)."""
-        rest, self.unfinished = self.unfinished, None
-        if rest is not None:
-            await rest
+        """Finish the write that had to wait, and send what followed it (in the stream's own
+        task)."""
+        unfinished, self.unfinished = self.unfinished, None
+        if unfinished is not None:
+            await unfinished.rest
+            for message in unfinished.after:
+                await self.send(message)
 
     def discard(self) -> None:
-        """Drop a write that will not be finished (the response is ending)."""
-        rest, self.unfinished = self.unfinished, None
-        if rest is not None:
-            rest.close()
+        """Drop a write that will not be finished (the stream is ending)."""
+        unfinished, self.unfinished = self.unfinished, None
+        if unfinished is not None:
+            unfinished.rest.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Unfinished:
+    rest: _Rest  # the send that had to wait
+    after: list[Message]  # the messages of the same write not yet sent
 
 
 async def _awaiting(awaitable: Awaitable[None]) -> None:
@@ -252,13 +267,27 @@ async def pump_websocket(
     server's WebSocket pings keep the connection."""
     watcher = asyncio.create_task(_watch_websocket(websocket, feed))
     writing = Writing(feed)
+
+    def texts(events: Sequence[Event]) -> list[Message]:
+        return [{"type": "websocket.send", "text": frame} for frame in frames(events)]
+
+    # Frames, like a stream's body, go straight to the server (see RAW_SEND).
+    direct = DirectWrite(feed, texts, websocket.scope.get(RAW_SEND, websocket.send))
     try:
         if first is not None:
             await websocket.send_text(first)
+        feed.subscription.sink = direct
         async for batch in feed.batches(keepalive_seconds):
+            if direct.unfinished is not None:
+                async with writing:
+                    await direct.finish()
             for frame in frames(batch):
                 async with writing:
                     await websocket.send_text(frame)
+        feed.subscription.sink = None
+        if direct.unfinished is not None:
+            async with writing:
+                await direct.finish()
         if feed.subscription.reason != GONE:
             await websocket.close()  # dropped (slow) or the server is stopping
     except (WebSocketDisconnect, OSError, RuntimeError):
@@ -267,6 +296,8 @@ async def pump_websocket(
         if not writing.aborted:
             raise
     finally:
+        feed.subscription.sink = None
+        direct.discard()
         watcher.cancel()
         feed.close()
 

@@ -4,7 +4,8 @@ write that has to wait for the client finished by the stream's own task, in orde
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import inspect
+from collections.abc import Sequence
 
 import pytest
 from starlette.types import Message
@@ -17,8 +18,16 @@ from tests.inbox.test_broker import message
 pytestmark = pytest.mark.anyio
 
 
-def render(events: list[Event] | Any) -> bytes:
+def render(events: Sequence[Event]) -> bytes:
     return b"".join(f"{e.message.seq}\n".encode() for e in events)
+
+
+def bodies(events: Sequence[Event]) -> list[Message]:
+    return [{"type": "http.response.body", "body": render(events), "more_body": True}]
+
+
+def frames(events: Sequence[Event]) -> list[Message]:
+    return [{"type": "http.response.body", "body": render([e])} for e in events]
 
 
 class Client:
@@ -45,7 +54,7 @@ class Client:
 async def test_a_write_that_need_not_wait_is_done_inside_the_call() -> None:
     broker, client = Broker(), Client()
     feed = Feed(broker, broker.subscribe(["phone"], address="a", token=None), [])
-    direct = DirectWrite(feed, render, client.send)
+    direct = DirectWrite(feed, bodies, client.send)
     assert direct([Event(message(1)), Event(message(2))])
     assert client.text == "1\n2\n" and direct.unfinished is None
 
@@ -53,7 +62,7 @@ async def test_a_write_that_need_not_wait_is_done_inside_the_call() -> None:
 async def test_a_write_that_waits_is_finished_by_the_task_and_later_ones_refused() -> None:
     broker, client = Broker(), Client()
     feed = Feed(broker, broker.subscribe(["phone"], address="a", token=None), [])
-    direct = DirectWrite(feed, render, client.send)
+    direct = DirectWrite(feed, bodies, client.send)
     client.writable.clear()
     assert direct([Event(message(1))])
     assert direct.unfinished is not None and client.text == ""
@@ -66,6 +75,33 @@ async def test_a_write_that_waits_is_finished_by_the_task_and_later_ones_refused
     assert client.text == "1\n" and direct.unfinished is None
 
 
+async def test_the_frames_after_one_that_waits_follow_it_in_order() -> None:
+    broker, client = Broker(), Client()
+    feed = Feed(broker, broker.subscribe(["phone"], address="a", token=None), [])
+    direct = DirectWrite(feed, frames, client.send)
+    assert direct([Event(message(1))])
+    client.writable.clear()  # the client's buffer fills after the first frame of the next write
+    assert direct([Event(message(2)), Event(message(3)), Event(message(4))])
+    assert client.text == "1\n" and direct.unfinished is not None
+    client.writable.set()
+    await asyncio.wait_for(direct.finish(), 5)
+    assert client.text == "1\n2\n3\n4\n"
+
+
+async def test_a_write_left_unfinished_is_closed_when_the_stream_ends() -> None:
+    broker, client = Broker(), Client()
+    feed = Feed(broker, broker.subscribe(["phone"], address="a", token=None), [])
+    direct = DirectWrite(feed, frames, client.send)
+    client.writable.clear()
+    assert direct([Event(message(1)), Event(message(2))])
+    unfinished = direct.unfinished
+    assert unfinished is not None
+    direct.discard()
+    assert direct.unfinished is None
+    assert inspect.getcoroutinestate(unfinished.rest.coroutine) == inspect.CORO_CLOSED
+    assert client.text == ""
+
+
 async def test_a_client_gone_mid_write_closes_the_subscription() -> None:
     broker = Broker()
     subscription = broker.subscribe(["phone"], address="a", token=None)
@@ -74,7 +110,7 @@ async def test_a_client_gone_mid_write_closes_the_subscription() -> None:
     async def broken(message: Message) -> None:
         raise OSError("connection reset")
 
-    assert DirectWrite(feed, render, broken)([Event(message(1))])
+    assert DirectWrite(feed, bodies, broken)([Event(message(1))])
     assert subscription.closed
 
 
