@@ -104,11 +104,26 @@ class Process:
             )
         return self
 
+    def run(self, timeout: float = 60.0) -> None:
+        """Start it, wait for it to exit, and raise if it failed."""
+        self.start()
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            self.stop(timeout=5)
+        if self.proc.returncode:
+            self._failed()
+
+    def _failed(self) -> None:
+        assert self.proc is not None
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{self.args[:4]} exited {self.proc.returncode}:\n{tail}")
+
     def check(self) -> None:
         """Raise if it has exited."""
         if self.proc is not None and self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.args[:4]} exited {self.proc.returncode}:\n{tail}")
+            self._failed()
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM its group, wait, then SIGKILL whatever of the group is left (a prefork
