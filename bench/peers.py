@@ -91,10 +91,14 @@ class System:
 
 
 def accept_then_drain(
-    system: System, server: BenchServer, workers: Callable[[], list[Process]], stack: ExitStack
+    system: System,
+    server: BenchServer,
+    workers: Callable[[], list[Process]],
+    stack: ExitStack,
+    requests: int,
 ) -> None:
     """Load ``server``, then start ``workers`` and time them draining what it accepted."""
-    measured = measure(server, "/v1/notifications", warmup=WARMUP, requests=REQUESTS)
+    measured = measure(server, "/v1/notifications", warmup=WARMUP, requests=requests)
     system.accepts.append(measured)
     expected = WARMUP + measured.load.statuses.get(202, 0)
     started = [stack.enter_context(worker) for worker in workers()]
@@ -104,13 +108,13 @@ def accept_then_drain(
     system.drains.append(read_deliveries(path).rate)
 
 
-def validated(system: System) -> None:
+def validated(system: System, requests: int) -> None:
     """The baseline: FastAPI validating the body, no store, no drain."""
     with BenchServer("bare") as server:
-        system.accepts.append(measure(server, "/validated", warmup=WARMUP, requests=REQUESTS))
+        system.accepts.append(measure(server, "/validated", warmup=WARMUP, requests=requests))
 
 
-def celery(system: System) -> None:
+def celery(system: System, requests: int) -> None:
     """Celery: a ``.delay()`` route, then its prefork worker."""
     flush_redis()
     env = {"BENCH_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"}
@@ -124,12 +128,12 @@ def celery(system: System) -> None:
                 "--loglevel", "WARNING",
             ]  # fmt: skip
             worker = Process(command, env=server.env, log=server.home / "worker.log")
-            accept_then_drain(system, server, lambda: [worker], stack)
+            accept_then_drain(system, server, lambda: [worker], stack, requests)
     finally:
         flush_redis()
 
 
-def procrastinate(system: System) -> None:
+def procrastinate(system: System, requests: int) -> None:
     """procrastinate: a ``defer_async`` route, then its worker, in a fresh schema."""
     with ExitStack() as stack:
         url = stack.enter_context(postgres_schema("bench_procrastinate"))
@@ -140,10 +144,10 @@ def procrastinate(system: System) -> None:
         stack.enter_context(server)
         command = [*module, "worker", "--concurrency", str(PROCRASTINATE_CONCURRENCY)]
         worker = Process(command, env=server.env, log=server.home / "worker.log")
-        accept_then_drain(system, server, lambda: [worker], stack)
+        accept_then_drain(system, server, lambda: [worker], stack, requests)
 
 
-def notifyd(system: System, *, postgres: bool) -> None:
+def notifyd(system: System, requests: int, *, postgres: bool) -> None:
     """notifyd accepting with its dispatcher off, then one ``notifyd worker``."""
     with ExitStack() as stack:
         url = stack.enter_context(postgres_schema("bench_peers")) if postgres else None
@@ -151,7 +155,9 @@ def notifyd(system: System, *, postgres: bool) -> None:
         if url:
             server.env["NOTIFYD_DATABASE_URL"] = url
         stack.enter_context(server)
-        accept_then_drain(system, server, lambda: [notifyd_worker(server.home, url)], stack)
+        accept_then_drain(
+            system, server, lambda: [notifyd_worker(server.home, url)], stack, requests
+        )
 
 
 def report(systems: list[System], baseline: System) -> None:
@@ -184,10 +190,10 @@ def ratios(ours: System, peers: list[System]) -> None:
         print(f"  {ours.label} / {peer.label}: accept {accept:.2f}x, drain {drain:.2f}x")
 
 
-def main(reps: int = REPS) -> None:
+def main(reps: int = REPS, requests: int = REQUESTS) -> None:
     """Every system ``reps`` times, interleaved; then the table and the ratios."""
     title(
-        f"peers: accept (POST, 32 connections, {REQUESTS:,} requests) and drain (what was "
+        f"peers: accept (POST, 32 connections, {requests:,} requests) and drain (what was "
         f"accepted), {reps} interleaved reps"
     )
     base = System("validated FastAPI route (no store)")
@@ -195,11 +201,11 @@ def main(reps: int = REPS) -> None:
     ours = [System("notifyd, SQLite"), System("notifyd, PostgreSQL")]
     for rep in range(reps):
         print(f"  rep {rep + 1}/{reps} ...", flush=True)
-        validated(base)
-        celery(peers[0])
-        procrastinate(peers[1])
-        notifyd(ours[0], postgres=False)
-        notifyd(ours[1], postgres=True)
+        validated(base, requests)
+        celery(peers[0], requests)
+        procrastinate(peers[1], requests)
+        notifyd(ours[0], requests, postgres=False)
+        notifyd(ours[1], requests, postgres=True)
     report([base, *peers, *ours], base)
     print(
         f"  workers: Celery prefork x{CELERY_PROCESSES}, procrastinate 1 process x"
@@ -213,8 +219,11 @@ def cli(argv: list[str] | None = None) -> None:
     """``python -m bench.peers [--reps N]``."""
     parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__)
     parser.add_argument("--reps", type=int, default=REPS, help="interleaved repetitions")
+    parser.add_argument(
+        "--requests", type=int, default=REQUESTS, help="measured requests per system and rep"
+    )
     args = parser.parse_args(argv)
-    main(args.reps)
+    main(args.reps, args.requests)
 
 
 if __name__ == "__main__":
