@@ -98,9 +98,11 @@ def test_a_process_is_stopped_with_its_children(tmp_path: Path) -> None:
     process = Process(["sh", "-c", script], env={}, log=tmp_path / "log")
     with process:
         deadline = time.monotonic() + 5
-        while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+        child_file = tmp_path / "child"
+        while not (child_file.exists() and child_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the shell did not start its child"
             time.sleep(0.02)
-        child = int((tmp_path / "child").read_text())
+        child = int(child_file.read_text())
     assert process.proc is not None and process.proc.returncode is not None
     deadline = time.monotonic() + 5
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
