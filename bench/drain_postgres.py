@@ -27,6 +27,7 @@ from bench.load import post_request, run_load
 from bench.support import CLOCK_TICKS, BenchServer, median, ratio, row, spread, title
 from bench.workers import (
     POSTGRES_URL,
+    exit_on_sigterm,
     log_file,
     notifyd_worker,
     postgres_cpu_seconds,
@@ -146,6 +147,7 @@ def cli() -> None:
     parser.add_argument("--reps", type=int, default=REPS, help="interleaved repetitions")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs queued per measurement")
     args = parser.parse_args()
+    exit_on_sigterm()
     main(args.reps, args.runs)
 
 

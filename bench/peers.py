@@ -25,6 +25,7 @@ from bench.accept_throughput import Measured, measure
 from bench.support import BenchServer, median, ratio, row, spread, title
 from bench.workers import (
     Process,
+    exit_on_sigterm,
     libpq_url,
     log_file,
     notifyd_worker,
@@ -223,6 +224,7 @@ def cli(argv: list[str] | None = None) -> None:
         "--requests", type=int, default=REQUESTS, help="measured requests per system and rep"
     )
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     main(args.reps, args.requests)
 
 

@@ -26,6 +26,7 @@ from bench.support import BenchServer, ratio, row, spread, title
 from bench.workers import (
     Process,
     count_lines,
+    exit_on_sigterm,
     log_file,
     notifyd_worker,
     postgres_schema,
@@ -178,6 +179,7 @@ def cli() -> None:
     parser.add_argument("--reps", type=int, default=REPS, help="interleaved repetitions")
     parser.add_argument("--seconds", type=float, default=SECONDS, help="seconds per steady run")
     args = parser.parse_args()
+    exit_on_sigterm()
     main(args.reps, args.seconds)
 
 

@@ -80,6 +80,16 @@ def postgres_cpu_seconds(proc: Path = Path("/proc")) -> float:
     return total / CLOCK_TICKS
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that a benchmark stopped by it still runs its clean-up
+    (the workers it started sit in process groups of their own, out of reach of the signal)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 class Process:
     """A subprocess in its own process group (a prefork worker's children go with it), logging
     to a file; SIGTERM on stop, then SIGKILL of the whole group if it lingers."""
