@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from bench.accept_throughput import BODY, CONNECTIONS
 from bench.load import post_request, run_load
-from bench.support import CLOCK_TICKS, BenchServer, median, ratio, row, spread, title
+from bench.support import CLOCK_TICKS, BenchServer, paired, row, spread, title
 from bench.workers import (
     POSTGRES_URL,
     exit_on_sigterm,
@@ -122,21 +122,21 @@ def main(reps: int = REPS, runs: int = RUNS) -> None:
     for _ in range(reps):
         for setup in setups:
             measure(setup, runs)
-    row("store, workers", "runs/s", "vs SQLite", "PG backends/run", "all postgres/run")
-    base = median(setups[0].rates)
+    row("store, workers", "runs/s", "vs SQLite", "PG backends/run", "all postgres/run", width=20)
     for setup in setups:
         row(
             setup.label,
             spread(setup.rates, "{:,.0f}"),
-            spread([rate / base for rate in setup.rates], "{:.2f}", "x"),
+            spread(paired(setup.rates, setups[0].rates), "{:.2f}", "x"),
             spread(setup.backend_us, "{:,.0f}", " us") if setup.postgres else "-",
             spread(setup.server_us, "{:,.0f}", " us") if setup.postgres else "-",
+            width=20,
         )
         if setup.undelivered:
             print(f"    {setup.undelivered} queued runs not delivered within {DRAIN_TIMEOUT:.0f} s")
-    scale = ratio(median(setups[2].rates), median(setups[1].rates))
+    scale = spread(paired(setups[2].rates, setups[1].rates), "{:.2f}", "x")
     print(
-        f"  2 workers / 1 worker on PostgreSQL: {scale:.2f}x; 'PG backends' is the CPU of the "
+        f"  2 workers / 1 worker on PostgreSQL, per rep: {scale}; 'PG backends' is the CPU of the "
         "workers' own connections, 'all postgres' every postgres process (others' too)"
     )
 

@@ -22,7 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from bench.accept_throughput import Measured, measure
-from bench.support import BenchServer, median, ratio, row, spread, title
+from bench.support import BenchServer, paired, row, spread, title
 from bench.workers import (
     Process,
     exit_on_sigterm,
@@ -41,6 +41,7 @@ DRAIN_TIMEOUT = 90.0
 REPS = 2
 CELERY_PROCESSES = 2
 PROCRASTINATE_CONCURRENCY = 16
+WIDTH = 22  # a figure with its spread: "5,578 (5,130-9,306)"
 
 
 def redis_command(*words: str) -> bytes:
@@ -162,20 +163,21 @@ def notifyd(system: System, requests: int, *, postgres: bool) -> None:
 
 
 def report(systems: list[System], baseline: System) -> None:
-    """The table, then notifyd's ratios to each peer."""
-    row("system", "accepted/s", "p99", "x validated", "drain runs/s")
-    base = median(baseline.rates())
+    """The table (medians and spreads over the repetitions), then notifyd's ratios to each peer."""
+    row("system", "accepted/s", "p99", "x validated", "drain runs/s", width=WIDTH)
     for system in systems:
         row(
             system.label,
             spread(system.rates(), "{:,.0f}"),
             spread([m.load.ms(0.99) for m in system.accepts], "{:.0f}", " ms"),
-            spread([rate / base for rate in system.rates()], "{:.2f}", "x"),
+            spread(paired(system.rates(), baseline.rates()), "{:.2f}", "x"),
             spread(system.drains, "{:,.0f}") if system.drains else "-",
+            width=WIDTH,
         )
-        failed = [m.load.describe_statuses() for m in system.accepts if m.load.errors]
-        failed += [
-            m.load.describe_statuses() for m in system.accepts if set(m.load.statuses) - {202}
+        failed = [
+            m.load.describe_statuses()
+            for m in system.accepts
+            if m.load.errors or set(m.load.statuses) - {202}
         ]
         if system.undelivered:
             failed.append(f"{system.undelivered} accepted but not delivered in time")
@@ -184,11 +186,11 @@ def report(systems: list[System], baseline: System) -> None:
 
 
 def ratios(ours: System, peers: list[System]) -> None:
-    """notifyd's ratio to each peer, accept and drain (medians of the repetitions)."""
+    """notifyd's ratio to each peer, accept and drain, per repetition (median and spread)."""
     for peer in peers:
-        accept = ratio(median(ours.rates()), median(peer.rates()))
-        drain = ratio(median(ours.drains), median(peer.drains))
-        print(f"  {ours.label} / {peer.label}: accept {accept:.2f}x, drain {drain:.2f}x")
+        accept = spread(paired(ours.rates(), peer.rates()), "{:.2f}", "x")
+        drain = spread(paired(ours.drains, peer.drains), "{:.2f}", "x")
+        print(f"  {ours.label} / {peer.label}: accept {accept}, drain {drain}")
 
 
 def main(reps: int = REPS, requests: int = REQUESTS) -> None:
@@ -210,7 +212,7 @@ def main(reps: int = REPS, requests: int = REQUESTS) -> None:
     report([base, *peers, *ours], base)
     print(
         f"  workers: Celery prefork x{CELERY_PROCESSES}, procrastinate 1 process x"
-        f"{PROCRASTINATE_CONCURRENCY} jobs, notifyd 1 `notifyd worker`; ratios of medians:"
+        f"{PROCRASTINATE_CONCURRENCY} jobs, notifyd 1 `notifyd worker`; ratios per rep:"
     )
     for system in ours:
         ratios(system, peers)

@@ -22,7 +22,7 @@ import uvloop
 
 from bench.accept_throughput import BODY, CONNECTIONS, measure
 from bench.load import LoadResult, post_request, run_load
-from bench.support import BenchServer, ratio, row, spread, title
+from bench.support import BenchServer, paired, row, spread, title
 from bench.workers import (
     Process,
     count_lines,
@@ -38,6 +38,7 @@ STEADY_CONNECTIONS = 64  # spare connections, so the schedule never waits for a 
 SECONDS = 8.0
 REPS = 2
 GOAL_P99 = 2.0
+WIDTH = 20  # a figure with its spread
 
 
 @dataclass
@@ -91,6 +92,11 @@ def warm_up(target: Target) -> None:
         wait_for_lines(path, load.statuses.get(202, 0), timeout=60, watch=target.workers)
 
 
+def p99s(target: Target) -> list[float]:
+    """Each repetition's accept p99, in milliseconds."""
+    return [load.ms(0.99) for load in target.loads]
+
+
 def report(targets: list[Target], baseline: Target) -> None:
     """Print every target's figures with their spread over the repetitions."""
     row(
@@ -101,12 +107,10 @@ def report(targets: list[Target], baseline: Target) -> None:
         "p99 vs valid.",
         "delivered p50",
         "delivered p99",
+        width=WIDTH,
     )
     for target in targets:
-        p99_ratios = [
-            ratio(load.ms(0.99), base.ms(0.99))
-            for load, base in zip(target.loads, baseline.loads, strict=True)
-        ]
+        p99_ratios = paired(p99s(target), p99s(baseline))
         row(
             target.label,
             spread([load.rate for load in target.loads], "{:,.0f}"),
@@ -115,6 +119,7 @@ def report(targets: list[Target], baseline: Target) -> None:
             "1 (baseline)" if target is baseline else spread(p99_ratios, "{:.2f}", "x"),
             spread(target.delivered_p50, "{:.1f}", " ms") if target.delivers else "-",
             spread(target.delivered_p99, "{:.1f}", " ms") if target.delivers else "-",
+            width=WIDTH,
         )
         problems = [load.describe_statuses() for load in target.loads if load.errors]
         problems += [
@@ -163,10 +168,7 @@ def main(reps: int = REPS, seconds: float = SECONDS) -> None:
                 steady(target, rate, requests)
     report(targets, validated)
     for target in (sqlite, postgres):
-        p99 = [
-            ratio(load.ms(0.99), base.ms(0.99))
-            for load, base in zip(target.loads, validated.loads, strict=True)
-        ]
+        p99 = paired(p99s(target), p99s(validated))
         print(
             f"  {target.label}: accept p99 {spread(p99, '{:.2f}', 'x')} validated's "
             f"(goal <= {GOAL_P99:.0f}x)"

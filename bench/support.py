@@ -201,9 +201,9 @@ def title(text: str) -> None:
     print(f"\n== {text}  [load average {load:.1f} on {os.cpu_count()} CPUs]", flush=True)
 
 
-def row(label: str, *values: str) -> None:
+def row(label: str, *values: str, width: int = 12) -> None:
     """Print one aligned line of figures."""
-    print(f"  {label:<44}" + "  ".join(f"{value:>12}" for value in values), flush=True)
+    print(f"  {label:<44}" + "  ".join(f"{value:>{width}}" for value in values), flush=True)
 
 
 def mib(kib: int) -> str:
@@ -226,6 +226,12 @@ def spread(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
         return fmt.format(values[0]) + unit
     low, high = fmt.format(min(values)), fmt.format(max(values))
     return f"{fmt.format(median(values))}{unit} ({low}-{high})"
+
+
+def paired(numerators: list[float], denominators: list[float]) -> list[float]:
+    """Each repetition's ratio to the same repetition's baseline (interleaved runs share the
+    machine's mood, so their ratios spread less than their figures)."""
+    return [ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
 
 
 def ratio(numerator: float, denominator: float) -> float:

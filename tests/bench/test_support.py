@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.peers import redis_command
-from bench.support import ROOT, median, percentile, ratio, spread
+from bench.support import ROOT, median, paired, percentile, ratio, spread
 from bench.workers import (
     Process,
     count_lines,
@@ -128,3 +128,8 @@ def test_the_peers_benchmark_has_a_help_that_needs_no_peer_installed() -> None:
     assert result.returncode == 0, result.stderr
     assert "--reps" in result.stdout
     assert "Celery" in result.stdout
+
+
+def test_ratios_are_paired_by_repetition() -> None:
+    assert paired([2.0, 9.0], [1.0, 3.0]) == [2.0, 3.0]
+    assert math.isnan(paired([1.0], [0.0])[0])
