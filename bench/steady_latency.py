@@ -37,6 +37,7 @@ from bench.workers import (
 STEADY_CONNECTIONS = 64  # spare connections, so the schedule never waits for a free one
 SECONDS = 8.0
 REPS = 2
+FRACTION = 0.5
 GOAL_P99 = 2.0
 WIDTH = 20  # a figure with its spread
 
@@ -122,27 +123,23 @@ def report(targets: list[Target], baseline: Target) -> None:
             width=WIDTH,
         )
         problems = [load.describe_statuses() for load in target.loads if load.errors]
-        problems += [
-            f"{n} requests sent over 1 ms late" for load in target.loads if (n := load.late)
-        ]
+        if any(load.late for load in target.loads):
+            late = ", ".join(f"{load.late:,} of {load.count:,}" for load in target.loads)
+            problems.append(f"sent over 1 ms late (the generator short of CPU): {late}")
         if target.missing:
             problems.append(f"{target.missing} accepted but not delivered within 60 s")
         for problem in problems:
             print(f"    {problem}")
 
 
-def main(reps: int = REPS, seconds: float = SECONDS) -> None:
-    """Measure the capacity, then the steady runs, interleaved ``reps`` times."""
+def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION) -> None:
+    """Each repetition: the validated route's capacity, then every target at ``fraction`` of it."""
+    title(
+        f"steady latency: {fraction:g} of the validated route's capacity (measured each rep), "
+        f"open loop, {STEADY_CONNECTIONS} connections, {reps} x {seconds:.0f} s interleaved"
+    )
     with ExitStack() as stack:
         bare = stack.enter_context(BenchServer("bare"))
-        capacity = measure(bare, "/validated", warmup=2000, requests=15000).load.rate
-        rate = capacity / 2
-        requests = int(rate * seconds)
-        title(
-            f"steady latency: {rate:,.0f} requests/s (half the validated route's "
-            f"{capacity:,.0f}/s), open loop, {STEADY_CONNECTIONS} connections, {reps} x "
-            f"{seconds:.0f} s interleaved"
-        )
         validated = Target("validated FastAPI route (no store)", bare, "/validated", delivers=False)
         sqlite = Target(
             "notifyd, SQLite, delivering in process",
@@ -163,9 +160,17 @@ def main(reps: int = REPS, seconds: float = SECONDS) -> None:
         targets = [validated, sqlite, postgres]
         for target in targets:
             warm_up(target)
+        capacities = []
         for _ in range(reps):
+            capacity = measure(bare, "/validated", warmup=1000, requests=10000).load.rate
+            capacities.append(capacity)
             for target in targets:
-                steady(target, rate, requests)
+                steady(target, capacity * fraction, int(capacity * fraction * seconds))
+    rates = [capacity * fraction for capacity in capacities]
+    print(
+        f"  validated's capacity {spread(capacities, '{:,.0f}', '/s')}; sent at "
+        f"{spread(rates, '{:,.0f}', '/s')}"
+    )
     report(targets, validated)
     for target in (sqlite, postgres):
         p99 = paired(p99s(target), p99s(validated))
@@ -176,13 +181,16 @@ def main(reps: int = REPS, seconds: float = SECONDS) -> None:
 
 
 def cli() -> None:
-    """``python -m bench.steady_latency [--reps N] [--seconds S]``."""
+    """``python -m bench.steady_latency [--reps N] [--seconds S] [--fraction F]``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=REPS, help="interleaved repetitions")
     parser.add_argument("--seconds", type=float, default=SECONDS, help="seconds per steady run")
+    parser.add_argument(
+        "--fraction", type=float, default=FRACTION, help="of the validated route's capacity"
+    )
     args = parser.parse_args()
     exit_on_sigterm()
-    main(args.reps, args.seconds)
+    main(args.reps, args.seconds, args.fraction)
 
 
 if __name__ == "__main__":
