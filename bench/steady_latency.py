@@ -15,6 +15,7 @@ figure, not a fault of the generator (whose late sends are counted).
 from __future__ import annotations
 
 import argparse
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ import uvloop
 
 from bench.accept_throughput import BODY, CONNECTIONS, measure
 from bench.load import LoadResult, post_request, run_load
-from bench.support import BenchServer, paired, row, spread, title
+from bench.support import BenchServer, machine_cpu_seconds, paired, row, spread, title
 from bench.workers import (
     Process,
     count_lines,
@@ -54,6 +55,7 @@ class Target:
     loads: list[LoadResult] = field(default_factory=list)
     delivered_p50: list[float] = field(default_factory=list)
     delivered_p99: list[float] = field(default_factory=list)
+    busy: list[float] = field(default_factory=list)  # the machine's CPU in use, 0-1, all cores
     missing: int = 0
 
 
@@ -62,6 +64,7 @@ def steady(target: Target, rate: float, requests: int) -> None:
     path = log_file(target.server.home)
     before = count_lines(path)
     request = post_request(target.server.port, target.path, BODY)
+    cpu = machine_cpu_seconds()
     load = uvloop.run(
         run_load(
             target.server.port,
@@ -70,9 +73,10 @@ def steady(target: Target, rate: float, requests: int) -> None:
             requests=requests,
             rate=rate,
             from_schedule=True,
-            deadline=SECONDS * 3 + 10,
+            deadline=requests / rate * 3 + 10,
         )
     )
+    target.busy.append((machine_cpu_seconds() - cpu) / load.elapsed / (os.cpu_count() or 1))
     target.loads.append(load)
     if not target.delivers:
         return
@@ -123,9 +127,14 @@ def report(targets: list[Target], baseline: Target) -> None:
             width=WIDTH,
         )
         problems = [load.describe_statuses() for load in target.loads if load.errors]
+        problems.append(
+            f"machine CPU in use meanwhile (every process): {spread(target.busy, '{:.0%}')}"
+        )
         if any(load.late for load in target.loads):
             late = ", ".join(f"{load.late:,} of {load.count:,}" for load in target.loads)
-            problems.append(f"sent over 1 ms late (the generator short of CPU): {late}")
+            problems.append(
+                f"sent over 1 ms late (server behind, or generator short of CPU): {late}"
+            )
         if target.missing:
             problems.append(f"{target.missing} accepted but not delivered within 60 s")
         for problem in problems:
