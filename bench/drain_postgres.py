@@ -7,7 +7,8 @@ counted between the first delivered line and the last (the workers' start-up lef
 PostgreSQL's CPU per run is read from /proc twice: the backends of the workers' own
 connections (found by their ``application_name``: the store's share of the work itself), and
 every process named ``postgres*`` (with the WAL writer and checkpointer, but also other
-clients' backends on a shared machine). Baseline in the same run: one ``notifyd worker`` on
+clients' backends on a shared machine); and the workers' own CPU per run, from their first
+delivery on (their start-up left out). Baseline in the same run: one ``notifyd worker`` on
 SQLite draining the same N. Repetitions are interleaved.
 """
 
@@ -24,9 +25,11 @@ from sqlalchemy import create_engine, text
 
 from bench.accept_throughput import BODY, CONNECTIONS
 from bench.load import post_request, run_load
-from bench.support import CLOCK_TICKS, BenchServer, paired, row, spread, title
+from bench.support import CLOCK_TICKS, BenchServer, paired, proc_status, row, spread, title
 from bench.workers import (
     POSTGRES_URL,
+    Process,
+    count_lines,
     exit_on_sigterm,
     log_file,
     notifyd_worker,
@@ -52,6 +55,7 @@ class Setup:
     rates: list[float] = field(default_factory=list)
     backend_us: list[float] = field(default_factory=list)  # our backends' CPU per run
     server_us: list[float] = field(default_factory=list)  # every postgres process, per run
+    worker_us: list[float] = field(default_factory=list)  # the workers' CPU per run
     undelivered: int = 0
 
 
@@ -76,6 +80,11 @@ def backend_cpu_seconds(application_name: str) -> float:
     return total / CLOCK_TICKS
 
 
+def workers_cpu(workers: list[Process]) -> float:
+    """The CPU seconds the worker processes have used so far."""
+    return sum(proc_status(w.proc.pid).cpu_seconds for w in workers if w.proc is not None)
+
+
 def measure(setup: Setup, runs: int) -> None:
     """Queue ``runs`` deliveries, then time ``setup.workers`` workers draining them."""
     with ExitStack() as stack:
@@ -97,12 +106,18 @@ def measure(setup: Setup, runs: int) -> None:
             for _ in range(setup.workers)
         ]
         path = log_file(server.home)
+        # The workers' own CPU from their first delivery on (their start-up is not the drain).
+        wait_for_lines(path, 1, timeout=DRAIN_TIMEOUT, watch=workers)
+        first, cpu_before = count_lines(path), workers_cpu(workers)
         seen = wait_for_lines(path, queued, timeout=DRAIN_TIMEOUT, watch=workers)
+        worker_cpu = workers_cpu(workers) - cpu_before
         server_cpu = postgres_cpu_seconds() - server_before
         backends = backend_cpu_seconds(name) if url else 0.0
         rate = read_deliveries(path).rate if seen else float("nan")  # before the data dir goes
     setup.undelivered += max(0, queued - seen)
     setup.rates.append(rate)
+    if seen > first:
+        setup.worker_us.append(worker_cpu / (seen - first) * 1e6)
     if url and seen:
         setup.backend_us.append(backends / seen * 1e6)
         setup.server_us.append(server_cpu / seen * 1e6)
@@ -122,12 +137,21 @@ def main(reps: int = REPS, runs: int = RUNS) -> None:
     for _ in range(reps):
         for setup in setups:
             measure(setup, runs)
-    row("store, workers", "runs/s", "vs SQLite", "PG backends/run", "all postgres/run", width=20)
+    row(
+        "store, workers",
+        "runs/s",
+        "vs SQLite",
+        "workers CPU/run",
+        "PG backends/run",
+        "all postgres/run",
+        width=20,
+    )
     for setup in setups:
         row(
             setup.label,
             spread(setup.rates, "{:,.0f}"),
             spread(paired(setup.rates, setups[0].rates), "{:.2f}", "x"),
+            spread(setup.worker_us, "{:,.0f}", " us"),
             spread(setup.backend_us, "{:,.0f}", " us") if setup.postgres else "-",
             spread(setup.server_us, "{:,.0f}", " us") if setup.postgres else "-",
             width=20,
