@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 # of a first install's time, so only test, lint and bench install them.
 SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
+# Celery and procrastinate, only for bench-peers.
+PEERS_STAMP := $(VENV)/.installed-peers
 
-.PHONY: serve test lint bench bench-fanout docs soak clean
+.PHONY: serve test lint bench bench-fanout bench-peers docs soak clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +20,10 @@ $(SERVE_STAMP): pyproject.toml
 $(DEV_STAMP): $(SERVE_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[apprise,dev]'
 	touch $(DEV_STAMP)
+
+$(PEERS_STAMP): $(DEV_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[apprise,dev,peers]'
+	touch $(PEERS_STAMP)
 
 serve: $(SERVE_STAMP)
 	$(BIN)/notifyd serve  # applies pending migrations first
@@ -36,6 +42,11 @@ bench: $(DEV_STAMP)
 
 bench-fanout: $(DEV_STAMP)
 	$(BIN)/python -m bench.fanout
+
+# notifyd beside Celery (Redis on 127.0.0.1:6379) and procrastinate (the PostgreSQL), a few
+# minutes; BENCH_ARGS="--reps 3".
+bench-peers: $(PEERS_STAMP)
+	$(BIN)/python -m bench.peers $(BENCH_ARGS)
 
 # The documentation site, into site/: --strict fails on a broken link, a missing page or a
 # setting without a description; nothing is fetched (Material's fonts are off).

@@ -12,9 +12,11 @@ from bench import (
     bulk,
     cli_start,
     drain,
+    drain_postgres,
     fanout,
     observability,
     relay,
+    steady_latency,
     summaries,
 )
 
@@ -29,8 +31,10 @@ def main() -> None:
     cli_start.main()
     accept_latency.main()
     accept_throughput.main()
+    steady_latency.main()
     observability.main()
     drain.main()
+    drain_postgres.main()
     summaries.main()
     fanout.main()
     relay.main()

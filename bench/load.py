@@ -18,6 +18,8 @@ from typing import Any
 
 from bench.support import percentile
 
+LATE_SECONDS = 0.001
+
 
 def post_request(port: int, path: str, body: dict[str, Any]) -> bytes:
     """The bytes of one keep-alive ``POST path`` with a JSON body."""
@@ -38,6 +40,7 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     elapsed: float = 0.0
     sample_body: bytes = b""
+    late: int = 0  # with a rate: requests sent over LATE_SECONDS after they were due
 
     @property
     def count(self) -> int:
@@ -58,6 +61,12 @@ class LoadResult:
         parts = [f"{status} x {n}" for status, n in sorted(self.statuses.items())]
         parts += [f"{error} x {n}" for error, n in self.errors.items()]
         return ", ".join(parts)
+
+
+def scheduled(start: float, index: int, rate: float) -> float:
+    """When request ``index`` is due at a fixed ``rate`` from ``start`` (a fixed schedule, not
+    one that slides with the answers)."""
+    return start + index / rate
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -81,6 +90,7 @@ async def run_load(
     connections: int,
     requests: int,
     rate: float | None = None,
+    from_schedule: bool = False,
     deadline: float = 60.0,
 ) -> LoadResult:
     """Send ``requests`` requests over ``connections`` connections to 127.0.0.1:``port``.
@@ -89,7 +99,11 @@ async def run_load(
     answered (closed loop: the server's capacity). With ``rate`` requests are due at that total
     rate and a connection waits for its next due time (the latency at a steady load).
     ``request`` is the bytes of every request, or a function of its index called just before it
-    is sent (to put its send time in it). Stops at ``deadline`` seconds whatever is left.
+    is sent (to put its send time in it). With ``from_schedule`` too, each latency counts from
+    the request's due time, not from when a free connection sent it (open loop, as wrk2 does:
+    a server that stalls is charged for the requests that queued behind the stall, instead of
+    the stall hiding them, "coordinated omission"). Stops at ``deadline`` seconds whatever is
+    left.
     """
     result = LoadResult()
     issued = 0
@@ -102,11 +116,17 @@ async def run_load(
             while issued < requests:
                 index = issued
                 issued += 1
+                due = 0.0
                 if rate is not None:
-                    delay = start + index / rate - time.perf_counter()
+                    due = scheduled(start, index, rate)
+                    delay = due - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 sent = time.perf_counter()
+                if rate is not None:
+                    result.late += sent - due > LATE_SECONDS
+                    if from_schedule:
+                        sent = due
                 writer.write(request if isinstance(request, bytes) else request(index))
                 status, body = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - sent)

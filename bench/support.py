@@ -201,11 +201,39 @@ def title(text: str) -> None:
     print(f"\n== {text}  [load average {load:.1f} on {os.cpu_count()} CPUs]", flush=True)
 
 
-def row(label: str, *values: str) -> None:
+def row(label: str, *values: str, width: int = 12) -> None:
     """Print one aligned line of figures."""
-    print(f"  {label:<44}" + "  ".join(f"{value:>12}" for value in values), flush=True)
+    print(f"  {label:<44}" + "  ".join(f"{value:>{width}}" for value in values), flush=True)
 
 
 def mib(kib: int) -> str:
     """KiB as a MiB figure."""
     return f"{kib / 1024:.1f} MiB"
+
+
+def median(values: list[float]) -> float:
+    """The median (the mean of the middle two of an even count)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def spread(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
+    """``median (min-max)`` of repeated figures; one figure alone as itself."""
+    if len(values) == 1:
+        return fmt.format(values[0]) + unit
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return f"{fmt.format(median(values))}{unit} ({low}-{high})"
+
+
+def paired(numerators: list[float], denominators: list[float]) -> list[float]:
+    """Each repetition's ratio to the same repetition's baseline (interleaved runs share the
+    machine's mood, so their ratios spread less than their figures)."""
+    return [ratio(n, d) for n, d in zip(numerators, denominators, strict=True)]
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, NaN rather than an error when there is no denominator."""
+    return numerator / denominator if denominator else float("nan")

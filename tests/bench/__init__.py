@@ -1,0 +1,1 @@
+"""Tests of the benchmarks' helpers (never of their figures)."""
