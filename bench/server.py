@@ -238,10 +238,15 @@ def main() -> None:
             runtime: Runtime = app.state.runtime
             runtime.metrics.observe_accepted = lambda *a, **k: None  # type: ignore[method-assign]
             runtime.metrics.observe_attempt = lambda *a, **k: None  # type: ignore[method-assign]
+    serve_app(app, args.port)
+
+
+def serve_app(app: Any, port: int) -> None:
+    """Serve ``app`` on loopback under the settings every benchmark server shares."""
     uvicorn.run(
         app,
         host="127.0.0.1",
-        port=args.port,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,

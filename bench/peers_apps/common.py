@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-import uvicorn
 from fastapi import FastAPI
 
+from bench.server import serve_app
 from notifyd.models import NotificationAccepted, NotificationCreate, RunStatus, TaskSummary
 from notifyd.timeutil import new_id, utcnow
 
@@ -65,13 +65,4 @@ def serve(app: FastAPI, description: str) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
+    serve_app(app, args.port)
