@@ -107,7 +107,7 @@ def build_inbox(settings: Settings, engine: Engine) -> Inbox:
         )
     )
     store = InboxStore(engine)
-    relay = PgRelay(engine, broker, store) if engine.dialect.name == "postgresql" else None
+    relay = PgRelay(engine) if engine.dialect.name == "postgresql" else None
 
     async def not_yet(fn: object) -> None:
         raise RuntimeError("the inbox writes through the tracker's writer, not built yet")

@@ -19,6 +19,8 @@ class InboxMessage(SQLModel, table=True):
         UniqueConstraint("notification_id", "topic", name="uq_inbox_message_notification_topic"),
         UniqueConstraint("id", name="uq_inbox_message_id"),
         Index("ix_inbox_message_topic_published", "topic", "published_at", "seq"),
+        # Every topic in the order of publication: what each process reads next on PostgreSQL.
+        Index("ix_inbox_message_published", "published_at", "seq"),
     )
 
     # Gotify's integer message id, and the order of a topic's messages with ``time``.

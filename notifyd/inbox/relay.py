@@ -1,9 +1,12 @@
-"""Fan-out across processes on PostgreSQL: LISTEN/NOTIFY carries each published message's seq.
+"""Fan-out across processes on PostgreSQL: LISTEN/NOTIFY says that messages were published.
 
-The process whose run offers a message announces ``<origin> <seq>`` on one channel; every other
-process listening fetches the message by seq (it is committed before its run starts) and offers
-it to its own subscribers. A NOTIFY costs one round trip and reaches listeners within a
-millisecond or two here, where polling by id would cost a query per process per interval.
+The process whose run publishes a message announces ``<origin> <seqs>`` on one channel; every
+other process listening then reads what was published since it last read, in the store's order
+of publication (``Inbox.catch_up``), and offers it to its own subscribers. Because publishers
+take turns and are stamped by the database's clock (``take_for_publication``), that read never
+passes over a message committed before one it has seen. A NOTIFY costs one round trip and reaches
+listeners within a millisecond or two here, where polling would cost a query per process per
+interval.
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from notifyd.inbox.broker import Broker
-from notifyd.inbox.store import InboxStore
 from notifyd.tracking.background import Background
 
 if TYPE_CHECKING:
@@ -36,17 +38,12 @@ def conninfo(engine: Engine) -> str:
 
 
 class PgRelay:
-    """Announces this process's messages and offers other processes' to the local broker."""
+    """Announces this process's publications, and has the others' read (``on_announced``)."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        broker: Broker,
-        store: InboxStore,
-    ) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._url = conninfo(engine)
-        self.broker = broker
-        self.store = store
+        # Reads and offers what other processes published; how many messages it offered.
+        self.on_announced: Callable[[], Awaitable[int]] | None = None
         self.origin = secrets.token_hex(6)
         self._sender: psycopg.AsyncConnection[object] | None = None
         self._sending = asyncio.Lock()
@@ -127,11 +124,9 @@ class PgRelay:
         return self._channel
 
     async def _offer(self, seqs: list[int]) -> None:
+        if self.on_announced is None:
+            return
         try:
-            found = await asyncio.to_thread(self.store.by_seq, seqs)
+            self.relayed += await self.on_announced()
         except Exception:
             log.exception("inbox relay: could not read %d announced message(s)", len(seqs))
-            return
-        found.sort(key=lambda m: (m.published_at is None, m.published_at, m.seq))
-        await self.broker.fan_out(found)
-        self.relayed += len(found)

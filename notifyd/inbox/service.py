@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Write = Callable[[Callable[[Connection], T]], Awaitable[T]]
 PRUNE_SECONDS = 60.0
+REACHED_KEPT = 10_000  # publications whose subscriber count a run may still ask for
 
 
 class Feed:
@@ -122,6 +123,10 @@ class Inbox:
     )
     _offering: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _rested_at: float = field(default=0.0, init=False, repr=False)
+    # PostgreSQL: the last publication offered here, and how many took each recent one.
+    _cursor: tuple[datetime, int] | None = field(default=None, init=False, repr=False)
+    _catching: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _reached: dict[int, int] = field(default_factory=dict, init=False, repr=False)
     _last_stamp: datetime | None = field(default=None, init=False, repr=False)
 
     async def open_feed(
@@ -203,7 +208,9 @@ class Inbox:
                 (notification_id, topic, self._stamp()) for notification_id, topic, _ in batch
             ]
             try:
-                taken: list[Taken] = await self.write(partial(take_for_publication, wanted=wanted))
+                taken: list[Taken] = await self.write(
+                    partial(take_for_publication, wanted=wanted, store_clock=self.relay is not None)
+                )
             except Exception as exc:
                 for *_, future in batch:
                     if not future.done():
@@ -231,10 +238,18 @@ class Inbox:
                 taken += more_taken
             fresh = [t.message for t in taken if t.message is not None and not t.before]
             try:
-                reached = iter(await self.broker.fan_out(fresh))
                 announced: bool | None = None
-                if self.relay is not None and fresh:
-                    announced = await self.relay.announce([message.seq for message in fresh])
+                if self.relay is None:
+                    reached = dict(
+                        zip((m.seq for m in fresh), await self.broker.fan_out(fresh), strict=True)
+                    )
+                else:
+                    # What this process offers is what the store says was published, in its
+                    # order: these messages, and any other process's committed before them.
+                    await self.catch_up()
+                    reached = {m.seq: self._reached.get(m.seq, 0) for m in fresh}
+                    if fresh:
+                        announced = await self.relay.announce([m.seq for m in fresh])
             except Exception as exc:
                 for future in futures:
                     if not future.done():
@@ -248,9 +263,27 @@ class Inbox:
                 if took.message is None or took.before:
                     publication = Publication(took.message, before=took.before)
                 else:
-                    publication = Publication(took.message, next(reached), announced)
+                    publication = Publication(took.message, reached[took.message.seq], announced)
                 if not future.done():
                     future.set_result(publication)
+
+    async def catch_up(self) -> int:
+        """Offer what was published since the last read, every process's, in the store's order
+        of publication (PostgreSQL); how many messages."""
+        async with self._catching:
+            offered = 0
+            while True:
+                found = await asyncio.to_thread(self.store.published_after, self._cursor)
+                if not found:
+                    return offered
+                for message, count in zip(found, await self.broker.fan_out(found), strict=True):
+                    self._reached[message.seq] = count
+                while len(self._reached) > REACHED_KEPT:
+                    self._reached.pop(next(iter(self._reached)))
+                last = found[-1]
+                assert last.published_at is not None
+                self._cursor = (last.published_at, last.seq)
+                offered += len(found)
 
     async def prune(self) -> int:
         """Delete expired messages and those beyond each topic's bound."""
@@ -264,6 +297,9 @@ class Inbox:
     async def start(self, *, prune: bool = True) -> None:
         """Start the relay (PostgreSQL) and the pruning loop."""
         if self.relay is not None:
+            # Live from now: what was published before anyone here subscribed is a replay.
+            self._cursor = await asyncio.to_thread(self.store.last_published)
+            self.relay.on_announced = self.catch_up
             await self.relay.start()
         if prune and self._pruning is None:
             self._pruning = asyncio.create_task(self._prune_loop(), name="notifyd-inbox-prune")

@@ -45,6 +45,9 @@ MAX_TAG_CHARS = 100
 MAX_LINK_CHARS = 2048
 # At most this many messages in one read (a poll of a busy topic, a reconnect after a day).
 MAX_READ = 5000
+# The advisory lock publishers take turns under: this class, and the schema's hash (two stores
+# in one database do not wait for each other).
+PUBLICATION_LOCK = 0x6E746679
 
 
 def new_message_id() -> str:
@@ -295,6 +298,30 @@ class InboxStore:
             ).mappings()
             return [StoredMessage.from_row(row) for row in rows]
 
+    def published_after(
+        self, after: tuple[datetime, int] | None, *, limit: int = MAX_READ
+    ) -> list[StoredMessage]:
+        """Every topic's messages published after ``after`` ((published_at, seq); None: all),
+        in the order of publication."""
+        order = (MESSAGES.c.published_at, MESSAGES.c.seq)
+        query = select(MESSAGES).where(MESSAGES.c.published_at.is_not(None))
+        if after is not None:
+            query = query.where(tuple_(*order) > tuple_(*after))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(*order).limit(limit)).mappings()
+            return [StoredMessage.from_row(row) for row in rows]
+
+    def last_published(self) -> tuple[datetime, int] | None:
+        """(published_at, seq) of the message published last, if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(MESSAGES.c.published_at, MESSAGES.c.seq)
+                .where(MESSAGES.c.published_at.is_not(None))
+                .order_by(MESSAGES.c.published_at.desc(), MESSAGES.c.seq.desc())
+                .limit(1)
+            ).first()
+        return (row[0], row[1]) if row is not None else None
+
     def topics(self) -> list[str]:
         """The topics that hold messages now."""
         with self.engine.connect() as conn:
@@ -333,10 +360,24 @@ class Taken:
 
 
 def take_for_publication(
-    conn: Connection, wanted: Sequence[tuple[str, str, datetime]]
+    conn: Connection, wanted: Sequence[tuple[str, str, datetime]], *, store_clock: bool = False
 ) -> list[Taken]:
     """Read the messages that notifications made in topics, ``(notification id, topic, when)``
-    each, and record as published then those that were not yet: one read and one write."""
+    each, and record as published then those that were not yet: one read and one write.
+
+    With ``store_clock`` (PostgreSQL, several processes), publishers take turns under one lock
+    held to their commit and are stamped by the database's clock once they hold it, the given
+    times ignored: stamps then follow the order of commits, so a reader that sees a stamp has
+    every earlier one too (``InboxStore.published_after``).
+    """
+    if store_clock:
+        schema = func.hashtext(func.current_schema())
+        conn.execute(select(func.pg_advisory_xact_lock(PUBLICATION_LOCK, schema)))
+        base: datetime = conn.execute(select(func.clock_timestamp())).scalar_one()
+        wanted = [
+            (notification_id, topic, base + timedelta(microseconds=index))
+            for index, (notification_id, topic, _) in enumerate(wanted)
+        ]
     ids = sorted({notification_id for notification_id, _, _ in wanted})
     rows = conn.execute(select(MESSAGES).where(MESSAGES.c.notification_id.in_(ids))).mappings()
     found = {(row["notification_id"], row["topic"]): StoredMessage.from_row(row) for row in rows}

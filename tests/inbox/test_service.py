@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine
 
+from notifyd.db import make_engine, upgrade
 from notifyd.inbox.broker import Broker
+from notifyd.inbox.relay import PgRelay
 from notifyd.inbox.service import Inbox
 from notifyd.inbox.store import InboxStore, StoredMessage
 from tests.inbox.test_store import NOW, add
@@ -87,3 +89,43 @@ async def test_without_a_rest_each_publication_has_its_own_fan_out(engine: Engin
     for n in range(3):
         await inbox.publish(f"ntf_phone_m{n}", "phone")
     assert [len(seqs) for seqs in fan_outs] == [1, 1, 1]
+
+
+@pytest.mark.postgres
+async def test_every_process_offers_what_was_published_before_in_one_order(
+    postgres_url: str,
+) -> None:
+    """A subscriber of process X gets a message process Y published before X's, even when Y's
+    announcement never reaches X, and in the store's order: so that a reconnect with
+    ``since=<X's message>`` leaves nothing out."""
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    try:
+        for text in ("from-y", "from-x"):
+            add(engine, "phone", text, NOW, offered=False)
+        x, _ = inbox_of(engine, relay=PgRelay(engine))
+        y, _ = inbox_of(engine, relay=PgRelay(engine))
+        await x.start(prune=False)
+        try:
+            subscription = x.broker.subscribe(["phone"], address="a", token=None)
+
+            async def lost(seqs: list[int]) -> bool:
+                return False  # Y's NOTIFY never arrives
+
+            y.relay.announce = lost  # type: ignore[union-attr, method-assign]
+            from_y = await y.publish("ntf_phone_from-y", "phone")
+            from_x = await x.publish("ntf_phone_from-x", "phone")
+            assert from_x.subscribers == 1 and from_y.message is not None
+            batch = await subscription.next(1.0)
+            assert batch is not None
+            got = [e.message.message for e in batch]
+            assert got == ["from-y", "from-x"]
+            stamps = [e.message.published_at for e in batch]
+            assert None not in stamps and stamps[0] < stamps[1]  # type: ignore[operator]
+            assert await x.catch_up() == 0  # nothing offered twice
+        finally:
+            await x.stop()
+            if y.relay is not None:
+                await y.relay.stop()
+    finally:
+        engine.dispose()
