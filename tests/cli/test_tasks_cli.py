@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -142,7 +143,7 @@ def test_prune_and_stats(runner: CliRunner, client: TestClient, migrated: Engine
 def test_db_upgrade(runner: CliRunner) -> None:
     result = _invoke(runner, "db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert "revision 0001" in result.output or "revision 000" in result.output
+    assert re.search(r"revision \d{4}", result.output), result.output
 
 
 def test_bad_config_file_is_one_line(runner: CliRunner, tmp_path: Any) -> None:
