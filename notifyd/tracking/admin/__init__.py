@@ -66,7 +66,7 @@ from notifyd.tracking.admin.records import (
     RunRecord,
     RunStats,
 )
-from notifyd.tracking.admin.worker import claim_due, finish_attempts
+from notifyd.tracking.admin.worker import claim_due, claim_runs, finish_attempts
 from notifyd.tracking.outcomes import ClaimedRun
 
 __all__ = [
@@ -92,6 +92,7 @@ __all__ = [
     "cancel_run",
     "cancel_runs",
     "claim_due",
+    "claim_runs",
     "compact_tally",
     "count_due",
     "count_prunable",
