@@ -12,6 +12,7 @@ runs; ratios within a repetition and CPU per request are the steadier figures. P
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import uuid
@@ -19,10 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import uvloop
 from sqlalchemy import create_engine, text
 
-from bench.accept_throughput import Measured, measure
-from bench.support import BenchServer, row, title
+from bench.accept_throughput import BODY, CONNECTIONS, Measured, measure
+from bench.load import post_request, run_load
+from bench.support import BenchServer, proc_status, row, title
 
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -31,31 +34,59 @@ POSTGRES_URL = os.environ.get(
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
-    """A fresh schema in the benchmark database, as a URL whose search_path points at it."""
+    """A fresh schema in the benchmark database, as a URL whose search_path points at it and
+    whose connections are named after it (``backend_cpu`` finds them by that name)."""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        yield (f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}&application_name={schema}")
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
 
-def delivering(tree: Path, store: str, requests: int) -> tuple[Measured, int]:
-    """notifyd from ``tree`` delivering while it accepts; the runs still waiting at the end."""
+def backend_cpu(url: str | None) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s connections (this
+    machine's server, read from /proc): the store's own cost, beside the server's."""
+    if url is None:
+        return 0.0
+    name = url.rsplit("application_name=", 1)[1]
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": name},
+            ).scalars()
+            total = 0.0
+            for pid in pids:
+                with contextlib.suppress(OSError):  # a backend that ended meanwhile
+                    total += proc_status(pid).cpu_seconds
+            return total
+    finally:
+        admin.dispose()
+
+
+def delivering(tree: Path, store: str, requests: int) -> tuple[Measured, int, float]:
+    """notifyd from ``tree`` delivering while it accepts; the runs still waiting at the end;
+    the PostgreSQL backends' CPU seconds meanwhile."""
     with _url(store) as url:
         server = BenchServer("notifyd")
         server.cwd = tree
         if url:
             server.env["NOTIFYD_DATABASE_URL"] = url
         with server:
-            measured = measure(server, "/v1/notifications", warmup=1000, requests=requests)
+            request = post_request(server.port, "/v1/notifications", BODY)
+            uvloop.run(run_load(server.port, request, connections=CONNECTIONS, requests=1000))
+            store_before = backend_cpu(url)
+            measured = measure(server, "/v1/notifications", warmup=0, requests=requests)
+            store_cpu = backend_cpu(url) - store_before
             runs = server.get("/bench/stats?runs=true")["runs"]
-    return measured, sum(n for status, n in runs.items() if status != "succeeded")
+    return measured, sum(n for status, n in runs.items() if status != "succeeded"), store_cpu
 
 
 @contextmanager
@@ -81,10 +112,11 @@ def main() -> None:
     args = parser.parse_args()
     trees: list[Path] = [tree.resolve() for tree in args.tree or [Path(".")]]
     title(f"delivering on {args.store} vs validated, {len(trees)} tree(s), {args.reps} reps")
-    row("run", "requests/s", "p99", "CPU/req", "x validated", "p99 x val", "waiting")
+    row("run", "requests/s", "p99", "CPU/req", "x validated", "p99 x val", "waiting", "PG CPU/req")
     ratios: dict[Path, list[float]] = {tree: [] for tree in trees}
     p99s: dict[Path, list[float]] = {tree: [] for tree in trees}
     cpus: dict[Path, list[float]] = {tree: [] for tree in trees}
+    stores: dict[Path, list[float]] = {tree: [] for tree in trees}
     for rep in range(args.reps):
         with BenchServer("bare") as bare:
             validated = measure(bare, "/validated", warmup=2000, requests=args.requests)
@@ -97,8 +129,9 @@ def main() -> None:
         )
         order = trees if rep % 2 == 0 else trees[::-1]
         for tree in order:
-            m, waiting = delivering(tree, args.store, args.requests)
+            m, waiting, store_cpu = delivering(tree, args.store, args.requests)
             n = max(m.load.count, 1)
+            stores[tree].append(store_cpu / n * 1e6)
             ratio, p99 = m.load.rate / v.rate, m.load.ms(0.99) / v.ms(0.99)
             cpu = m.server_cpu / n * 1e6
             ratios[tree].append(ratio)
@@ -112,6 +145,7 @@ def main() -> None:
                 f"{ratio:.2f}x",
                 f"{p99:.1f}x",
                 f"{waiting:,}",
+                f"{store_cpu / n * 1e6:,.0f} us",
             )
             if m.load.errors or set(m.load.statuses) - {202}:
                 print(f"    answers: {m.load.describe_statuses()}")
@@ -121,6 +155,7 @@ def main() -> None:
             f"    {tree.name}: x validated {_spread(ratios[tree])}, p99 x validated's "
             f"{_spread(p99s[tree])}, CPU/req {statistics.median(cpus[tree]):,.0f} us "
             f"({min(cpus[tree]):,.0f}-{max(cpus[tree]):,.0f})"
+            + (f", PG CPU/req {statistics.median(stores[tree]):,.0f} us" if stores[tree] else "")
         )
 
 
