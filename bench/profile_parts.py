@@ -33,7 +33,7 @@ from bench.support import BenchServer, title
 
 # (part, what a frame's "function (file:line)" text contains), tried in this order per frame.
 RULES: list[tuple[str, tuple[str, ...]]] = [
-    ("claim", ("Dispatcher._claim", "claim_runs", "claim_due", "worker_pg.py:claim")),
+    ("claim", ("Dispatcher._claim", "claim_runs", "claim_due", "claim (notifyd/tracking/admin/")),
     ("outcome recording", ("recording.py", "finish_attempts", "storable", "worker_pg.py")),
     ("lease housekeeping", ("admin/leases.py", "tracking/leases.py", "Dispatcher.sweep")),
     ("execution (delivery, log line)", ("tracking/execution.py", "channels/", "delivery.py")),

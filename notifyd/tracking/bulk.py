@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import JSON, Connection, Dialect, Table, insert
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -143,10 +143,75 @@ def _run(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int | None:
     return int(conn.exec_driver_sql(plan.sql, params).rowcount)
 
 
+@dataclass(frozen=True)
+class _ArrayPlan:
+    """PostgreSQL: one INSERT of every row, its values sent as one array per column."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Processor | None, ...]
+
+
+def _array_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _ArrayPlan | None:
+    """``INSERT INTO t (a, b) SELECT a, b::json FROM unnest(%(a)s::varchar[], %(b)s::text[])``:
+    one statement whatever the number of rows (so it is prepared once), one round trip, and
+    one statement for the server to run, where an executemany is one per row."""
+    if not all(key in table.c for key in keys):
+        return None
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    if getattr(compiled, "insert_prefetch", None) or set(compiled.binds) != set(keys):
+        return None  # a default SQLAlchemy computes, or a column it fills in: let it
+    columns = [table.c[key] for key in keys]
+    arrays, selected = [], []
+    for index, column in enumerate(columns):
+        type_name = column.type.compile(dialect=dialect)
+        is_json = column.type._type_affinity is JSON  # sent as its text, cast back
+        arrays.append(f"%(c{index})s::{'text' if is_json else type_name}[]")
+        selected.append(f"c{index}::{type_name}" if is_json else f"c{index}")
+    names = ", ".join(f"c{index}" for index in range(len(columns)))
+    preparer = dialect.identifier_preparer
+    sql = (
+        f"INSERT INTO {preparer.format_table(table)} "
+        f"({', '.join(preparer.format_column(column) for column in columns)}) "
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
+    )
+    processors = tuple(_processor(column.type, dialect) for column in columns)
+    return _ArrayPlan(sql=sql, keys=keys, processors=processors)
+
+
+def _insert_arrays(conn: Connection, plan: _ArrayPlan, rows: Sequence[Row]) -> bool:
+    try:
+        params = {
+            f"c{index}": [row[key] for row in rows]
+            if process is None
+            else [process(row[key]) for row in rows]
+            for index, (key, process) in enumerate(zip(plan.keys, plan.processors, strict=True))
+        }
+    except Exception:
+        return False  # a row that does not fit: SQLAlchemy's own way says what is wrong
+    conn.exec_driver_sql(plan.sql, params)
+    return True
+
+
+_ARRAY_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _ArrayPlan | None]] = (
+    WeakKeyDictionary()
+)
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (at least one, each with the first one's columns) into ``table``."""
     dialect = conn.dialect
     keys = tuple(rows[0])
+    if dialect.name == "postgresql":
+        array_plans = _ARRAY_PLANS.setdefault(dialect, {})
+        try:
+            array_plan = array_plans[table, keys]
+        except KeyError:
+            if len(array_plans) > PLANS_KEPT:
+                array_plans.clear()
+            array_plan = array_plans[table, keys] = _array_plan(table, keys, dialect)
+        if array_plan is not None and _insert_arrays(conn, array_plan, rows):
+            return
     if _short_way(dialect):
         plans = _plans(dialect)
         try:
