@@ -6,7 +6,8 @@ samples it with py-spy (``pip install py-spy``; it needs ptrace, as root here) w
 ``--requests`` notifications are posted with 32 connections, and prints the server's CPU per
 request (from /proc) split by the parts below, each with how much of it was spent inside the
 store driver's C code (SQLite's own work; psycopg's). Sampling sees only threads on the CPU, so
-the shares are of CPU time. A sample is given to the first rule that matches any of its
+the shares are of CPU time (less the waits py-spy takes for work, see ``is_wait``, which are
+dropped). A sample is given to the first rule that matches any of its
 frames, from the innermost frame out.
 """
 
@@ -55,7 +56,12 @@ WAITS = ("queue.get(",)
 
 
 def is_wait(frame: str, roots: list[Path]) -> bool:
-    """Whether ``frame`` ("function (file:line)") is blocked on a queue (see ``WAITS``)."""
+    """Whether ``frame`` ("function (file:line)") is blocked on a queue (see ``WAITS``), or is
+    the event loop's own C code with no Python callback running (uvloop polling, or waiting
+    for the GIL while the writer thread holds it: on PostgreSQL a sixth of the samples), or
+    psycopg waiting for the server (a fifth of them)."""
+    if frame.startswith(("Runner.run (asyncio/runners.py", "Connection.wait (psycopg/")):
+        return True  # the loop polling; psycopg waiting for the server's answer
     where = frame.rpartition(" (")[2].rstrip(")")
     name, _, number = where.rpartition(":")
     if not number.isdigit():
