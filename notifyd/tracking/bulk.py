@@ -166,7 +166,8 @@ def _array_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Array
     for index, column in enumerate(columns):
         type_name = column.type.compile(dialect=dialect)
         is_json = column.type._type_affinity is JSON  # sent as its text, cast back
-        arrays.append(f"%(c{index})s::{'text' if is_json else type_name}[]")
+        # "%(@" is replaced by each statement's own prefix for the parameters' names.
+        arrays.append(f"%(@{index})s::{'text' if is_json else type_name}[]")
         selected.append(f"c{index}::{type_name}" if is_json else f"c{index}")
     names = ", ".join(f"c{index}" for index in range(len(columns)))
     preparer = dialect.identifier_preparer
@@ -179,18 +180,15 @@ def _array_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Array
     return _ArrayPlan(sql=sql, keys=keys, processors=processors)
 
 
-def _insert_arrays(conn: Connection, plan: _ArrayPlan, rows: Sequence[Row]) -> bool:
-    try:
-        params = {
-            f"c{index}": [row[key] for row in rows]
-            if process is None
-            else [process(row[key]) for row in rows]
-            for index, (key, process) in enumerate(zip(plan.keys, plan.processors, strict=True))
-        }
-    except Exception:
-        return False  # a row that does not fit: SQLAlchemy's own way says what is wrong
-    conn.exec_driver_sql(plan.sql, params)
-    return True
+def _array_params(plan: _ArrayPlan, rows: Sequence[Row], prefix: str) -> dict[str, Any]:
+    """Each column's values as one list (through its bind's processor); raises for a row that
+    does not fit (SQLAlchemy's own way then says what is wrong)."""
+    return {
+        f"{prefix}{index}": [row[key] for row in rows]
+        if process is None
+        else [process(row[key]) for row in rows]
+        for index, (key, process) in enumerate(zip(plan.keys, plan.processors, strict=True))
+    }
 
 
 _ARRAY_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _ArrayPlan | None]] = (
@@ -198,20 +196,61 @@ _ARRAY_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _Ar
 )
 
 
+def _array_plan_for(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _ArrayPlan | None:
+    array_plans = _ARRAY_PLANS.setdefault(dialect, {})
+    try:
+        return array_plans[table, keys]
+    except KeyError:
+        if len(array_plans) > PLANS_KEPT:
+            array_plans.clear()
+        plan = array_plans[table, keys] = _array_plan(table, keys, dialect)
+        return plan
+
+
+def insert_tables(conn: Connection, batches: Sequence[tuple[Table, Sequence[Row]]]) -> None:
+    """Insert each ``(table, rows)`` in turn (parents first), as :func:`insert_rows` does.
+
+    On PostgreSQL every table's rows go in one statement, each table's INSERT a data-modifying
+    ``WITH`` of it: a group commit's notifications and runs are one round trip, not one each
+    (the writer thread waits for each, and gets the GIL back after each wait).
+    """
+    batches = [(table, rows) for table, rows in batches if rows]
+    if conn.dialect.name == "postgresql" and len(batches) > 1:
+        plans = [_array_plan_for(conn.dialect, table, tuple(rows[0])) for table, rows in batches]
+        if all(plan is not None for plan in plans):
+            try:
+                params: dict[str, Any] = {}
+                for number, (plan, (_, rows)) in enumerate(zip(plans, batches, strict=True)):
+                    assert plan is not None
+                    params.update(_array_params(plan, rows, f"t{number}_"))
+            except Exception:
+                params = {}
+            if params:
+                parts = [
+                    f"w{number} AS ({plan.sql.replace('%(@', f'%(t{number}_')})"
+                    for number, plan in enumerate(plans)
+                    if plan is not None
+                ]
+                conn.exec_driver_sql(f"WITH {', '.join(parts)} SELECT 1", params)
+                return
+    for table, rows in batches:
+        insert_rows(conn, table, rows)
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (at least one, each with the first one's columns) into ``table``."""
     dialect = conn.dialect
     keys = tuple(rows[0])
     if dialect.name == "postgresql":
-        array_plans = _ARRAY_PLANS.setdefault(dialect, {})
-        try:
-            array_plan = array_plans[table, keys]
-        except KeyError:
-            if len(array_plans) > PLANS_KEPT:
-                array_plans.clear()
-            array_plan = array_plans[table, keys] = _array_plan(table, keys, dialect)
-        if array_plan is not None and _insert_arrays(conn, array_plan, rows):
-            return
+        array_plan = _array_plan_for(dialect, table, keys)
+        if array_plan is not None:
+            try:
+                params = _array_params(array_plan, rows, "")
+            except Exception:
+                params = {}  # a row that does not fit: SQLAlchemy's own way says what is wrong
+            if params:
+                conn.exec_driver_sql(array_plan.sql.replace("%(@", "%("), params)
+                return
     if _short_way(dialect):
         plans = _plans(dialect)
         try:

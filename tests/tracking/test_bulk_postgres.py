@@ -100,3 +100,40 @@ def test_errors_are_sqlalchemys_own(pg: Engine) -> None:
     with pytest.raises(IntegrityError), pg.begin() as conn:
         insert_rows(conn, RUNS, [_run("run_d1"), _run("run_d2")])
     assert len(_stored(pg, ["run_c1", "run_c2", "run_d1", "run_d2"])) == 1
+
+
+def test_a_batch_of_several_tables_is_one_statement_parents_first(pg: Engine) -> None:
+    from notifyd.tracking.admin import ATTEMPTS
+    from notifyd.tracking.bulk import insert_tables
+
+    attempt = {
+        "run_id": "run_e1",
+        "number": 1,
+        "worker": "w",
+        "started_at": _run("x")["created_at"],
+    }
+    statements: list[str] = []
+    event.listen(pg, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with pg.begin() as conn:
+        insert_tables(
+            conn,
+            [
+                (RUNS, [_run("run_e1"), _run("run_e2", label=None)]),
+                (ATTEMPTS, [{**attempt, "outcome": "running"}]),
+                (RUNS.metadata.tables["task_run_tally"], []),
+            ],
+        )
+        conn.execute(insert(RUNS), [_run("run_f1"), _run("run_f2", label=None)])
+    assert len(statements) == 2 and statements[0].startswith("WITH w0 AS (INSERT")
+    assert _stored(pg, ["run_e1", "run_e2"]) == _stored(pg, ["run_f1", "run_f2"])
+    with pg.connect() as conn:
+        assert conn.execute(select(ATTEMPTS.c.run_id)).scalars().all() == ["run_e1"]
+    # A child whose parent is missing is refused, as the database refuses it.
+    with pytest.raises(IntegrityError), pg.begin() as conn:
+        insert_tables(
+            conn,
+            [
+                (RUNS, [_run("run_g1")]),
+                (ATTEMPTS, [{**attempt, "run_id": "run_none", "outcome": "x"}]),
+            ],
+        )
