@@ -110,6 +110,8 @@ def read_samples(path: Path, tree: Path) -> tuple[Counter[str], Counter[str]]:
 def profile(tree: Path, store: str, requests: int, rate: int, keep: Path | None) -> None:
     """Run the server under py-spy and print the table."""
     spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit(f"no {spy}: install it first ({sys.executable} -m pip install py-spy)")
     with (
         postgres_schema() if store == "postgres" else contextlib.nullcontext() as url,
         tempfile.TemporaryDirectory() as tmp,

@@ -14,6 +14,13 @@ Whether it still pays: ``python -m bench.bulk`` runs that cycle both ways in one
 2026-12-06 it took 62 us of process time per run this way against 76-79 us SQLAlchemy's way
 (1.2-1.3x, ~15 us saved per accepted and delivered notification, a few percent of the accept
 path's CPU).
+
+On PostgreSQL the inserts take another form (``insert_tables``): each table's rows as one
+``INSERT ... SELECT FROM unnest(...)`` of per-column arrays, every table of a batch in one
+statement, each value through its bind's processor as above (tests/tracking/test_bulk_postgres.py
+compares the stored rows with SQLAlchemy's own). An executemany there is one statement per row
+for the server to run and, in psycopg, a pipeline of per-row messages; this is one of each per
+group commit, whatever its size (so the server prepares it once).
 """
 
 from __future__ import annotations
