@@ -211,7 +211,7 @@ def test_on_postgresql_a_claim_and_an_outcome_batch_are_one_statement_each(
         engine.dispose()
 
 
-def test_without_caps_a_claim_is_one_statement_and_the_attempts_insert(store: Engine) -> None:
+def test_without_caps_a_claim_takes_every_due_state_in_due_order(store: Engine) -> None:
     _add_runs(
         store,
         ("run_a1", "a", "queued", 50),
@@ -220,16 +220,12 @@ def test_without_caps_a_claim_is_one_statement_and_the_attempts_insert(store: En
         ("run_c1", None, "retrying", 20),
         ("run_c2", "c", "queued", 10),
     )
-    seen = _statements(store)
     with write_connection(store) as conn:
-        before = len(seen)
         _, claimed = admin.claim_runs(conn, now=NOW, limit=4, worker="w1", lease_seconds=30)
-        written = len(seen) - before
     assert [run.id for run in claimed] == ["run_a1", "run_b1", "run_b2", "run_c1"]
     assert [run.attempt for run in claimed] == [1, 1, 2, 2]
     assert claimed[2].args == {"n": 1, "text": "é"}
     assert claimed[0].created_at == NOW - timedelta(hours=1)
-    assert written == (1 if store.dialect.name == "postgresql" else 2)
     with store.connect() as conn:
         statuses = {row.id: row.status for row in conn.execute(select(RUNS.c.id, RUNS.c.status))}
         opened = [tuple(row) for row in conn.execute(select(ATTEMPTS.c.run_id, ATTEMPTS.c.number))]

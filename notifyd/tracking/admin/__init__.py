@@ -12,8 +12,8 @@ retention:
   ``stats``, ``queue_figures``, ``attempt_histogram``, ``has_runs``
 
 Use it as one module (``from notifyd.tracking import admin; admin.retry_run(...)``); the parts
-are ``records`` (filters and records), ``worker`` (claim and finish; ``worker_pg`` and
-``worker_sqlite`` each store's one-statement forms), ``leases`` (renew,
+are ``records`` (filters and records), ``worker`` (claim and finish; ``worker_pg`` their
+one-statement forms on PostgreSQL), ``leases`` (renew,
 rescue, fold the tally), ``operator`` and ``reads``.
 
 Writes take a ``Connection`` inside a write transaction (the server passes its group-commit

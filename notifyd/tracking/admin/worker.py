@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 
-from notifyd.tracking.admin import worker_pg, worker_sqlite
+from notifyd.tracking.admin import worker_pg
 from notifyd.tracking.admin.records import (
     ATTEMPTS,
     RUNS,
@@ -111,9 +111,7 @@ def claim_runs(
         )
     now = now or utcnow()
     lease_until = now + timedelta(seconds=lease_seconds)
-    return now, claim_due(
-        conn, now=now, limit=limit, worker=worker, lease_until=lease_until, queue_free=queue_free
-    )
+    return now, _claim(conn, now, limit, worker, lease_until, dict(queue_free or {}))
 
 
 def claim_due(
@@ -144,10 +142,6 @@ def claim_due(
             lease_seconds=seconds,
             queue_free=queue_free,
         )[1]
-    if conn.dialect.name == "sqlite" and not queue_free and worker_sqlite.SUPPORTED:
-        return worker_sqlite.claim(
-            conn, now=now, limit=limit, worker=worker, lease_until=lease_until
-        )
     return _claim(conn, now, limit, worker, lease_until, dict(queue_free or {}))
 
 
