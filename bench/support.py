@@ -88,6 +88,7 @@ class BenchServer:
             self.args.append("--no-dispatch")
         self.args += extra
         self.env: dict[str, str] = {}
+        self.cwd = ROOT  # the tree whose code the server runs (an A/B points it at another)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -101,7 +102,7 @@ class BenchServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFYD_")} | self.env
         with (self.home / "server.log").open("ab") as log:
             self.proc = subprocess.Popen(
-                self.args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                self.args, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import OperationalError
 
-from notifyd.tracking.bulk import insert_rows
+from notifyd.tracking.bulk import insert_tables
 
 T = TypeVar("T")
 WriteFn = Callable[[Connection], T]
@@ -60,9 +60,7 @@ def apply(conn: Connection, jobs: list[Job]) -> list[Any]:
         for table, rows in job.inserts:
             merged.setdefault(table, []).extend(rows)
         once.update(dict.fromkeys(job.once))
-    for table, rows in merged.items():
-        if rows:
-            insert_rows(conn, table, rows)
+    insert_tables(conn, list(merged.items()))
     results = [job.fn(conn) if job.fn is not None else None for job in jobs]
     for fn in once:
         fn(conn)

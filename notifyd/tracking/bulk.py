@@ -14,6 +14,13 @@ Whether it still pays: ``python -m bench.bulk`` runs that cycle both ways in one
 2026-12-06 it took 62 us of process time per run this way against 76-79 us SQLAlchemy's way
 (1.2-1.3x, ~15 us saved per accepted and delivered notification, a few percent of the accept
 path's CPU).
+
+On PostgreSQL the inserts take another form (``insert_tables``): each table's rows as one
+``INSERT ... SELECT FROM unnest(...)`` of per-column arrays, every table of a batch in one
+statement, each value through its bind's processor as above (tests/tracking/test_bulk_postgres.py
+compares the stored rows with SQLAlchemy's own). An executemany there is one statement per row
+for the server to run and, in psycopg, a pipeline of per-row messages; this is one of each per
+group commit, whatever its size (so the server prepares it once).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import JSON, Connection, Dialect, Table, insert
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -143,10 +150,114 @@ def _run(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int | None:
     return int(conn.exec_driver_sql(plan.sql, params).rowcount)
 
 
+@dataclass(frozen=True)
+class _ArrayPlan:
+    """PostgreSQL: one INSERT of every row, its values sent as one array per column."""
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Processor | None, ...]
+
+
+def _array_plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _ArrayPlan | None:
+    """``INSERT INTO t (a, b) SELECT a, b::json FROM unnest(%(a)s::varchar[], %(b)s::text[])``:
+    one statement whatever the number of rows (so it is prepared once), one round trip, and
+    one statement for the server to run, where an executemany is one per row."""
+    if not all(key in table.c for key in keys):
+        return None
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    if getattr(compiled, "insert_prefetch", None) or set(compiled.binds) != set(keys):
+        return None  # a default SQLAlchemy computes, or a column it fills in: let it
+    columns = [table.c[key] for key in keys]
+    arrays, selected = [], []
+    for index, column in enumerate(columns):
+        type_name = column.type.compile(dialect=dialect)
+        is_json = column.type._type_affinity is JSON  # sent as its text, cast back
+        # "%(@" is replaced by each statement's own prefix for the parameters' names.
+        arrays.append(f"%(@{index})s::{'text' if is_json else type_name}[]")
+        selected.append(f"c{index}::{type_name}" if is_json else f"c{index}")
+    names = ", ".join(f"c{index}" for index in range(len(columns)))
+    preparer = dialect.identifier_preparer
+    sql = (
+        f"INSERT INTO {preparer.format_table(table)} "
+        f"({', '.join(preparer.format_column(column) for column in columns)}) "
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) AS v({names})"
+    )
+    processors = tuple(_processor(column.type, dialect) for column in columns)
+    return _ArrayPlan(sql=sql, keys=keys, processors=processors)
+
+
+def _array_params(plan: _ArrayPlan, rows: Sequence[Row], prefix: str) -> dict[str, Any]:
+    """Each column's values as one list (through its bind's processor); raises for a row that
+    does not fit (SQLAlchemy's own way then says what is wrong)."""
+    return {
+        f"{prefix}{index}": [row[key] for row in rows]
+        if process is None
+        else [process(row[key]) for row in rows]
+        for index, (key, process) in enumerate(zip(plan.keys, plan.processors, strict=True))
+    }
+
+
+_ARRAY_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Table, tuple[str, ...]], _ArrayPlan | None]] = (
+    WeakKeyDictionary()
+)
+
+
+def _array_plan_for(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _ArrayPlan | None:
+    array_plans = _ARRAY_PLANS.setdefault(dialect, {})
+    try:
+        return array_plans[table, keys]
+    except KeyError:
+        if len(array_plans) > PLANS_KEPT:
+            array_plans.clear()
+        plan = array_plans[table, keys] = _array_plan(table, keys, dialect)
+        return plan
+
+
+def insert_tables(conn: Connection, batches: Sequence[tuple[Table, Sequence[Row]]]) -> None:
+    """Insert each ``(table, rows)`` in turn (parents first), as :func:`insert_rows` does.
+
+    On PostgreSQL every table's rows go in one statement, each table's INSERT a data-modifying
+    ``WITH`` of it: a group commit's notifications and runs are one round trip, not one each
+    (the writer thread waits for each, and gets the GIL back after each wait).
+    """
+    batches = [(table, rows) for table, rows in batches if rows]
+    if conn.dialect.name == "postgresql" and len(batches) > 1:
+        plans = [_array_plan_for(conn.dialect, table, tuple(rows[0])) for table, rows in batches]
+        if all(plan is not None for plan in plans):
+            try:
+                params: dict[str, Any] = {}
+                for number, (plan, (_, rows)) in enumerate(zip(plans, batches, strict=True)):
+                    assert plan is not None
+                    params.update(_array_params(plan, rows, f"t{number}_"))
+            except Exception:
+                params = {}
+            if params:
+                parts = [
+                    f"w{number} AS ({plan.sql.replace('%(@', f'%(t{number}_')})"
+                    for number, plan in enumerate(plans)
+                    if plan is not None
+                ]
+                conn.exec_driver_sql(f"WITH {', '.join(parts)} SELECT 1", params)
+                return
+    for table, rows in batches:
+        insert_rows(conn, table, rows)
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:
     """Insert ``rows`` (at least one, each with the first one's columns) into ``table``."""
     dialect = conn.dialect
     keys = tuple(rows[0])
+    if dialect.name == "postgresql":
+        array_plan = _array_plan_for(dialect, table, keys)
+        if array_plan is not None:
+            try:
+                params = _array_params(array_plan, rows, "")
+            except Exception:
+                params = {}  # a row that does not fit: SQLAlchemy's own way says what is wrong
+            if params:
+                conn.exec_driver_sql(array_plan.sql.replace("%(@", "%("), params)
+                return
     if _short_way(dialect):
         plans = _plans(dialect)
         try:

@@ -46,7 +46,11 @@ class StoreClock:
             return self()
         before = self.local()
         store: datetime = conn.execute(text("SELECT clock_timestamp()")).scalar_one()
-        after = self.local()
+        return self.observed(store, before, self.local())
+
+    def observed(self, store: datetime, before: datetime, after: datetime) -> datetime:
+        """Take ``store``, the database's time read between the local times ``before`` and
+        ``after`` (by a statement that also did other work, say), as the new offset."""
         store = store.astimezone(UTC)
         self.offset = store - (before + (after - before) / 2)
         return store

@@ -4,14 +4,16 @@ As procrastinate's ``JobManager`` and River's driver interface do, this package 
 vocabulary of the queue, used alike by the dispatcher, the HTTP routes, the CLI, metrics and
 retention:
 
-- the worker's: ``claim_due``, ``finish_attempts``, ``renew_leases``, ``interrupt_runs``
+- the worker's: ``claim_runs`` / ``claim_due``, ``finish_attempts``, ``renew_leases``,
+  ``interrupt_runs``
 - an operator's: ``retry_run`` (a failed or cancelled run afresh; a retrying run now),
   ``retry_runs`` (in bulk), ``cancel_run``, ``prune_chunk`` / ``prune``
 - reading: ``get_run``, ``list_runs``, ``search_runs``, ``count_runs``, ``runs_for_ref``,
   ``stats``, ``queue_figures``, ``attempt_histogram``, ``has_runs``
 
 Use it as one module (``from notifyd.tracking import admin; admin.retry_run(...)``); the parts
-are ``records`` (filters and records), ``worker`` (claim and finish), ``leases`` (renew,
+are ``records`` (filters and records), ``worker`` (claim and finish; ``worker_pg`` their
+one-statement forms on PostgreSQL), ``leases`` (renew,
 rescue, fold the tally), ``operator`` and ``reads``.
 
 Writes take a ``Connection`` inside a write transaction (the server passes its group-commit
@@ -66,7 +68,7 @@ from notifyd.tracking.admin.records import (
     RunRecord,
     RunStats,
 )
-from notifyd.tracking.admin.worker import claim_due, finish_attempts
+from notifyd.tracking.admin.worker import claim_due, claim_runs, finish_attempts
 from notifyd.tracking.outcomes import ClaimedRun
 
 __all__ = [
@@ -92,6 +94,7 @@ __all__ = [
     "cancel_run",
     "cancel_runs",
     "claim_due",
+    "claim_runs",
     "compact_tally",
     "count_due",
     "count_prunable",

@@ -7,7 +7,7 @@ dispatcher's hot path. Keeping leases and the tally is in ``leases``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,11 +21,13 @@ from sqlalchemy import (
     update,
 )
 
+from notifyd.tracking.admin import worker_pg
 from notifyd.tracking.admin.records import (
     ATTEMPTS,
     RUNS,
 )
 from notifyd.tracking.bulk import execute_many, insert_rows
+from notifyd.tracking.clock import utcnow
 from notifyd.tracking.models import (
     CLAIM,
     Outcome,
@@ -82,6 +84,36 @@ _CLAIM_RUN = (
 )
 
 
+def claim_runs(
+    conn: Connection,
+    *,
+    limit: int,
+    worker: str,
+    lease_seconds: float,
+    now: datetime | None = None,
+    queue_free: Mapping[str, int] | None = None,
+) -> tuple[datetime | None, list[ClaimedRun]]:
+    """:func:`claim_due` with the lease as a length; returns the claim's "now" too.
+
+    ``now`` None: the store's clock, on PostgreSQL read inside the claim's own statement (the
+    database's time; None comes back when nothing was due), elsewhere the process's.
+    """
+    if limit <= 0:
+        return now, []
+    if conn.dialect.name == "postgresql":
+        return worker_pg.claim(
+            conn,
+            now=now,
+            limit=limit,
+            worker=worker,
+            lease_seconds=lease_seconds,
+            caps=dict(queue_free or {}),
+        )
+    now = now or utcnow()
+    lease_until = now + timedelta(seconds=lease_seconds)
+    return now, _claim(conn, now, limit, worker, lease_until, dict(queue_free or {}))
+
+
 def claim_due(
     conn: Connection,
     *,
@@ -94,12 +126,33 @@ def claim_due(
     """Atomically take up to ``limit`` due runs: mark them running, leased, with a new attempt.
 
     ``queue_free`` caps how many runs of a queue may be taken (queues at 0 are skipped).
-    On PostgreSQL rows another worker is claiming are skipped (FOR UPDATE SKIP LOCKED); SQLite's
-    single writer makes the select-then-update atomic by itself.
+    On PostgreSQL rows another worker is claiming are skipped (FOR UPDATE SKIP LOCKED), in one
+    statement (``worker_pg``); SQLite's single writer makes the select-then-update atomic by
+    itself.
     """
     if limit <= 0:
         return []
-    caps = dict(queue_free or {})
+    if conn.dialect.name == "postgresql":
+        seconds = (lease_until - now).total_seconds()
+        return claim_runs(
+            conn,
+            now=now,
+            limit=limit,
+            worker=worker,
+            lease_seconds=seconds,
+            queue_free=queue_free,
+        )[1]
+    return _claim(conn, now, limit, worker, lease_until, dict(queue_free or {}))
+
+
+def _claim(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    worker: str,
+    lease_until: datetime,
+    caps: dict[str, int],
+) -> list[ClaimedRun]:
     full = [name for name, free in caps.items() if free <= 0]
     # One query per due state, each walking the due index in order: a single query over both
     # states made the store sort every due run to find the first few, and a backlog of
@@ -218,6 +271,8 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
     """
     if not results:
         return 0
+    if conn.dialect.name == "postgresql":
+        return worker_pg.finish(conn, results, worker=worker)
     execute_many(
         conn,
         _FINISH_ATTEMPT,

@@ -1,0 +1,187 @@
+"""The worker's cycle on PostgreSQL: a claim is one statement, a batch of outcomes another.
+
+Each statement is one round trip, and the store is a network hop away: the generic way
+(``worker``) took seven for a claim (the clock, a query per due state, the runs' update, the
+attempts' insert) and two for a batch of outcomes, and the group commit's thread spent most of
+its time waiting on them. Here "now" is read inside the claim (the database's clock, unless the
+caller gives one), the due runs are locked with ``FOR UPDATE SKIP LOCKED`` in the same
+statement that marks them running and opens their attempts, and a batch of outcomes travels
+as arrays (``unnest``) that one statement applies to the attempts and the runs. The moves,
+conditions and values are those of ``worker``'s statements; the tests run both stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from notifyd.tracking.models import CLAIM, FINISH, Outcome, RunStatus
+from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
+
+_FINAL = (RunStatus.succeeded, RunStatus.failed)
+
+
+# The caller's "now", or the database's: the time the statement began, a stable value that the
+# due index can be searched with (clock_timestamp() changes per row: a scan of every due run).
+_NOW = "coalesce(%(now)s::timestamp, statement_timestamp() AT TIME ZONE 'UTC')"
+
+
+def _due(status: str) -> str:
+    # One query per due state, each walking the due index in order (see ``worker.claim_due``).
+    return (
+        f"due_{status} AS (SELECT r.id, r.queue, r.next_attempt_at FROM task_run r "
+        f"WHERE r.status = '{status}' AND r.next_attempt_at <= {_NOW} "
+        "AND (r.queue IS NULL OR r.queue <> ALL (%(full)s::varchar[])) "
+        # Due order alone, which the index gives: ties broken by id made PostgreSQL sort
+        # every due run (the picked ones are put in (due, id) order afterwards).
+        "ORDER BY r.next_attempt_at LIMIT %(fetch)s FOR UPDATE OF r SKIP LOCKED)"
+    )
+
+
+CLAIM_SQL = (
+    f"WITH clock AS (SELECT {_NOW} AS now), "
+    + "".join(f"{_due(status)}, " for status in CLAIM.source_values)
+    + "due AS ("
+    + " UNION ALL ".join(f"SELECT * FROM due_{status}" for status in CLAIM.source_values)
+    + "), "
+    # A queue with a cap takes at most its free slots (its runs in due order).
+    "ranked AS (SELECT due.id, due.next_attempt_at, cap.free, row_number() OVER "
+    "(PARTITION BY due.queue ORDER BY due.next_attempt_at, due.id) AS nth FROM due "
+    "LEFT JOIN unnest(%(capped)s::varchar[], %(free)s::int[]) AS cap(queue, free) "
+    "ON cap.queue = due.queue), "
+    "picked AS (SELECT id FROM ranked WHERE free IS NULL OR nth <= free "
+    "ORDER BY next_attempt_at, id LIMIT %(limit)s), "
+    "claimed AS (UPDATE task_run SET "
+    f"status = '{RunStatus.running.value}', attempts = task_run.attempts + 1, "
+    "worker = %(worker)s, lease_expires_at = clock.now + make_interval(secs => %(lease)s), "
+    "started_at = coalesce(task_run.started_at, clock.now), updated_at = clock.now "
+    "FROM picked, clock WHERE task_run.id = picked.id RETURNING task_run.id, "
+    "task_run.task_name, task_run.args::text AS args, task_run.queue, task_run.label, "
+    "task_run.attempts, task_run.max_attempts, task_run.interruptions, "
+    "task_run.next_attempt_at, task_run.created_at, task_run.trace_context, clock.now), "
+    "opened AS (INSERT INTO attempt (run_id, number, worker, started_at, outcome) "
+    f"SELECT id, attempts, %(worker)s, now, '{Outcome.running.value}' FROM claimed) "
+    "SELECT * FROM claimed"
+)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(tzinfo=UTC)
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def claim(
+    conn: Connection,
+    *,
+    now: datetime | None,
+    limit: int,
+    worker: str,
+    lease_seconds: float,
+    caps: Mapping[str, int],
+) -> tuple[datetime | None, list[ClaimedRun]]:
+    """Claim in one statement; returns the claim's "now" (None when nothing was due) and the
+    runs in due order. ``now`` None: the database's clock."""
+    full = [name for name, free in caps.items() if free <= 0]
+    capped = [name for name, free in caps.items() if free > 0]
+    params = {
+        "now": _naive(now),
+        "full": full,
+        "fetch": limit * 2 if caps else limit,
+        "capped": capped,
+        "free": [caps[name] for name in capped],
+        "limit": limit,
+        "worker": worker,
+        "lease": lease_seconds,
+    }
+    rows = sorted(
+        conn.exec_driver_sql(CLAIM_SQL, params).all(),
+        key=lambda row: (row.next_attempt_at, row.id),
+    )
+    if not rows:
+        return None, []
+    loads: Callable[[str], Any] = conn.dialect._json_deserializer or json.loads
+    started = _aware(rows[0].now)
+    assert started is not None
+    return started, [
+        ClaimedRun(
+            id=row.id,
+            task_name=row.task_name,
+            args=loads(row.args),
+            queue=row.queue,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            interruptions=row.interruptions,
+            started_at=started,
+            label=row.label,
+            created_at=_aware(row.created_at),
+            trace_context=row.trace_context,
+        )
+        for row in rows
+    ]
+
+
+FINISH_SQL = (
+    "WITH r AS (SELECT * FROM unnest(%(id)s::varchar[], %(number)s::int[], "
+    "%(finished)s::timestamp[], %(duration)s::float8[], %(outcome)s::varchar[], "
+    "%(error_type)s::varchar[], %(error_message)s::text[], %(traceback)s::text[], "
+    "%(delay)s::float8[], %(response)s::text[], %(status)s::varchar[], "
+    "%(next)s::timestamp[], %(run_finished)s::timestamp[], %(error)s::text[], "
+    "%(released)s::int[]) AS r(id, number, finished, duration, outcome, error_type, "
+    "error_message, traceback, delay, response, status, next, run_finished, error, "
+    "released)), "
+    "attempts AS (UPDATE attempt SET finished_at = r.finished, duration_ms = r.duration, "
+    "outcome = r.outcome, error_type = r.error_type, error_message = r.error_message, "
+    "traceback = r.traceback, retry_delay_seconds = r.delay, response = r.response::json "
+    "FROM r WHERE attempt.run_id = r.id AND attempt.number = r.number "
+    f"AND attempt.outcome = '{Outcome.running.value}'), "
+    "runs AS (UPDATE task_run SET status = r.status, next_attempt_at = r.next, "
+    "lease_expires_at = NULL, worker = NULL, finished_at = r.run_finished, "
+    "last_error = r.error, updated_at = r.finished, "
+    "interruptions = task_run.interruptions + r.released FROM r "
+    f"WHERE task_run.id = r.id AND task_run.status = '{FINISH.sources[0].value}' "
+    "AND task_run.worker = %(worker)s AND task_run.attempts = r.number RETURNING 1) "
+    "SELECT count(*) FROM runs"
+)
+
+
+def finish(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -> int:
+    """Record a batch of outcomes in one statement; the runs this worker still held."""
+    dumps: Callable[[Any], str] = conn.dialect._json_serializer or json.dumps
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "id", "number", "finished", "duration", "outcome", "error_type", "error_message",
+            "traceback", "delay", "response", "status", "next", "run_finished", "error",
+            "released",
+        )
+    }  # fmt: skip
+    for r in results:
+        finished = _naive(r.finished_at)
+        for name, value in (
+            ("id", r.run_id),
+            ("number", r.attempt),
+            ("finished", finished),
+            ("duration", r.duration_ms),
+            ("outcome", r.outcome.value),
+            ("error_type", r.error_type),
+            ("error_message", r.error_message),
+            ("traceback", r.traceback),
+            ("delay", r.retry_delay_seconds),
+            ("response", None if r.response is None else dumps(r.response)),
+            ("status", r.status.value),
+            ("next", _naive(r.next_attempt_at)),
+            ("run_finished", finished if r.status in _FINAL else None),
+            ("error", None if r.status is RunStatus.succeeded else r.short_error),
+            ("released", int(r.released)),
+        ):
+            columns[name].append(value)
+    return int(conn.exec_driver_sql(FINISH_SQL, {**columns, "worker": worker}).scalar_one())
