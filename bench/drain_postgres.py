@@ -18,17 +18,15 @@ import argparse
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import uvloop
-from sqlalchemy import create_engine, text
 
 from bench.accept_throughput import BODY, CONNECTIONS
 from bench.load import post_request, run_load
-from bench.support import CLOCK_TICKS, BenchServer, paired, proc_status, row, spread, title
+from bench.support import BenchServer, paired, proc_status, row, spread, title
 from bench.workers import (
-    POSTGRES_URL,
     Process,
+    backend_cpu_seconds,
     count_lines,
     exit_on_sigterm,
     log_file,
@@ -57,27 +55,6 @@ class Setup:
     server_us: list[float] = field(default_factory=list)  # every postgres process, per run
     worker_us: list[float] = field(default_factory=list)  # the workers' CPU per run
     undelivered: int = 0
-
-
-def backend_cpu_seconds(application_name: str) -> float:
-    """utime+stime of the live backends whose connections carry ``application_name``."""
-    engine = create_engine(POSTGRES_URL)
-    try:
-        with engine.connect() as conn:
-            pids = conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": application_name},
-            ).scalars()
-            total = 0
-            for pid in pids:
-                try:
-                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                total += int(stat[11]) + int(stat[12])
-    finally:
-        engine.dispose()
-    return total / CLOCK_TICKS
 
 
 def workers_cpu(workers: list[Process]) -> float:

@@ -12,7 +12,6 @@ runs; ratios within a repetition and CPU per request are the steadier figures. P
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import uuid
@@ -25,7 +24,8 @@ from sqlalchemy import create_engine, text
 
 from bench.accept_throughput import BODY, CONNECTIONS, Measured, measure
 from bench.load import post_request, run_load
-from bench.support import BenchServer, proc_status, row, title
+from bench.support import BenchServer, row, title
+from bench.workers import backend_cpu_seconds
 
 POSTGRES_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -50,25 +50,8 @@ def postgres_schema() -> Iterator[str]:
 
 
 def backend_cpu(url: str | None) -> float:
-    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s connections (this
-    machine's server, read from /proc): the store's own cost, beside the server's."""
-    if url is None:
-        return 0.0
-    name = url.rsplit("application_name=", 1)[1]
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.connect() as conn:
-            pids = conn.execute(
-                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-                {"name": name},
-            ).scalars()
-            total = 0.0
-            for pid in pids:
-                with contextlib.suppress(OSError):  # a backend that ended meanwhile
-                    total += proc_status(pid).cpu_seconds
-            return total
-    finally:
-        admin.dispose()
+    """CPU seconds used so far by the PostgreSQL backends serving ``url``'s connections."""
+    return backend_cpu_seconds(url.rsplit("application_name=", 1)[1]) if url else 0.0
 
 
 def delivering(tree: Path, store: str, requests: int) -> tuple[Measured, int, float]:

@@ -31,6 +31,30 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def backend_cpu_seconds(application_name: str) -> float:
+    """CPU seconds used so far by the live PostgreSQL backends whose connections carry
+    ``application_name`` (this machine's server, read from /proc): the store's own cost."""
+    engine = create_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            pids = list(
+                conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                    {"name": application_name},
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    total = 0
+    for pid in pids:
+        try:  # a backend that ended meanwhile has nothing to read
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(stat[11]) + int(stat[12])
+    return total / CLOCK_TICKS
+
+
 def with_query(url: str, **params: str) -> str:
     """``url`` with ``params`` appended to its query string."""
     query = "&".join(f"{key}={value}" for key, value in params.items())

@@ -36,6 +36,16 @@ def engine(tmp_path: Any) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def either_store(db_url: str, tmp_path: Any) -> Iterator[Engine]:
+    """The tracking tables on SQLite, then on PostgreSQL (each store's own bulk path)."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    engine = create_engine(db_url)
+    schema.install(engine)
+    yield engine
+    engine.dispose()
+
+
 def _run(run_id: str, **overrides: Any) -> dict[str, Any]:
     row = {
         "id": run_id,
@@ -80,13 +90,13 @@ def test_stores_exactly_what_sqlalchemy_stores(engine: Engine) -> None:
     assert back.crashes == 0  # a server default is left to the database
 
 
-def test_a_python_side_default_is_filled_in_by_sqlalchemy(engine: Engine) -> None:
+def test_a_python_side_default_is_filled_in_by_sqlalchemy(either_store: Engine) -> None:
     table = Table(
         "defaults", MetaData(), Column("id", String, primary_key=True),
         Column("n", Integer, default=7), Column("doc", JSON),
     )  # fmt: skip
-    table.create(engine)
-    with engine.begin() as conn:
+    table.create(either_store)
+    with either_store.begin() as conn:
         insert_rows(conn, table, [{"id": "a", "doc": [1]}, {"id": "b", "doc": None}])
         rows = conn.execute(select(table).order_by(table.c.id)).all()
     assert [tuple(row) for row in rows] == [("a", 7, [1]), ("b", 7, None)]

@@ -10,7 +10,6 @@ from sqlalchemy import (
     JSON,
     Column,
     Engine,
-    Integer,
     MetaData,
     String,
     Table,
@@ -64,18 +63,6 @@ def test_stores_exactly_what_sqlalchemy_stores(pg: Engine) -> None:
         back = conn.execute(select(RUNS).where(RUNS.c.id == "run_a1")).one()
     assert back.args == ours[0]["args"] and back.label == ours[0]["label"]
     assert back.crashes == 0  # a server default is left to the database
-
-
-def test_a_python_side_default_is_filled_in_by_sqlalchemy(pg: Engine) -> None:
-    table = Table(
-        "defaults", MetaData(), Column("id", String, primary_key=True),
-        Column("n", Integer, default=7), Column("doc", JSON),
-    )  # fmt: skip
-    table.create(pg)
-    with pg.begin() as conn:
-        insert_rows(conn, table, [{"id": "a", "doc": [1]}, {"id": "b", "doc": None}])
-        rows = conn.execute(select(table).order_by(table.c.id)).all()
-    assert [tuple(row) for row in rows] == [("a", 7, [1]), ("b", 7, None)]
 
 
 def test_json_none_is_stored_as_sqlalchemy_stores_it(pg: Engine) -> None:
