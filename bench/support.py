@@ -62,7 +62,30 @@ def machine_cpu_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
-class BenchServer:
+class Started:
+    """A process of a benchmark's: ``with`` starts it, and stops it however the block ends."""
+
+    def start(self) -> Self:
+        """Start it; itself."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop it (idempotent)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class BenchServer(Started):
     """``python -m bench.server`` in a subprocess on a free port with a temporary data dir."""
 
     def __init__(
@@ -140,17 +163,6 @@ class BenchServer:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._tmp.cleanup()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class NotifydServe(BenchServer):

@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from sqlalchemy import create_engine, text
 
-from bench.support import CLOCK_TICKS, ROOT, percentile
+from bench.support import CLOCK_TICKS, ROOT, Started, percentile
 from notifyd.config import LOG_FILE_NAME
 
 # The variable the test suite reads (tests/conftest.py), then the relay benchmark's.
@@ -114,7 +113,7 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-class Process:
+class Process(Started):
     """A subprocess in its own process group (a prefork worker's children go with it), logging
     to a file; SIGTERM on stop, then SIGKILL of the whole group if it lingers."""
 
@@ -171,17 +170,6 @@ class Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def notifyd_worker(home: Path, database_url: str | None = None) -> Process:
