@@ -4,6 +4,12 @@ One asyncio task loops: record finished attempts, renew leases, sweep expired le
 many due runs as there are free slots, sleep until woken (a submit, a finished run) or the poll
 interval passes. All its writes go through the group-commit Writer, in batches. One attempt is
 ``execution``'s; recording the outcomes is ``recording``'s.
+
+A claim that took every due run it could leaves the dispatcher *drained*: it claims again only
+when woken by new queued runs, when a capped queue that may hold more frees a slot, or when the
+poll interval passes. While drained, a commit in this process may hand its new runs straight to
+the dispatcher's free slots (``handoff``): they are stored already claimed, so they cost no claim
+and are never seen queued, and older due runs still go first (a hand-off waits for a drain).
 """
 
 from __future__ import annotations
@@ -77,6 +83,16 @@ class Dispatcher:
         self._outcomes = Outcomes(writer, self.worker_id)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
+        # Slots promised to runs being committed by a hand-off (see the module), and of them
+        # those in capped queues.
+        self._reserved = 0
+        self._reserved_queues: Counter[str] = Counter()
+        self._drained = False
+        self._claiming = False
+        # Capped queues whose due runs may outnumber their free slots: their next finished run
+        # claims again, and their new runs are not handed off (older ones go first).
+        self._backlogged: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
@@ -92,11 +108,74 @@ class Dispatcher:
         if self._loop_task is None:
             self._stopping = False
             self.executor.start(self.config.concurrency)
+            self._loop = asyncio.get_running_loop()
+            self._drained = False
             self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
 
     def wake(self) -> None:
         """Look for due runs now (called after new runs are committed)."""
+        self._drained = False
         self._wake.set()
+
+    # ---- hand-off: runs committed as this dispatcher's (see ``handoff``) -----------------
+
+    def reserve(self, queue: str | None) -> bool:
+        """Promise a free slot to a run about to be committed as claimed by this dispatcher.
+
+        Only while drained (no older due run waits), not during a claim (it counted the slots
+        already), and on the dispatcher's own loop; each promise ends in ``adopt`` or
+        ``unreserve``.
+        """
+        if (
+            not self._drained
+            or self._claiming
+            or self._stopping
+            or self._loop_task is None
+            or len(self._running) + self._reserved >= self.config.concurrency
+        ):
+            return False
+        cap = self.config.queue_concurrency.get(queue) if queue is not None else None
+        if cap is not None and queue is not None:
+            if queue in self._backlogged or (
+                self._running_queues[queue] + self._reserved_queues[queue] >= cap
+            ):
+                return False
+            self._reserved_queues[queue] += 1
+        self._reserved += 1
+        return True
+
+    def on_own_loop(self) -> bool:
+        """Whether the caller runs on the loop this dispatcher runs on (a hand-off's must)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def unreserve(self, queue: str | None) -> None:
+        """Give back a slot promised by ``reserve`` (its commit failed)."""
+        self._reserved -= 1
+        if queue is not None and queue in self._reserved_queues:
+            self._reserved_queues[queue] -= 1
+
+    def adopt(self, claimed: list[ClaimedRun]) -> None:
+        """Execute runs committed as claimed by this dispatcher, in the slots promised them."""
+        for run in claimed:
+            self.unreserve(run.queue)
+        if self._stopping:
+            # Committed as ours while stopping: handed straight back, as a late claim is.
+            ids = [run.id for run in claimed]
+            self.writer.submit(
+                partial(
+                    leases.release,
+                    now=self.clock(),
+                    reason="handed over during shutdown",
+                    run_ids=ids,
+                    worker=self.worker_id,
+                )
+            )
+            return
+        for run in claimed:
+            self._start_run(run)
 
     @property
     def in_flight(self) -> int:
@@ -179,8 +258,10 @@ class Dispatcher:
             if self._stopping:
                 break
             if not self._outcomes.pending:
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+                except TimeoutError:
+                    self._drained = False  # the poll: runs may have come due meanwhile
             self._wake.clear()
 
     async def _tick(self) -> None:
@@ -228,15 +309,18 @@ class Dispatcher:
         rescued = await self.writer.run(lambda conn: leases.sweep(conn, now=self._now(conn)))
         if rescued:
             log.warning("rescued %d run(s) whose lease expired", len(rescued))
-            self._wake.set()
+            self.wake()
         return rescued
 
     async def _claim(self) -> None:
-        free = self.config.concurrency - len(self._running)
-        if free <= 0 or self._stopping:
+        free = self.config.concurrency - len(self._running) - self._reserved
+        if free <= 0 or self._stopping or self._drained:
             return
         limits = self.config.queue_concurrency
-        queue_free = {name: cap - self._running_queues[name] for name, cap in limits.items()}
+        queue_free = {
+            name: cap - self._running_queues[name] - self._reserved_queues[name]
+            for name, cap in limits.items()
+        }
         lease = self.config.lease_seconds
 
         def claim(conn: Connection) -> list[ClaimedRun]:
@@ -257,7 +341,11 @@ class Dispatcher:
                 lease_seconds=lease, queue_free=queue_free,
             )[1]  # fmt: skip
 
-        claimed = await self.writer.run(claim)
+        self._claiming = True
+        try:
+            claimed = await self.writer.run(claim)
+        finally:
+            self._claiming = False
         if self._stopping:
             # Claimed while shutting down: hand them straight back.
             ids = [run.id for run in claimed]
@@ -272,12 +360,18 @@ class Dispatcher:
             )
             return
         for run in claimed:
-            if run.queue:
-                self._running_queues[run.queue] += 1
-            task = asyncio.create_task(self._execute(run), name=f"notifyd-run-{run.id}")
-            self._running[run.id] = task
-        if len(claimed) == free:
+            self._start_run(run)
+        taken = Counter(run.queue for run in claimed if run.queue in limits)
+        self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
+        self._drained = len(claimed) < free
+        if not self._drained:
             self._wake.set()
+
+    def _start_run(self, run: ClaimedRun) -> None:
+        if run.queue:
+            self._running_queues[run.queue] += 1
+        task = asyncio.create_task(self._execute(run), name=f"notifyd-run-{run.id}")
+        self._running[run.id] = task
 
     # ---- one attempt --------------------------------------------------------------------
 
@@ -298,3 +392,5 @@ class Dispatcher:
     def _forget(self, run: ClaimedRun) -> None:
         if self._running.pop(run.id, None) is not None and run.queue:
             self._running_queues[run.queue] -= 1
+            if run.queue in self._backlogged:
+                self._drained = False  # a slot of a queue that may have more due runs

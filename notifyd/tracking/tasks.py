@@ -23,7 +23,8 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Table
 
 from notifyd.tracking.clock import new_id
-from notifyd.tracking.models import RunStatus, runs
+from notifyd.tracking.handoff import hand_off, release
+from notifyd.tracking.models import RunStatus, attempts, runs
 from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
 
@@ -90,6 +91,11 @@ class TaskBatch:
                 "updated_at": when,
                 "next_attempt_at": run_at or when,
                 "trace_context": capture() if capture is not None else None,
+                # Set when a hand-off stores the run claimed (see ``handoff``); every staged
+                # row has the same columns, so a group commit inserts them in one statement.
+                "worker": None,
+                "lease_expires_at": None,
+                "started_at": None,
             }
         )
         return run_id
@@ -124,25 +130,35 @@ class TaskBatch:
         if self.committed:
             return
         writes, staged = list(self._writes), list(self._runs)
+        tracker = self.tracker
+        dispatcher = tracker.dispatcher if tracker.run_dispatcher else None
+        taken = hand_off(dispatcher, self._runs) if dispatcher is not None and staged else None
+        queued = len(staged) - (len(taken.claimed) if taken is not None else 0)
         # Other processes' dispatchers look at once; one NOTIFY per group commit, not one per
         # caller (PostgreSQL delivers one of a transaction's identical notifications anyway).
-        once = (notify_runs,) if staged and self.tracker.notifies else ()
+        once = (notify_runs,) if queued and tracker.notifies else ()
 
         def write(conn: Connection) -> None:
             for fn in writes:
                 fn(conn)
 
         inserts = [*self._inserts, (runs, staged)]
+        if taken is not None and taken.attempts:
+            inserts.append((attempts, taken.attempts))
         try:
-            await self.tracker.writer.run(write if writes else None, inserts=inserts, once=once)
+            await tracker.writer.run(write if writes else None, inserts=inserts, once=once)
         except BaseException:
+            if dispatcher is not None and taken is not None:
+                release(dispatcher, taken)
             self.discard()
             raise
         self.committed = True
         for fn in self._after:
             fn()
-        if staged:
-            self.tracker.committed()
+        if dispatcher is not None and taken is not None and taken.claimed:
+            dispatcher.adopt(taken.claimed)
+        if queued:
+            tracker.committed()
 
 
 def get_tracker(request: Request) -> Tracker:
