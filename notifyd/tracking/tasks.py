@@ -36,7 +36,7 @@ class TaskBatch:
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self._runs: list[Mapping[str, Any]] = []
+        self._runs: list[dict[str, Any]] = []
         self._inserts: list[tuple[Table, list[Mapping[str, Any]]]] = []
         self._writes: list[Callable[[Connection], Any]] = []
         self._after: list[Callable[[], None]] = []
