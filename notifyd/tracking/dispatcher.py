@@ -88,6 +88,7 @@ class Dispatcher:
         self._reserved = 0
         self._reserved_queues: Counter[str] = Counter()
         self._drained = False
+        self._wakes = 0  # calls of ``wake``: one during a claim may be for runs it missed
         self._claiming = False
         # Capped queues whose due runs may outnumber their free slots: their next finished run
         # claims again, and their new runs are not handed off (older ones go first).
@@ -115,6 +116,7 @@ class Dispatcher:
     def wake(self) -> None:
         """Look for due runs now (called after new runs are committed)."""
         self._drained = False
+        self._wakes += 1
         self._wake.set()
 
     # ---- hand-off: runs committed as this dispatcher's (see ``handoff``) -----------------
@@ -176,6 +178,12 @@ class Dispatcher:
             return
         for run in claimed:
             self._start_run(run)
+
+    @property
+    def drained(self) -> bool:
+        """Whether the last claim found every due run it could take, and nothing woke the
+        dispatcher since: new runs may then be handed to it at their commit."""
+        return self._drained
 
     @property
     def in_flight(self) -> int:
@@ -341,6 +349,7 @@ class Dispatcher:
                 lease_seconds=lease, queue_free=queue_free,
             )[1]  # fmt: skip
 
+        wakes = self._wakes
         self._claiming = True
         try:
             claimed = await self.writer.run(claim)
@@ -363,7 +372,7 @@ class Dispatcher:
             self._start_run(run)
         taken = Counter(run.queue for run in claimed if run.queue in limits)
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
-        self._drained = len(claimed) < free
+        self._drained = len(claimed) < free and self._wakes == wakes
         if not self._drained:
             self._wake.set()
 

@@ -15,7 +15,7 @@ needs the commit earlier (to answer with what was stored) awaits ``tasks.commit(
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -142,7 +142,7 @@ class TaskBatch:
             for fn in writes:
                 fn(conn)
 
-        inserts = [*self._inserts, (runs, staged)]
+        inserts: list[tuple[Table, Sequence[Mapping[str, Any]]]] = [*self._inserts, (runs, staged)]
         if taken is not None and taken.attempts:
             inserts.append((attempts, taken.attempts))
         try:

@@ -1,0 +1,202 @@
+"""Hand-off on SQLite and PostgreSQL: runs committed already claimed by an idle dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine
+
+from notifyd.models import Outcome, RunStatus
+from notifyd.tracking import TaskRegistry
+from notifyd.tracking import dispatcher as dispatcher_module
+from notifyd.tracking.tasks import TaskBatch
+from notifyd.tracking.tracker import Tracker
+from tests.tracking.conftest import (
+    FakeClock,
+    TrackerFactory,
+    enqueue,
+    load_attempts,
+    load_run,
+    wait_status,
+)
+
+pytestmark = pytest.mark.anyio
+# Polls would make the dispatcher claim (and refuse hand-offs meanwhile) at random moments.
+QUIET = {"poll_seconds": 30.0}
+
+
+@pytest.fixture
+def gate(registry: TaskRegistry) -> asyncio.Event:
+    """Opened by the test: until then every run of ``hold`` waits."""
+    opened = asyncio.Event()
+
+    @registry.task("hold")
+    async def hold() -> None:
+        await opened.wait()
+
+    return opened
+
+
+async def drained(tracker: Tracker) -> None:
+    """Wait for a pass of the loop whose claim found nothing more due, with no wake-up since
+    (on PostgreSQL the listener wakes the dispatcher once it listens)."""
+    if tracker.listener is not None:
+        await tracker.listener.listening.wait()
+    await tracker.dispatcher.passed()
+    while not tracker.dispatcher.drained:
+        await tracker.dispatcher.passed()
+
+
+async def test_a_run_committed_to_an_idle_dispatcher_is_stored_claimed_and_runs_once(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    async with make_tracker(**QUIET) as tracker:
+        await drained(tracker)
+        run_id = await enqueue(tracker, "hold")
+        # Straight after the commit, before the attempt ends: as a claim would have left it.
+        run = load_run(store, run_id)
+        assert run.status == RunStatus.running and run.attempts == 1
+        assert run.worker == tracker.dispatcher.worker_id
+        assert run.lease_expires_at == run.created_at + timedelta(seconds=30)
+        [attempt] = load_attempts(store, run_id)
+        assert attempt.outcome == Outcome.running and attempt.number == 1
+        assert tracker.dispatcher.in_flight == 1
+        gate.set()
+        run = await wait_status(store, run_id, "succeeded")
+    assert run.attempts == 1 and run.worker is None and run.lease_expires_at is None
+    [attempt] = load_attempts(store, run_id)
+    assert attempt.outcome == Outcome.succeeded
+
+
+async def test_no_free_slot_leaves_the_run_queued_for_a_claim(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        await drained(tracker)
+        first = await enqueue(tracker, "hold")
+        second = await enqueue(tracker, "hold")
+        assert load_run(store, first).status == RunStatus.running
+        assert load_run(store, second).status == RunStatus.queued
+        gate.set()
+        await wait_status(store, second, "succeeded")
+
+
+async def test_a_dispatcher_with_due_runs_to_claim_takes_no_hand_off(
+    make_tracker: TrackerFactory,
+) -> None:
+    async with make_tracker(**QUIET) as tracker:
+        dispatcher = tracker.dispatcher
+        await drained(tracker)
+        assert dispatcher.reserve(None)
+        dispatcher.unreserve(None)
+        # Woken (new queued runs elsewhere, an operator's retry): older runs may be due, and
+        # they go first, so nothing is handed over until a claim has found them all.
+        dispatcher.wake()
+        assert not dispatcher.reserve(None)
+        await drained(tracker)
+        assert dispatcher.reserve(None)
+        dispatcher.unreserve(None)
+
+
+async def test_a_scheduled_run_waits_in_the_store(
+    store: Engine, make_tracker: TrackerFactory, clock: FakeClock, gate: asyncio.Event
+) -> None:
+    async with make_tracker(**QUIET) as tracker:
+        await drained(tracker)
+        batch = TaskBatch(tracker)
+        run_id = batch.add_run("hold", run_at=clock() + timedelta(hours=1))
+        await batch.commit()
+        assert load_run(store, run_id).status == RunStatus.queued
+        assert tracker.dispatcher.in_flight == 0
+        gate.set()
+
+
+async def test_a_failed_commit_gives_its_slots_back(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    def broken(conn: object) -> None:
+        raise RuntimeError("the store said no")
+
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        await drained(tracker)
+        batch = TaskBatch(tracker)
+        lost = batch.add_run("hold")
+        batch.add_write(broken)
+        with pytest.raises(RuntimeError, match="the store said no"):
+            await batch.commit()
+        assert tracker.dispatcher.in_flight == 0
+        # The one slot is free again: the next run is handed over.
+        run_id = await enqueue(tracker, "hold")
+        assert load_run(store, run_id).status == RunStatus.running
+        gate.set()
+        await wait_status(store, run_id, "succeeded")
+    with pytest.raises(Exception, match="No row was found"):
+        load_run(store, lost)
+
+
+async def test_a_full_queue_takes_no_hand_off_and_others_still_do(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    async def add(tracker: Tracker, queue: str) -> str:
+        batch = TaskBatch(tracker)
+        run_id = batch.add_run("hold", queue=queue)
+        await batch.commit()
+        return run_id
+
+    async with make_tracker(queue_concurrency={"slow": 1}, **QUIET) as tracker:
+        await drained(tracker)
+        first = await add(tracker, "slow")
+        capped = await add(tracker, "slow")
+        # Its commit woke the dispatcher: hand-offs wait for the claim that finds it (full).
+        await drained(tracker)
+        other = await add(tracker, "fast")
+        statuses = [load_run(store, run_id).status for run_id in (first, capped, other)]
+        assert statuses == [RunStatus.running, RunStatus.queued, RunStatus.running]
+        gate.set()
+        await wait_status(store, capped, "succeeded")
+
+
+async def test_stopping_releases_a_handed_off_run_for_the_next_start(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    async with make_tracker(**QUIET) as tracker:
+        await drained(tracker)
+        run_id = await enqueue(tracker, "hold")
+        await tracker.dispatcher.stop(grace_seconds=0)
+    run = load_run(store, run_id)
+    assert run.status == RunStatus.retrying and run.worker is None
+    [attempt] = load_attempts(store, run_id)
+    assert attempt.outcome == Outcome.interrupted and attempt.error_type == "Shutdown"
+    gate.set()
+    async with make_tracker() as tracker:
+        await wait_status(store, run_id, "succeeded")
+
+
+async def test_a_wake_up_during_a_claim_keeps_the_dispatcher_from_taking_hand_offs(
+    make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs committed (elsewhere) while a claim runs may be newer than its snapshot: until a
+    # claim that began after the wake-up, they could be overtaken by hand-offs.
+    async with make_tracker(**QUIET) as tracker:
+        dispatcher = tracker.dispatcher
+        await drained(tracker)
+        loop = asyncio.get_running_loop()
+        claim_runs = dispatcher_module.admin.claim_runs
+        woken: list[bool] = []
+
+        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
+            if not woken:
+                woken.append(True)
+                loop.call_soon_threadsafe(dispatcher.wake)  # delivered before the claim ends
+            return claim_runs(conn, **kwargs)
+
+        monkeypatch.setattr(dispatcher_module.admin, "claim_runs", claim_and_wake)
+        passes = dispatcher.passes
+        dispatcher.wake()
+        await dispatcher.passed()
+        while not dispatcher.drained:
+            await dispatcher.passed()
+        assert woken and dispatcher.passes >= passes + 2
