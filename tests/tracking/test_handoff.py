@@ -10,14 +10,12 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from notifyd.models import Outcome, RunStatus
-from notifyd.tracking import TaskRegistry
-from notifyd.tracking import dispatcher as dispatcher_module
+from notifyd.tracking import TaskRegistry, admin
 from notifyd.tracking.tasks import TaskBatch
 from notifyd.tracking.tracker import Tracker
 from tests.tracking.conftest import (
     FakeClock,
     TrackerFactory,
-    enqueue,
     load_attempts,
     load_run,
     wait_status,
@@ -40,6 +38,14 @@ def gate(registry: TaskRegistry) -> asyncio.Event:
     return opened
 
 
+async def hold(tracker: Tracker) -> str:
+    """Commit one run of ``hold``; its id."""
+    batch = TaskBatch(tracker)
+    run_id = batch.add_run("hold")
+    await batch.commit()
+    return run_id
+
+
 async def drained(tracker: Tracker) -> None:
     """Wait for a pass of the loop whose claim found nothing more due, with no wake-up since
     (on PostgreSQL the listener wakes the dispatcher once it listens)."""
@@ -55,7 +61,7 @@ async def test_a_run_committed_to_an_idle_dispatcher_is_stored_claimed_and_runs_
 ) -> None:
     async with make_tracker(**QUIET) as tracker:
         await drained(tracker)
-        run_id = await enqueue(tracker, "hold")
+        run_id = await hold(tracker)
         # Straight after the commit, before the attempt ends: as a claim would have left it.
         run = load_run(store, run_id)
         assert run.status == RunStatus.running and run.attempts == 1
@@ -76,8 +82,8 @@ async def test_no_free_slot_leaves_the_run_queued_for_a_claim(
 ) -> None:
     async with make_tracker(concurrency=1, **QUIET) as tracker:
         await drained(tracker)
-        first = await enqueue(tracker, "hold")
-        second = await enqueue(tracker, "hold")
+        first = await hold(tracker)
+        second = await hold(tracker)
         assert load_run(store, first).status == RunStatus.running
         assert load_run(store, second).status == RunStatus.queued
         gate.set()
@@ -129,7 +135,7 @@ async def test_a_failed_commit_gives_its_slots_back(
             await batch.commit()
         assert tracker.dispatcher.in_flight == 0
         # The one slot is free again: the next run is handed over.
-        run_id = await enqueue(tracker, "hold")
+        run_id = await hold(tracker)
         assert load_run(store, run_id).status == RunStatus.running
         gate.set()
         await wait_status(store, run_id, "succeeded")
@@ -164,7 +170,7 @@ async def test_stopping_releases_a_handed_off_run_for_the_next_start(
 ) -> None:
     async with make_tracker(**QUIET) as tracker:
         await drained(tracker)
-        run_id = await enqueue(tracker, "hold")
+        run_id = await hold(tracker)
         await tracker.dispatcher.stop(grace_seconds=0)
     run = load_run(store, run_id)
     assert run.status == RunStatus.retrying and run.worker is None
@@ -184,7 +190,7 @@ async def test_a_wake_up_during_a_claim_keeps_the_dispatcher_from_taking_hand_of
         dispatcher = tracker.dispatcher
         await drained(tracker)
         loop = asyncio.get_running_loop()
-        claim_runs = dispatcher_module.admin.claim_runs
+        claim_runs = admin.claim_runs
         woken: list[bool] = []
 
         def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
@@ -193,7 +199,7 @@ async def test_a_wake_up_during_a_claim_keeps_the_dispatcher_from_taking_hand_of
                 loop.call_soon_threadsafe(dispatcher.wake)  # delivered before the claim ends
             return claim_runs(conn, **kwargs)
 
-        monkeypatch.setattr(dispatcher_module.admin, "claim_runs", claim_and_wake)
+        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
         passes = dispatcher.passes
         dispatcher.wake()
         await dispatcher.passed()
