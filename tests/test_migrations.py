@@ -132,3 +132,81 @@ def test_trace_context_goes_and_comes_back_keeping_the_tally(db_url: str) -> Non
             assert tally == 1  # the triggers outlived the column's removal
     finally:
         engine.dispose()
+
+
+def _tally_matches_the_runs(engine: Engine) -> None:
+    with engine.connect() as conn:
+        tallied = dict(
+            conn.execute(
+                text(
+                    "SELECT status, sum(delta) FROM task_run_tally GROUP BY status"
+                    " HAVING sum(delta) <> 0"
+                )
+            ).all()
+        )
+        counted = dict(
+            conn.execute(text("SELECT status, count(*) FROM task_run GROUP BY status")).all()
+        )
+    assert tallied == counted
+
+
+def _move_runs(engine: Engine, prefix: str) -> None:
+    """Runs inserted, moved, touched without a move, and deleted, several per statement."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO task_run (id, task_name, args, status, attempts, max_attempts,"
+                " interruptions, crashes, created_at, updated_at, next_attempt_at) VALUES"
+                " (:a, 't', '{}', 'queued', 0, 1, 0, 0, :at, :at, :at),"
+                " (:b, 't', '{}', 'queued', 0, 1, 0, 0, :at, :at, :at),"
+                " (:c, 't', '{}', 'running', 1, 1, 0, 0, :at, :at, :at)"
+            ),
+            {"a": f"{prefix}_a", "b": f"{prefix}_b", "c": f"{prefix}_c", "at": WHEN},
+        )
+        conn.execute(
+            text("UPDATE task_run SET status = 'running' WHERE id IN (:a, :b)"),
+            {"a": f"{prefix}_a", "b": f"{prefix}_b"},
+        )
+        conn.execute(text("UPDATE task_run SET lease_expires_at = :at"), {"at": WHEN})
+        conn.execute(
+            text("UPDATE task_run SET status = 'succeeded' WHERE id = :c"), {"c": f"{prefix}_c"}
+        )
+        conn.execute(text("DELETE FROM task_run WHERE id = :a"), {"a": f"{prefix}_a"})
+
+
+def _tally_orientations(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(
+            conn.execute(
+                text(
+                    "SELECT action_orientation FROM information_schema.triggers"
+                    " WHERE event_object_table = 'task_run'"
+                    " AND trigger_schema = current_schema()"
+                )
+            ).scalars()
+        )
+
+
+def test_the_tally_counts_every_move_through_0011_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    postgres = engine.dialect.name == "postgresql"
+    try:
+        upgrade(engine)
+        assert head_revision() == "0011"
+        if postgres:  # one call per statement, not per run
+            assert _tally_orientations(engine) == {"STATEMENT"}
+        _move_runs(engine, "new")
+        _tally_matches_the_runs(engine)
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0010")
+        if postgres:
+            assert _tally_orientations(engine) == {"ROW"}
+        _move_runs(engine, "old")
+        _tally_matches_the_runs(engine)
+        upgrade(engine)
+        _move_runs(engine, "again")
+        _tally_matches_the_runs(engine)
+    finally:
+        engine.dispose()
