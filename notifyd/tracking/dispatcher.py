@@ -165,16 +165,7 @@ class Dispatcher:
             self.unreserve(run.queue)
         if self._stopping:
             # Committed as ours while stopping: handed straight back, as a late claim is.
-            ids = [run.id for run in claimed]
-            self.writer.submit(
-                partial(
-                    leases.release,
-                    now=self.clock(),
-                    reason="handed over during shutdown",
-                    run_ids=ids,
-                    worker=self.worker_id,
-                )
-            )
+            self.writer.submit(self._give_back(claimed, "handed over during shutdown"))
             return
         for run in claimed:
             self._start_run(run)
@@ -357,16 +348,7 @@ class Dispatcher:
             self._claiming = False
         if self._stopping:
             # Claimed while shutting down: hand them straight back.
-            ids = [run.id for run in claimed]
-            await self.writer.run(
-                partial(
-                    leases.release,
-                    now=self.clock(),
-                    reason="claimed during shutdown",
-                    run_ids=ids,
-                    worker=self.worker_id,
-                )
-            )
+            await self.writer.run(self._give_back(claimed, "claimed during shutdown"))
             return
         for run in claimed:
             self._start_run(run)
@@ -375,6 +357,13 @@ class Dispatcher:
         self._drained = len(claimed) < free and self._wakes == wakes
         if not self._drained:
             self._wake.set()
+
+    def _give_back(self, claimed: list[ClaimedRun], reason: str) -> Callable[[Connection], Any]:
+        """The write releasing ``claimed`` at once (interrupted, due again)."""
+        ids = [run.id for run in claimed]
+        return partial(
+            leases.release, now=self.clock(), reason=reason, run_ids=ids, worker=self.worker_id
+        )
 
     def _start_run(self, run: ClaimedRun) -> None:
         if run.queue:
