@@ -136,7 +136,7 @@ def test_trace_context_goes_and_comes_back_keeping_the_tally(db_url: str) -> Non
 
 def _tally_matches_the_runs(engine: Engine) -> None:
     with engine.connect() as conn:
-        tallied = dict(
+        tallied: dict[str, int] = dict(
             conn.execute(
                 text(
                     "SELECT status, sum(delta) FROM task_run_tally GROUP BY status"
@@ -144,7 +144,7 @@ def _tally_matches_the_runs(engine: Engine) -> None:
                 )
             ).all()
         )
-        counted = dict(
+        counted: dict[str, int] = dict(
             conn.execute(text("SELECT status, count(*) FROM task_run GROUP BY status")).all()
         )
     assert tallied == counted
