@@ -28,14 +28,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import uvloop
 
 from bench.accept_throughput import Measured, measure
 from bench.load import LoadResult, run_load
-from bench.support import ROOT, NotifydServe, machine_cpu_seconds, mib, row, title
+from bench.support import ROOT, NotifydServe, Started, machine_cpu_seconds, mib, row, title
 
 TOPIC = "fanout"
 SUBSCRIBERS = (100, 1_000)
@@ -64,8 +63,8 @@ TARGET_P99_MS = 100.0
 TARGET_ACCEPT_RATIO = 0.9
 
 
-class SubscriberProcess:
-    """``python -m bench.subscribers``, driven one JSON line at a time."""
+class SubscriberProcess(Started):
+    """``python -m bench.subscribers``, driven one JSON line at a time (started when made)."""
 
     def __init__(self, port: int) -> None:
         self.proc = subprocess.Popen(
@@ -75,6 +74,10 @@ class SubscriberProcess:
             stdout=subprocess.PIPE,
             text=True,
         )
+
+    def start(self) -> SubscriberProcess:
+        """Already running: itself."""
+        return self
 
     def ask(self, cmd: str, **args: Any) -> dict[str, Any]:
         """Send one command; its answer."""
@@ -99,15 +102,8 @@ class SubscriberProcess:
         seconds: float = self.ask("cpu")["cpu_seconds"]
         return seconds
 
-    def __enter__(self) -> SubscriberProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Let it close its subscribers and end; kill it if it does not."""
         if self.proc.stdin is not None:
             self.proc.stdin.close()  # it closes its subscribers and ends
         try:
