@@ -4,7 +4,10 @@ While the API is open because no token exists, the first token made (by ``notify
 create``, in another process) must close it at once, not when the token cache next reloads.
 ``TokenProbe.counts()`` answers how many tokens exist and how many are revoked. On SQLite it
 holds a connection of its own and asks ``PRAGMA data_version`` first, which changes only when
-another connection committed (a few microseconds, no I/O); only then does it count again. Other
+another connection committed (a few microseconds, no I/O); only then does it count again. In
+this process the writer commits on every pass of the event loop, so the answer is also kept for
+the rest of the pass that asked: every request answered in a pass arrived before the pass began,
+so one read taken during it is newer than all of them (a pass answers dozens under load). Other
 stores count off the event loop on a connection of the probe's own (autocommit: one round trip,
 no pool checkout, ping or rollback), and concurrent callers share a count: each waits for one
 that began after it asked, so none answers from a count older than its request. Under load that
@@ -54,12 +57,18 @@ class TokenProbe:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: asyncio.Future[Counts] | None = None
         self._next: asyncio.Future[Counts] | None = None
+        # The SQLite answer read during the current pass of this loop (see the module).
+        self._pass_counts: Counts | None = None
+        self._pass_loop: asyncio.AbstractEventLoop | None = None
 
     async def counts(self) -> Counts:
         """The token counts as the store has them now (counted after this call began)."""
-        if self._path is not None:
-            return self._sqlite_counts(self._path)
         loop = asyncio.get_running_loop()
+        if self._path is not None:
+            if self._pass_counts is None or self._pass_loop is not loop:
+                self._pass_counts, self._pass_loop = self._sqlite_counts(self._path), loop
+                loop.call_soon(self._end_pass)  # runs before anything the next pass receives
+            return self._pass_counts
         if self._loop is not loop:  # first call, or a new loop (tests): nothing to share
             self._loop, self._running, self._next = loop, None, None
         if self._running is None:
@@ -69,6 +78,9 @@ class TokenProbe:
         if self._next is None:
             self._next = loop.create_future()
         return await asyncio.shield(self._next)
+
+    def _end_pass(self) -> None:
+        self._pass_counts = None
 
     def _start(self, future: asyncio.Future[Counts]) -> None:
         task = asyncio.ensure_future(asyncio.to_thread(self._count_through_engine))
@@ -128,6 +140,7 @@ class TokenProbe:
             if self._conn is not None:
                 self._conn.close()
                 self._conn, self._version, self._counts = None, None, None
+            self._pass_counts = None
             if self._engine_conn is not None:
                 self._engine_conn.close()
                 self._engine_conn = None

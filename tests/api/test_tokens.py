@@ -187,6 +187,34 @@ def test_probe_sees_tokens_made_and_revoked_by_another_connection(engine: Engine
         probe.close()
 
 
+def test_probe_on_sqlite_reads_once_per_pass_of_the_loop(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = TokenProbe(engine)
+    reads: list[tuple[int, int]] = []
+    read = probe._sqlite_counts
+
+    def counting(path: Path) -> tuple[int, int]:
+        reads.append(read(path))
+        return reads[-1]
+
+    monkeypatch.setattr(probe, "_sqlite_counts", counting)
+
+    async def ask_across_passes() -> list[tuple[int, int]]:
+        first = [await probe.counts() for _ in range(10)]  # one pass: one read shared
+        create_token(engine, "made-meanwhile", Scope.send)
+        same_pass = await probe.counts()
+        await asyncio.sleep(0)  # the next pass: a request received now is answered afresh
+        return [*first, same_pass, await probe.counts()]
+
+    try:
+        answers = asyncio.run(ask_across_passes())
+        assert answers == [(0, 0)] * 11 + [(1, 0)]
+        assert reads == [(0, 0), (1, 0)]
+    finally:
+        probe.close()
+
+
 @pytest.mark.postgres
 def test_probe_on_postgresql_shares_counts_begun_after_each_caller_asked(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
