@@ -44,6 +44,9 @@ def json_dumps(value: Any) -> str:
     return "".join(_ENCODE(value, 0))
 
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def prepare_sqlite(
     engine: Engine, *, busy_timeout_ms: int = 30_000, synchronous: str = "NORMAL"
 ) -> None:
@@ -58,6 +61,8 @@ def prepare_sqlite(
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # A WAL that grew while a long read held it is cut back when it next starts over.
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -11,7 +11,10 @@ on that loop, once per pass of it, with no hand-off to the thread: on a 2-core m
 hand-offs cost a third of an accepted request. The loop must never wait on the store, so its
 connection does not wait for the write lock: when another process holds it, the batch goes to
 the thread, which waits as usual. It also never checkpoints the WAL itself: the thread does, so
-that copying pages back into the database never stalls the loop.
+that copying pages back into the database never stalls the loop. While the thread checkpoints,
+the loop's batches go to the thread too, behind the checkpoint: a checkpoint that commits
+race past never catches up, so the WAL is never started over and grows without end (a
+gigabyte per 60,000 notifications, each read searching more of it).
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Writer:
         self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Held by the thread while it checkpoints and by the loop while it commits inline.
+        self._checkpointing = threading.Lock()
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
@@ -246,7 +251,15 @@ class Writer:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        undone = self._commit(batch, self._inline_connection)
+        if not self._checkpointing.acquire(blocking=False):
+            for job in batch:  # committed by the thread once its checkpoint is done
+                self._queue.put(job)
+            self.start()
+            return
+        try:
+            undone = self._commit(batch, self._inline_connection)
+        finally:
+            self._checkpointing.release()
         done = batch[: len(batch) - len(undone)]
         for job in undone:
             self._queue.put(job)  # the thread waits for the lock, then wakes these callers
@@ -260,11 +273,13 @@ class Writer:
             self._queue.put(Job(None, (), checkpoint=True))
 
     def _checkpoint(self) -> None:
-        # Outside any transaction, on a connection of its own: PASSIVE never blocks writers.
+        # Outside any transaction, on a connection of its own, with no inline commit under way
+        # or begun until it ends (see the module).
         try:
             raw = self._engine.raw_connection()
             try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+                with self._checkpointing:
+                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
             finally:
                 raw.close()
         except Exception:

@@ -1,13 +1,25 @@
-"""The engines' JSON serializer writes exactly what json.dumps writes."""
+"""The engines: their JSON serializer writes exactly what json.dumps writes; SQLite's settings."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from notifyd.tracking.engine import json_dumps
+from notifyd.tracking.engine import WAL_SIZE_LIMIT, json_dumps, tracking_engine
+
+
+def test_sqlite_connections_use_the_wal_and_cap_it(tmp_path: Path) -> None:
+    engine = tracking_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+            limit = conn.exec_driver_sql("PRAGMA journal_size_limit").scalar_one()
+            assert limit == WAL_SIZE_LIMIT
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from notifyd.db import write_connection
+from notifyd.db import sqlite_path, write_connection
 from notifyd.models import Notification
 from notifyd.timeutil import utcnow
 from notifyd.tracking import Writer
@@ -177,3 +177,33 @@ def test_once_writes_run_once_per_transaction_after_the_jobs_own(store: Engine) 
     with write_connection(store) as conn:
         assert apply(conn, jobs) == ["own", None, "own", None]
     assert calls == ["own", "own", "a", "b"]
+
+
+async def test_the_wal_is_reused_while_inline_writes_never_pause(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints must catch up with a writer that never stops: else the WAL only grows (to
+    gigabytes under a steady load) and every read searches more of it."""
+    monkeypatch.setattr(writer_module, "CHECKPOINT_EVERY", 10)
+    writer = Writer(sqlite_store, inline=True)
+    body = "x" * 3000  # each commit appends several pages
+
+    def write(n: int) -> Callable[[Connection], None]:
+        def insert_one(conn: Connection) -> None:
+            conn.execute(
+                insert(NOTES),
+                {"id": f"w{n}", "channel": "log", "message": body, "recipients": ["a"],
+                 "created_at": utcnow()},
+            )  # fmt: skip
+
+        return insert_one
+
+    rounds, per_round = 300, 8
+    for r in range(rounds):
+        await asyncio.gather(*(writer.run(write(r * per_round + i)) for i in range(per_round)))
+    writer.stop()
+    database = sqlite_path(sqlite_store.url.render_as_string(hide_password=False))
+    assert database is not None
+    wal = database.with_name(database.name + "-wal").stat().st_size
+    written = rounds * per_round * len(body)
+    assert wal < written / 5, f"WAL {wal:,} bytes after {written:,} bytes written"
