@@ -17,6 +17,7 @@ from enum import StrEnum
 from sqlalchemy import (
     JSON,
     Column,
+    ColumnElement,
     Float,
     ForeignKey,
     Index,
@@ -25,6 +26,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    literal_column,
+    text,
 )
 
 from notifyd.tracking.clock import UTCDateTime
@@ -55,6 +58,17 @@ class Outcome(StrEnum):
 
 DUE = (RunStatus.queued, RunStatus.retrying)
 """Waiting for a worker: claimed once ``next_attempt_at`` has passed."""
+DUE_STATE = "status IN ({})".format(", ".join(f"'{status.value}'" for status in DUE))
+"""SQL true for a run in a due state: the due index holds only these runs, and a query finds
+it only when its WHERE clause has this very term (SQLite's rule; PostgreSQL's generic plans
+for a bound status need it too)."""
+
+
+def in_due_state() -> ColumnElement[bool]:
+    """The ``DUE_STATE`` term, for a query on ``task_run`` that should use the due index."""
+    return literal_column(DUE_STATE)
+
+
 ACTIVE = (RunStatus.queued, RunStatus.retrying, RunStatus.running)
 """Not finished: waiting or running."""
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -133,7 +147,15 @@ runs = Table(
     # The W3C trace context (a ``traceparent``) the run was made under, when the caller records
     # one: its attempts join the trace of the request that made it, in any process.
     Column("trace_context", String(200), nullable=True),
-    Index("ix_task_run_due", "status", "next_attempt_at"),
+    # Only the runs waiting for a worker: most runs are never in it (a run handed to the
+    # dispatcher at its commit is stored running), and none once finished.
+    Index(
+        "ix_task_run_due",
+        "status",
+        "next_attempt_at",
+        sqlite_where=text(DUE_STATE),
+        postgresql_where=text(DUE_STATE),
+    ),
     # Lists are newest first by id (ids sort by creation): filtered by status or queue, an
     # index in id order finds a page without sorting every match.
     Index("ix_task_run_status_id", "status", "id"),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, Table, inspect, select
+from sqlalchemy import Column, Connection, Engine, Index, Integer, MetaData, Table, inspect, select
 
 from notifyd.tracking.engine import write_connection
-from notifyd.tracking.models import metadata
+from notifyd.tracking.models import metadata, runs
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _versions = MetaData()
 VERSION_TABLE = Table("tracking_schema", _versions, Column("version", Integer, nullable=False))
 
@@ -30,8 +30,28 @@ def _statement_tally(conn: Connection) -> None:
     replace_tally_triggers_v2(conn)
 
 
+def partial_due_index(conn: Connection) -> None:
+    """Version 4: ``ix_task_run_due`` holds only runs in a due state (``models.DUE_STATE``)."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_task_run_due")
+    _due_index().create(conn)
+
+
+def full_due_index(conn: Connection) -> None:
+    """Back to version 3's due index over every run (notifyd's downgrade)."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_task_run_due")
+    conn.exec_driver_sql("CREATE INDEX ix_task_run_due ON task_run (status, next_attempt_at)")
+
+
+def _due_index() -> Index:
+    return next(index for index in runs.indexes if index.name == "ix_task_run_due")
+
+
 # Upgrades from version N to N+1, in order; UPGRADES[0] takes version 1 to 2. Append only.
-UPGRADES: list[Callable[[Connection], None]] = [_add_trace_context, _statement_tally]
+UPGRADES: list[Callable[[Connection], None]] = [
+    _add_trace_context,
+    _statement_tally,
+    partial_due_index,
+]
 
 
 class SchemaMismatch(RuntimeError):

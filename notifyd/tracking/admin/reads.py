@@ -37,9 +37,9 @@ from notifyd.tracking.admin.records import (
 from notifyd.tracking.errors import RunNotFound
 from notifyd.tracking.models import (
     ACTIVE,
-    DUE,
     Outcome,
     RunStatus,
+    in_due_state,
 )
 
 # ---- reading --------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def stats(conn: Connection, *, now: datetime | None = None) -> RunStats:
         by_queue.setdefault(queue or "-", {})[status] = count
     # A queued run is due from next_attempt_at (its creation, or the time it was scheduled for):
     # the smallest one already passed is an index seek on the due index.
-    due = [RUNS.c.status == RunStatus.queued.value]
+    due = [in_due_state(), RUNS.c.status == RunStatus.queued.value]
     if now is not None:
         due.append(RUNS.c.next_attempt_at <= now)
     oldest: datetime | None = conn.execute(
@@ -130,7 +130,7 @@ def queue_figures(conn: Connection, *, now: datetime) -> QueueFigures:
         by_queue.setdefault(queue or "-", {})[status] = count
     oldest = conn.execute(
         select(func.min(RUNS.c.next_attempt_at)).where(
-            RUNS.c.status.in_([s.value for s in DUE]), RUNS.c.next_attempt_at <= now
+            in_due_state(), RUNS.c.next_attempt_at <= now
         )
     ).scalar_one_or_none()
     return QueueFigures({s.value: active.get(s.value, 0) for s in ACTIVE}, oldest, by_queue)
@@ -187,7 +187,7 @@ def count_due(conn: Connection, *, now: datetime) -> int:
         conn.execute(
             select(func.count())
             .select_from(RUNS)
-            .where(RUNS.c.status.in_([s.value for s in DUE]), RUNS.c.next_attempt_at <= now)
+            .where(in_due_state(), RUNS.c.next_attempt_at <= now)
         ).scalar_one()
     )
 

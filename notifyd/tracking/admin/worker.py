@@ -32,6 +32,7 @@ from notifyd.tracking.models import (
     CLAIM,
     Outcome,
     RunStatus,
+    in_due_state,
 )
 from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
 
@@ -51,7 +52,11 @@ def _due(status: str, *, skipping_full: bool) -> Select[Any]:
             RUNS.c.created_at,
             RUNS.c.trace_context,
         )
-        .where(RUNS.c.status == status, RUNS.c.next_attempt_at <= bindparam("b_now"))
+        .where(
+            in_due_state(),
+            RUNS.c.status == status,
+            RUNS.c.next_attempt_at <= bindparam("b_now"),
+        )
         .order_by(RUNS.c.next_attempt_at, RUNS.c.id)
         .limit(bindparam("b_limit", type_=Integer))
         .with_for_update(skip_locked=True)
