@@ -109,6 +109,7 @@ async def naive_rate(home: Path, n: int) -> float:
         result = outcomes.AttemptResult(
             run_id=run.id,
             attempt=run.attempt,
+            started_at=run.started_at,
             outcome=Outcome.succeeded,
             finished_at=utcnow(),
             duration_ms=0.0,

@@ -34,6 +34,7 @@ def _result(status: RunStatus, outcome: Outcome, error: str | None = None) -> At
     return AttemptResult(
         run_id=RUN.id,
         attempt=RUN.attempt,
+        started_at=NOW,
         outcome=outcome,
         finished_at=NOW,
         duration_ms=12.5,

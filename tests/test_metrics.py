@@ -34,6 +34,7 @@ def _result(status: RunStatus, error_type: str | None = None) -> AttemptResult:
     return AttemptResult(
         run_id=RUN.id,
         attempt=1,
+        started_at=NOW,
         outcome=outcome,
         finished_at=NOW,
         duration_ms=5.0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from alembic import command
 from sqlalchemy import Engine, select, text
@@ -236,6 +236,19 @@ def _claimable(engine: Engine) -> list[str]:
     return [run.id for run in claimed]
 
 
+def _due_in_order(engine: Engine) -> list[str]:
+    """The due runs in due order, as any revision's claim reads them."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT id FROM task_run WHERE status IN ('queued', 'retrying')"
+                    " ORDER BY next_attempt_at, id"
+                )
+            ).scalars()
+        )
+
+
 def test_the_due_index_becomes_partial_in_0012_and_back(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
@@ -257,16 +270,70 @@ def test_the_due_index_becomes_partial_in_0012_and_back(db_url: str) -> None:
                     },
                 )
         assert "WHERE" not in _due_index(engine)
-        due_before = _claimable(engine)
-        assert due_before == ["run_10", "run_08", "run_06", "run_04", "run_02", "run_00"]
+        due = _due_in_order(engine)
+        assert due == ["run_10", "run_08", "run_06", "run_04", "run_02", "run_00"]
         upgrade(engine)
         assert "WHERE" in _due_index(engine)
-        assert _claimable(engine) == due_before
+        assert _claimable(engine) == due  # the head's claim, through the partial index
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, "0011")
         assert "WHERE" not in _due_index(engine)
-        assert _claimable(engine) == due_before
+        assert _due_in_order(engine) == due
+    finally:
+        engine.dispose()
+
+
+def test_attempts_under_way_move_onto_their_runs_in_0013_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        _migrate_to(engine, "0012")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO task_run (id, task_name, args, status, attempts, max_attempts,"
+                    " interruptions, crashes, created_at, updated_at, worker) VALUES"
+                    " ('run_on', 't', '{}', 'running', 2, 3, 0, 0, :at, :at, 'w1'),"
+                    " ('run_done', 't', '{}', 'succeeded', 1, 3, 0, 0, :at, :at, NULL)"
+                )
+            , {"at": WHEN})  # fmt: skip
+            conn.execute(
+                text(
+                    "INSERT INTO attempt (run_id, number, worker, started_at, finished_at,"
+                    " outcome) VALUES ('run_on', 1, 'w1', :at, :at, 'transient_error'),"
+                    " ('run_on', 2, 'w1', :later, NULL, 'running'),"
+                    " ('run_done', 1, 'w1', :at, :at, 'succeeded')"
+                ),
+                {"at": WHEN, "later": WHEN.replace(minute=5)},
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            kept = conn.execute(
+                select(ATTEMPTS.c.run_id, ATTEMPTS.c.number, ATTEMPTS.c.outcome).order_by(
+                    ATTEMPTS.c.run_id, ATTEMPTS.c.number
+                )
+            ).all()
+            begun = dict(conn.execute(select(RUNS.c.id, RUNS.c.attempt_started_at)).all())
+            under_way = admin.get_run(conn, "run_on").attempts[-1]
+        assert [tuple(row) for row in kept] == [
+            ("run_done", 1, "succeeded"),
+            ("run_on", 1, "transient_error"),
+        ]
+        assert begun == {"run_on": WHEN.replace(minute=5, tzinfo=UTC), "run_done": None}
+        assert (under_way.number, under_way.outcome, under_way.worker) == (2, "running", "w1")
+        config = alembic_config(engine.url.render_as_string(hide_password=False))
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0012")
+        with engine.connect() as conn:
+            back = conn.execute(
+                text("SELECT run_id, number, outcome, started_at FROM attempt ORDER BY 1, 2")
+            ).all()
+        assert [tuple(row)[:3] for row in back] == [
+            ("run_done", 1, "succeeded"),
+            ("run_on", 1, "transient_error"),
+            ("run_on", 2, "running"),
+        ]
     finally:
         engine.dispose()

@@ -60,9 +60,9 @@ def _row_function(
     THE GENERATED CODE. The function is compiled from source, as ``collections.namedtuple``
     builds its methods: a Python loop over the parameters cost more than the statement. For the
     claim's UPDATE (``admin.worker._CLAIM_RUN``), whose binds are status (fixed in the
-    statement), b_attempt, b_now, b_lease, b_worker, b_now and b_id, the source is::
+    statement), b_attempt, b_now, b_lease, b_worker, b_now, b_now and b_id, the source is::
 
-        lambda row: (f0, row[k1], p2(row[k2]), p3(row[k3]), row[k4], p5(row[k5]), row[k6],)
+        lambda row: (f0, row[k1], p2(row[k2]), p3(row[k3]), row[k4], p5(row[k5]), p6(row[k6]), row[k7],)
 
     with, in its globals, ``f0 = "running"`` (the fixed value, already passed through its
     type), ``k1 = "b_attempt"`` and so on (the rows' keys), and ``p2`` ... (the binds' type

@@ -3,33 +3,30 @@
 A run accepted while the dispatcher has a free slot and no older due run waits would otherwise
 be stored queued, claimed a moment later by a second transaction (a read of the due index, an
 update of the run and its indexes, two tally rows) and only then started. Instead its commit
-stores it as the claim would leave it (running, leased by this dispatcher, attempt 1 open) and
-hands it to the dispatcher in memory once the commit is durable. Nothing else changes: the
+stores it as the claim would leave it (running, leased by this dispatcher, attempt 1 under way)
+and hands it to the dispatcher in memory once the commit is durable. Nothing else changes: the
 lease is renewed, and a crash before the attempt ends is rescued by the sweep, exactly as for a
 claimed run. A commit that fails gives the slots back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from notifyd.tracking.dispatcher import Dispatcher
-from notifyd.tracking.models import Outcome, RunStatus
+from notifyd.tracking.models import RunStatus
 from notifyd.tracking.outcomes import ClaimedRun
 
 RUNNING = RunStatus.running.value
-OPEN = Outcome.running.value
 
 
 @dataclass
 class HandOff:
-    """The runs a commit stores as claimed, and their open attempts (rows to insert)."""
+    """The runs a commit stores as claimed."""
 
     claimed: list[ClaimedRun] = field(default_factory=list)
-    attempts: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 def hand_off(dispatcher: Dispatcher, rows: list[dict[str, Any]]) -> HandOff:
@@ -52,9 +49,7 @@ def hand_off(dispatcher: Dispatcher, rows: list[dict[str, Any]]) -> HandOff:
         row["worker"] = worker
         row["lease_expires_at"] = now + lease
         row["started_at"] = now
-        taken.attempts.append(
-            {"run_id": row["id"], "number": 1, "worker": worker, "started_at": now, "outcome": OPEN}
-        )
+        row["attempt_started_at"] = now
         taken.claimed.append(
             ClaimedRun(
                 id=row["id"],

@@ -144,6 +144,10 @@ runs = Table(
     Column("started_at", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("last_error", Text, nullable=True),
+    # While running: when the attempt under way began. An attempt's row is written once, when
+    # it ends (one insert, not an insert and an update); until then this and ``worker`` and
+    # ``attempts`` are its record, which reads show as the open attempt.
+    Column("attempt_started_at", UTCDateTime(), nullable=True),
     # The W3C trace context (a ``traceparent``) the run was made under, when the caller records
     # one: its attempts join the trace of the request that made it, in any process.
     Column("trace_context", String(200), nullable=True),

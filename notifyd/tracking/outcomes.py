@@ -45,6 +45,7 @@ class AttemptResult:
     run_id: str
     attempt: int
     outcome: Outcome
+    started_at: datetime
     finished_at: datetime
     duration_ms: float
     status: RunStatus
@@ -131,6 +132,7 @@ def succeeded(run: ClaimedRun, response: Any, *, started: float, now: datetime) 
     return AttemptResult(
         run_id=run.id,
         attempt=run.attempt,
+        started_at=run.started_at,
         outcome=Outcome.succeeded,
         finished_at=now,
         duration_ms=(time.perf_counter() - started) * 1000,
@@ -155,6 +157,7 @@ def failed(
     return AttemptResult(
         run_id=run.id,
         attempt=run.attempt,
+        started_at=run.started_at,
         outcome=Outcome.permanent_error if permanent else Outcome.transient_error,
         finished_at=now,
         duration_ms=(time.perf_counter() - started) * 1000,
@@ -175,6 +178,7 @@ def _released(
     return AttemptResult(
         run_id=run.id,
         attempt=run.attempt,
+        started_at=run.started_at,
         outcome=Outcome.interrupted,
         finished_at=now,
         duration_ms=(time.perf_counter() - started) * 1000,

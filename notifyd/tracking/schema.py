@@ -13,10 +13,11 @@ from collections.abc import Callable
 from sqlalchemy import Column, Connection, Engine, Index, Integer, MetaData, Table, inspect, select
 
 from notifyd.tracking.engine import write_connection
-from notifyd.tracking.models import metadata, runs
+from notifyd.tracking.models import Outcome, RunStatus, metadata, runs
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _versions = MetaData()
+_OPEN, _RUNNING = Outcome.running.value, RunStatus.running.value
 VERSION_TABLE = Table("tracking_schema", _versions, Column("version", Integer, nullable=False))
 
 
@@ -42,6 +43,34 @@ def full_due_index(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_task_run_due ON task_run (status, next_attempt_at)")
 
 
+def attempts_written_at_end(conn: Connection) -> None:
+    """Version 5: an attempt's row is written when it ends; ``task_run.attempt_started_at``
+    holds when the one under way began, and the rows of attempts under way move onto it."""
+    kind = runs.c.attempt_started_at.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE task_run ADD COLUMN attempt_started_at {kind}")
+    conn.exec_driver_sql(
+        "UPDATE task_run SET attempt_started_at = (SELECT a.started_at FROM attempt a"
+        " WHERE a.run_id = task_run.id AND a.number = task_run.attempts"
+        f" AND a.outcome = '{_OPEN}') WHERE status = '{_RUNNING}'"
+    )
+    conn.exec_driver_sql(
+        f"DELETE FROM attempt WHERE outcome = '{_OPEN}' AND EXISTS (SELECT 1 FROM task_run r"
+        " WHERE r.id = attempt.run_id AND r.attempts = attempt.number"
+        f" AND r.status = '{_RUNNING}' AND r.attempt_started_at IS NOT NULL)"
+    )
+
+
+def attempts_opened_at_claim(conn: Connection) -> None:
+    """Back to version 4: attempts under way have rows again (notifyd's downgrade)."""
+    conn.exec_driver_sql(
+        "INSERT INTO attempt (run_id, number, worker, started_at, outcome)"
+        f" SELECT id, attempts, worker, attempt_started_at, '{_OPEN}' FROM task_run"
+        f" WHERE status = '{_RUNNING}' AND attempt_started_at IS NOT NULL AND NOT EXISTS"
+        " (SELECT 1 FROM attempt a WHERE a.run_id = task_run.id AND a.number = task_run.attempts)"
+    )
+    conn.exec_driver_sql("ALTER TABLE task_run DROP COLUMN attempt_started_at")
+
+
 def _due_index() -> Index:
     return next(index for index in runs.indexes if index.name == "ix_task_run_due")
 
@@ -51,6 +80,7 @@ UPGRADES: list[Callable[[Connection], None]] = [
     _add_trace_context,
     _statement_tally,
     partial_due_index,
+    attempts_written_at_end,
 ]
 
 

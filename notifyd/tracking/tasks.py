@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Table
 
 from notifyd.tracking.clock import new_id
 from notifyd.tracking.handoff import hand_off, release
-from notifyd.tracking.models import RunStatus, attempts, runs
+from notifyd.tracking.models import RunStatus, runs
 from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
 
@@ -96,6 +96,7 @@ class TaskBatch:
                 "worker": None,
                 "lease_expires_at": None,
                 "started_at": None,
+                "attempt_started_at": None,
             }
         )
         return run_id
@@ -143,8 +144,6 @@ class TaskBatch:
                 fn(conn)
 
         inserts: list[tuple[Table, Sequence[Mapping[str, Any]]]] = [*self._inserts, (runs, staged)]
-        if taken is not None and taken.attempts:
-            inserts.append((attempts, taken.attempts))
         try:
             await tracker.writer.run(write if writes else None, inserts=inserts, once=once)
         except BaseException:

@@ -136,7 +136,8 @@ def mark_orphaned(
     interruptions: int = 0,
     crashes: int = 0,
 ) -> None:
-    """Make a run look claimed by a worker that died: running, its lease expired, attempt open."""
+    """Make a run look claimed by a worker that died: running, its lease expired, an attempt
+    under way (whose row is written only when it ends)."""
     with write_connection(engine) as conn:
         conn.execute(
             update(RUNS)
@@ -149,14 +150,6 @@ def mark_orphaned(
                 worker="dead-worker",
                 lease_expires_at=at - timedelta(seconds=1),
                 started_at=at,
-            )
-        )
-        conn.execute(
-            ATTEMPTS.insert().values(
-                run_id=run_id,
-                number=attempts,
-                worker="dead-worker",
-                started_at=at,
-                outcome="running",
+                attempt_started_at=at,
             )
         )

@@ -205,7 +205,6 @@ def test_the_hot_statements_take_the_short_way(engine: Engine) -> None:
     """Each of the writes the accept path and the dispatcher make goes out as plain driver SQL."""
     from sqlalchemy import event
 
-    from notifyd.tracking.admin import ATTEMPTS
     from notifyd.tracking.admin.worker import _CLAIM_RUN, _FINISH_ATTEMPT, _FINISH_RUN
 
     compiled_by_sqlalchemy: list[bool] = []
@@ -220,29 +219,22 @@ def test_the_hot_statements_take_the_short_way(engine: Engine) -> None:
         insert_rows(conn, RUNS, [_run("run_h")])
         claim = {"b_id": "run_h", "b_attempt": 1, "b_worker": "w", "b_lease": later, "b_now": WHEN}
         execute_many(conn, _CLAIM_RUN, [claim])
-        attempt = {
-            "run_id": "run_h",
-            "number": 1,
-            "worker": "w",
-            "started_at": WHEN,
-            "outcome": "running",
-        }
-        insert_rows(conn, ATTEMPTS, [attempt])
         finished = {
-            "b_run": "run_h", "b_number": 1, "b_finished": later, "b_duration": 1.0,
+            "b_run": "run_h", "b_worker": "w", "b_number": 1, "b_started": WHEN,
+            "b_finished": later, "b_duration": 1.0,
             "b_outcome": "succeeded", "b_error_type": None, "b_error_message": None,
             "b_traceback": None, "b_delay": None, "b_response": {"ok": True},
         }  # fmt: skip
         assert execute_many(conn, _FINISH_ATTEMPT, [finished]) == 1
         done = {
-            "b_id": "run_h", "b_worker": "w", "b_attempt": 1, "b_status": "succeeded",
+            "b_run": "run_h", "b_worker": "w", "b_number": 1, "b_status": "succeeded",
             "b_next": None, "b_finished": later, "b_error": None, "b_updated": later,
             "b_released": 0,
         }  # fmt: skip
         assert execute_many(conn, _FINISH_RUN, [done]) == 1
     event.remove(engine, "before_cursor_execute", seen)
     # The tally trigger's own inserts run inside SQLite, unseen here.
-    assert compiled_by_sqlalchemy == [False] * 5
+    assert compiled_by_sqlalchemy == [False] * 4
 
 
 def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -259,9 +251,8 @@ def _dump(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def _whole_cycle(engine: Engine) -> None:
     """What the accept path and the dispatcher write for three runs: their notification and
-    runs, the claim, the attempts, and outcomes that succeed, retry and fail."""
+    runs, the claim, and outcomes that succeed, retry and fail."""
     from notifyd.notifications.delivery import NOTIFICATIONS
-    from notifyd.tracking.admin import ATTEMPTS
     from notifyd.tracking.admin.worker import _CLAIM_RUN, _FINISH_ATTEMPT, _FINISH_RUN
 
     notification = {
@@ -282,11 +273,6 @@ def _whole_cycle(engine: Engine) -> None:
             for i in ids
         ]
         assert execute_many(conn, _CLAIM_RUN, claims) == 3
-        attempts = [
-            {"run_id": i, "number": 1, "worker": "w:1", "started_at": WHEN, "outcome": "running"}
-            for i in ids
-        ]
-        insert_rows(conn, ATTEMPTS, attempts)
     outcomes = {
         "run_s": ("succeeded", None, None, None, None, {"status": 200, "body": "ok ✓"}),
         "run_r": ("transient_error", "TimeoutError", "timed out", 5.5, later, None),
@@ -296,7 +282,8 @@ def _whole_cycle(engine: Engine) -> None:
     with engine.begin() as conn:
         finished = [
             {
-                "b_run": i, "b_number": 1, "b_finished": later, "b_duration": 1234.5678,
+                "b_run": i, "b_worker": "w:1", "b_number": 1, "b_started": WHEN,
+                "b_finished": later, "b_duration": 1234.5678,
                 "b_outcome": outcome, "b_error_type": kind, "b_error_message": text,
                 "b_traceback": "Traceback…" if kind else None, "b_delay": delay,
                 "b_response": response,
@@ -306,7 +293,7 @@ def _whole_cycle(engine: Engine) -> None:
         assert execute_many(conn, _FINISH_ATTEMPT, finished) == 3
         done = [
             {
-                "b_id": i, "b_worker": "w:1", "b_attempt": 1, "b_status": status[i],
+                "b_run": i, "b_worker": "w:1", "b_number": 1, "b_status": status[i],
                 "b_next": outcomes[i][4], "b_finished": None if i == "run_r" else later,
                 "b_error": outcomes[i][2], "b_updated": later, "b_released": 0,
             }
@@ -340,8 +327,8 @@ def test_a_whole_cycle_stores_identical_rows_both_ways(
             if way == "plain":
                 patch.setattr(bulk, "_short_way", lambda dialect: False)
             _whole_cycle(engine)
-        # Each way really was taken: six writes, none (or all) compiled by SQLAlchemy.
-        assert compiled == [way == "plain"] * 6
+        # Each way really was taken: five writes, none (or all) compiled by SQLAlchemy.
+        assert compiled == [way == "plain"] * 5
         stores[way] = _dump(engine)
         engine.dispose()
     assert stores["generated"] == stores["plain"]

@@ -67,14 +67,17 @@ async def test_a_run_committed_to_an_idle_dispatcher_is_stored_claimed_and_runs_
         assert run.status == RunStatus.running and run.attempts == 1
         assert run.worker == tracker.dispatcher.worker_id
         assert run.lease_expires_at == run.created_at + timedelta(seconds=30)
-        [attempt] = load_attempts(store, run_id)
+        assert load_attempts(store, run_id) == []  # an attempt's row is written when it ends
+        with store.connect() as conn:
+            [attempt] = admin.get_run(conn, run_id).attempts
         assert attempt.outcome == Outcome.running and attempt.number == 1
+        assert attempt.started_at == run.created_at and attempt.worker == run.worker
         assert tracker.dispatcher.in_flight == 1
         gate.set()
         run = await wait_status(store, run_id, "succeeded")
     assert run.attempts == 1 and run.worker is None and run.lease_expires_at is None
-    [attempt] = load_attempts(store, run_id)
-    assert attempt.outcome == Outcome.succeeded
+    [ended] = load_attempts(store, run_id)
+    assert ended.outcome == Outcome.succeeded
 
 
 async def test_no_free_slot_leaves_the_run_queued_for_a_claim(

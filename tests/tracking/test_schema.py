@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from notifyd.tracking import schema
 
@@ -14,9 +14,8 @@ def test_a_version_1_store_gains_the_trace_context_column(tmp_path: Path) -> Non
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
     try:
         schema.install(engine)
-        with engine.begin() as conn:  # as version 1 of the library left it
-            conn.exec_driver_sql("ALTER TABLE task_run DROP COLUMN trace_context")
-            conn.execute(schema.VERSION_TABLE.update().values(version=1))
+        with engine.begin() as conn:
+            _as_version(conn, 1)
 
         assert schema.install(engine) == schema.SCHEMA_VERSION
 
@@ -37,9 +36,8 @@ def test_a_version_2_store_on_postgresql_gets_statement_triggers(postgres_url: s
     engine = create_engine(postgres_url)
     try:
         schema.install(engine)
-        with engine.begin() as conn:  # as version 2 of the library left it: row triggers
-            schema.restore_tally_triggers_v1(conn)
-            conn.execute(schema.VERSION_TABLE.update().values(version=2))
+        with engine.begin() as conn:
+            _as_version(conn, 2)  # row triggers
         with engine.connect() as conn:
             before = conn.execute(text(_ORIENTATIONS)).scalars().all()
         assert set(before) == {"ROW"}
@@ -78,9 +76,8 @@ def test_a_version_3_store_gets_the_partial_due_index(
     try:
         schema.install(engine)
         assert "WHERE" in _due_index_definition(engine)
-        with engine.begin() as conn:  # as version 3 of the library left it
-            schema.full_due_index(conn)
-            conn.execute(schema.VERSION_TABLE.update().values(version=3))
+        with engine.begin() as conn:
+            _as_version(conn, 3)
         assert "WHERE" not in _due_index_definition(engine)
 
         assert schema.install(engine) == schema.SCHEMA_VERSION
@@ -89,6 +86,51 @@ def test_a_version_3_store_gets_the_partial_due_index(
         assert "WHERE" in definition and "'queued'" in definition and "'retrying'" in definition
     finally:
         engine.dispose()
+
+
+def test_a_version_4_store_writes_attempts_at_their_end_keeping_those_under_way(
+    tmp_path: Path,
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    try:
+        schema.install(engine)
+        with engine.begin() as conn:
+            _as_version(conn, 4)
+            conn.exec_driver_sql(
+                "INSERT INTO task_run (id, task_name, args, status, attempts, max_attempts,"
+                " interruptions, created_at, updated_at, worker) VALUES"
+                " ('run_1', 't', '{}', 'running', 2, 3, 0, '2026-12-07 01:00:00',"
+                " '2026-12-07 01:00:05', 'w1')"
+            )
+            conn.exec_driver_sql(  # attempt 1 ended; attempt 2 opened by version 4's claim
+                "INSERT INTO attempt (run_id, number, worker, started_at, finished_at, outcome)"
+                " VALUES ('run_1', 1, 'w1', '2026-12-07 01:00:00', '2026-12-07 01:00:01',"
+                " 'transient_error'), ('run_1', 2, 'w1', '2026-12-07 01:00:05', NULL,"
+                " 'running')"
+            )
+
+        assert schema.install(engine) == schema.SCHEMA_VERSION
+
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT number, outcome FROM attempt").all()
+            begun = conn.exec_driver_sql("SELECT attempt_started_at FROM task_run").scalar_one()
+        assert [tuple(row) for row in rows] == [(1, "transient_error")]
+        assert str(begun).startswith("2026-12-07 01:00:05")
+    finally:
+        engine.dispose()
+
+
+def _as_version(conn: Connection, version: int) -> None:
+    """A store just installed, taken back to how that version of the library left it."""
+    if version < 5:
+        schema.attempts_opened_at_claim(conn)
+    if version < 4:
+        schema.full_due_index(conn)
+    if version < 3 and conn.dialect.name == "postgresql":
+        schema.restore_tally_triggers_v1(conn)
+    if version < 2:
+        conn.exec_driver_sql("ALTER TABLE task_run DROP COLUMN trace_context")
+    conn.execute(schema.VERSION_TABLE.update().values(version=version))
 
 
 def _due_index_definition(engine: Engine) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, func, select
 
 from notifyd.db import write_connection
 from notifyd.tracking import admin
@@ -80,16 +80,19 @@ def test_a_claim_takes_due_runs_in_due_order_within_the_queues_caps(store: Engin
         run = runs[run_id]
         assert (run.status, run.worker) == ("running", "w1")
         assert run.lease_expires_at == NOW + timedelta(seconds=30)
-        assert run.started_at == run.updated_at == NOW
+        assert run.started_at == run.updated_at == run.attempt_started_at == NOW
     assert {run_id: runs[run_id].status for run_id in ("run_a1", "run_b2", "run_late")} == {
         "run_a1": "queued",
         "run_b2": "retrying",
         "run_late": "queued",
     }
-    assert [(a.run_id, a.number, a.worker, a.outcome, a.started_at) for a in attempts] == [
-        ("run_b1", 1, "w1", "running", NOW),
-        ("run_c1", 2, "w1", "running", NOW),
-        ("run_c2", 1, "w1", "running", NOW),
+    assert attempts == []  # an attempt's row is written when it ends
+    with store.connect() as conn:
+        under_way = [admin.get_run(conn, run.id).attempts[-1] for run in claimed]
+    assert [(a.number, a.worker, a.outcome, a.started_at, a.finished_at) for a in under_way] == [
+        (1, "w1", Outcome.running, NOW, None),
+        (2, "w1", Outcome.running, NOW, None),
+        (1, "w1", Outcome.running, NOW, None),
     ]
 
 
@@ -99,14 +102,20 @@ def test_a_batch_of_outcomes_moves_only_the_runs_this_worker_holds(store: Engine
     with write_connection(store) as conn:
         _, claimed = admin.claim_runs(conn, now=NOW, limit=3, worker="w1", lease_seconds=30)
     assert len(claimed) == 3
-    with write_connection(store) as conn:  # rescued and taken by another worker meanwhile
-        conn.execute(RUNS.update().where(RUNS.c.id == "run_lost").values(worker="w2"))
     later = NOW + timedelta(seconds=2)
+    with write_connection(store) as conn:  # rescued and taken by another worker meanwhile
+        admin.interrupt_runs(
+            conn, now=later, reason="lease expired", error_type="LeaseExpired", run_ids=["run_lost"],
+            worker="w1",
+        )  # fmt: skip
+        _, taken = admin.claim_runs(conn, now=later, limit=1, worker="w2", lease_seconds=30)
+        assert [run.id for run in taken] == ["run_lost"]
 
     def result(run_id: str, status: RunStatus, outcome: Outcome, **extra: Any) -> AttemptResult:
         return AttemptResult(
             run_id=run_id,
             attempt=1,
+            started_at=NOW,
             finished_at=later,
             duration_ms=2000.0,
             outcome=outcome,
@@ -133,6 +142,7 @@ def test_a_batch_of_outcomes_moves_only_the_runs_this_worker_holds(store: Engine
     with store.connect() as conn:
         runs = {row.id: row for row in conn.execute(select(RUNS))}
         attempts = {row.run_id: row for row in conn.execute(select(ATTEMPTS))}
+        lost_attempts = admin.get_run(conn, "run_lost").attempts
     ok, again, lost = runs["run_ok"], runs["run_again"], runs["run_lost"]
     assert (ok.status, ok.finished_at, ok.worker, ok.lease_expires_at) == (
         "succeeded",
@@ -140,7 +150,8 @@ def test_a_batch_of_outcomes_moves_only_the_runs_this_worker_holds(store: Engine
         None,
         None,
     )
-    assert ok.last_error is None and ok.updated_at == later
+    assert ok.last_error is None and ok.updated_at == later and ok.attempt_started_at is None
+    assert attempts["run_ok"].started_at == NOW and attempts["run_ok"].worker == "w1"
     assert (again.status, again.next_attempt_at, again.finished_at) == (
         "retrying",
         later + timedelta(seconds=10),
@@ -155,7 +166,11 @@ def test_a_batch_of_outcomes_moves_only_the_runs_this_worker_holds(store: Engine
         "Timeout",
         10.0,
     )
-    assert attempts["run_lost"].outcome == "succeeded"  # the attempt itself is still recorded
+    # The rescuer's record of attempt 1 stands; attempt 2 is the other worker's, under way.
+    assert [(a.number, a.worker, a.outcome) for a in lost_attempts] == [
+        (1, "w1", Outcome.interrupted),
+        (2, "w2", Outcome.running),
+    ]
 
 
 @pytest.mark.postgres
@@ -179,6 +194,7 @@ def test_on_postgresql_a_claim_and_an_outcome_batch_are_one_statement_each(
                 AttemptResult(
                     run_id=run.id,
                     attempt=run.attempt,
+                    started_at=run.started_at,
                     finished_at=now,
                     duration_ms=1.0,
                     outcome=Outcome.succeeded,
@@ -188,6 +204,8 @@ def test_on_postgresql_a_claim_and_an_outcome_batch_are_one_statement_each(
             ]
             assert admin.finish_attempts(conn, results, worker="w1") == 8
             assert len(seen) - before == 1
+            written = conn.execute(select(func.count()).select_from(ATTEMPTS)).scalar_one()
+            assert written == 8
         with engine.connect() as conn:
             plan = "\n".join(
                 row[0]
@@ -228,6 +246,12 @@ def test_without_caps_a_claim_takes_every_due_state_in_due_order(store: Engine) 
     assert claimed[0].created_at == NOW - timedelta(hours=1)
     with store.connect() as conn:
         statuses = {row.id: row.status for row in conn.execute(select(RUNS.c.id, RUNS.c.status))}
-        opened = [tuple(row) for row in conn.execute(select(ATTEMPTS.c.run_id, ATTEMPTS.c.number))]
+        begun = dict(
+            conn.execute(
+                select(RUNS.c.id, RUNS.c.attempt_started_at).where(
+                    RUNS.c.attempt_started_at.is_not(None)
+                )
+            ).all()
+        )
     assert statuses["run_c2"] == "queued"
-    assert sorted(opened) == [("run_a1", 1), ("run_b1", 1), ("run_b2", 2), ("run_c1", 2)]
+    assert begun == dict.fromkeys(["run_a1", "run_b1", "run_b2", "run_c1"], NOW)

@@ -40,7 +40,7 @@ def interrupt_runs(
     run_ids: Sequence[str] | None = None,
     worker: str | None = None,
 ) -> list[str]:
-    """Record the open attempts of running runs as interrupted and make the runs due again now.
+    """Record the attempts under way of running runs as interrupted and make the runs due again now.
 
     Selects either the runs whose lease expired before ``expired_before`` (the sweep: their
     worker crashed) or the given ``run_ids`` held by ``worker`` (a shutdown releasing what it
@@ -56,25 +56,38 @@ def interrupt_runs(
             return []
         condition += [RUNS.c.id.in_(list(run_ids)), RUNS.c.worker == worker]
     rows = conn.execute(
-        select(RUNS.c.id, RUNS.c.attempts, RUNS.c.interruptions, RUNS.c.crashes)
+        select(
+            RUNS.c.id,
+            RUNS.c.attempts,
+            RUNS.c.interruptions,
+            RUNS.c.crashes,
+            RUNS.c.worker,
+            RUNS.c.attempt_started_at,
+            RUNS.c.updated_at,
+        )
         .where(and_(*condition))
         .with_for_update(skip_locked=True)
     ).all()
-    for row in rows:
+    if rows:
         conn.execute(
-            update(ATTEMPTS)
-            .where(
-                ATTEMPTS.c.run_id == row.id,
-                ATTEMPTS.c.number == row.attempts,
-                ATTEMPTS.c.outcome == Outcome.running.value,
-            )
-            .values(
-                outcome=Outcome.interrupted.value,
-                finished_at=now,
-                error_type=error_type,
-                error_message=reason,
-            )
+            insert(ATTEMPTS),
+            [
+                {
+                    "run_id": row.id,
+                    "number": row.attempts,
+                    "worker": row.worker,
+                    # A running run has its attempt's start; one that lacks it (written by
+                    # hand, say) has its claim's time as its last update.
+                    "started_at": row.attempt_started_at or row.updated_at,
+                    "finished_at": now,
+                    "outcome": Outcome.interrupted.value,
+                    "error_type": error_type,
+                    "error_message": reason,
+                }
+                for row in rows
+            ],
         )
+    for row in rows:
         crashes = row.crashes + 1 if crashed else row.crashes
         gave_up = crashes >= MAX_CRASHES
         conn.execute(
@@ -87,6 +100,7 @@ def interrupt_runs(
                 next_attempt_at=None if gave_up else now,
                 lease_expires_at=None,
                 worker=None,
+                attempt_started_at=None,
                 finished_at=now if gave_up else None,
                 last_error=f"{error_type}: {reason}"
                 + (f" (its worker died {crashes} times; giving up)" if gave_up else ""),

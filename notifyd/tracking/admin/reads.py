@@ -24,6 +24,7 @@ from notifyd.tracking.admin.records import (
     RECORD_COLUMNS,
     RUNS,
     TALLY,
+    AttemptRecord,
     Histogram,
     QueueFigures,
     RunDetail,
@@ -46,14 +47,40 @@ from notifyd.tracking.models import (
 
 
 def get_run(conn: Connection, run_id: str) -> RunDetail:
-    """One run and every attempt."""
-    row = conn.execute(select(*RECORD_COLUMNS).where(RUNS.c.id == run_id)).one_or_none()
+    """One run and every attempt, the one under way included."""
+    row = conn.execute(
+        select(*RECORD_COLUMNS, RUNS.c.worker, RUNS.c.attempt_started_at).where(RUNS.c.id == run_id)
+    ).one_or_none()
     if row is None:
         raise RunNotFound(f"no task run with id {run_id!r}")
-    tries = conn.execute(
-        select(*ATTEMPT_COLUMNS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.number)
-    ).all()
-    return RunDetail(to_record(row), [to_attempt(a) for a in tries])
+    tries = [
+        to_attempt(a)
+        for a in conn.execute(
+            select(*ATTEMPT_COLUMNS).where(ATTEMPTS.c.run_id == run_id).order_by(ATTEMPTS.c.number)
+        )
+    ]
+    record = to_record(row, extra=("worker", "attempt_started_at"))
+    open_ = record.status is RunStatus.running and row.attempt_started_at is not None
+    if open_ and all(attempt.number != record.attempts for attempt in tries):
+        tries.append(_under_way(record.attempts, row.worker, row.attempt_started_at))
+    return RunDetail(record, tries)
+
+
+def _under_way(number: int, worker: str | None, started_at: datetime) -> AttemptRecord:
+    """The attempt a running run is making: its row is written when it ends."""
+    return AttemptRecord(
+        number=number,
+        worker=worker,
+        started_at=started_at,
+        finished_at=None,
+        duration_ms=None,
+        outcome=Outcome.running,
+        error_type=None,
+        error_message=None,
+        traceback=None,
+        retry_delay_seconds=None,
+        response=None,
+    )
 
 
 def find_run(conn: Connection, run_id: str) -> RunRecord | None:
@@ -148,32 +175,49 @@ def has_runs(ref: ColumnElement[Any], *conditions: ColumnElement[bool]) -> Colum
 def attempt_histogram(
     conn: Connection, *, since: datetime, until: datetime, bucket_seconds: int
 ) -> Histogram:
-    """Attempts by outcome per time bucket, from ``since`` to ``until`` (one grouped query)."""
+    """Attempts by outcome per time bucket, from ``since`` to ``until``: the ended ones (one
+    grouped query) and those under way (read off their running runs)."""
     if bucket_seconds <= 0 or until <= since:
         raise ValueError("need a positive bucket and until after since")
     buckets = math.ceil((until - since).total_seconds() / bucket_seconds)
     started = ATTEMPTS.c.started_at
-    if conn.dialect.name == "sqlite":
-        # Stored as naive UTC text that julianday() reads. Its float difference is off by
-        # microseconds: rounded to whole milliseconds, then integer division (offsets are >= 0).
-        millis = cast(
-            func.round((func.julianday(started) - func.julianday(_naive(since))) * 86_400_000.0),
-            Integer,
+    ended = conn.execute(
+        select(
+            _bucket(conn, started, since, bucket_seconds).label("bucket"),
+            ATTEMPTS.c.outcome,
+            func.count(),
         )
-        index: ColumnElement[Any] = millis // (bucket_seconds * 1000)
-    else:
-        offset = func.extract("epoch", started - _naive(since))
-        index = cast(func.floor(offset / bucket_seconds), Integer)
-    rows = conn.execute(
-        select(index.label("bucket"), ATTEMPTS.c.outcome, func.count())
         .where(started >= since, started < until)
         .group_by("bucket", ATTEMPTS.c.outcome)
     ).all()
+    begun = RUNS.c.attempt_started_at
+    under_way = conn.execute(
+        select(_bucket(conn, begun, since, bucket_seconds).label("bucket"), func.count())
+        .where(RUNS.c.status == RunStatus.running.value, begun >= since, begun < until)
+        .group_by("bucket")
+    ).all()
     counts = {outcome.value: [0] * buckets for outcome in Outcome}
+    rows = [*ended, *((bucket, Outcome.running.value, count) for bucket, count in under_way)]
     for bucket, outcome, count in rows:
         if outcome in counts and 0 <= int(bucket) < buckets:
             counts[outcome][int(bucket)] += int(count)
     return Histogram(since, bucket_seconds, buckets, counts)
+
+
+def _bucket(
+    conn: Connection, moment: ColumnElement[Any], since: datetime, bucket_seconds: int
+) -> ColumnElement[Any]:
+    """Which bucket of ``bucket_seconds`` from ``since`` the column's time falls in, in SQL."""
+    if conn.dialect.name == "sqlite":
+        # Stored as naive UTC text that julianday() reads. Its float difference is off by
+        # microseconds: rounded to whole milliseconds, then integer division (offsets are >= 0).
+        millis = cast(
+            func.round((func.julianday(moment) - func.julianday(_naive(since))) * 86_400_000.0),
+            Integer,
+        )
+        return millis // (bucket_seconds * 1000)
+    offset = func.extract("epoch", moment - _naive(since))
+    return cast(func.floor(offset / bucket_seconds), Integer)
 
 
 def _naive(moment: datetime) -> datetime:

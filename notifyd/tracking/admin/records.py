@@ -143,8 +143,11 @@ RECORD_COLUMNS = [RUNS.c[name] for name in RunRecord.__dataclass_fields__]
 ATTEMPT_COLUMNS = [ATTEMPTS.c[name] for name in AttemptRecord.__dataclass_fields__]
 
 
-def to_record(row: Row[Any]) -> RunRecord:
+def to_record(row: Row[Any, *tuple[Any, ...]], *, extra: tuple[str, ...] = ()) -> RunRecord:
+    """The record of a row of ``RECORD_COLUMNS`` (and the ``extra`` columns, left out)."""
     values = row._asdict()
+    for name in extra:
+        del values[name]
     values["status"] = RunStatus(values["status"])
     return RunRecord(**values)
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Select,
     bindparam,
     func,
+    insert,
     or_,
     select,
     update,
@@ -26,11 +27,10 @@ from notifyd.tracking.admin.records import (
     ATTEMPTS,
     RUNS,
 )
-from notifyd.tracking.bulk import execute_many, insert_rows
+from notifyd.tracking.bulk import execute_many
 from notifyd.tracking.clock import utcnow
 from notifyd.tracking.models import (
     CLAIM,
-    Outcome,
     RunStatus,
     in_due_state,
 )
@@ -84,6 +84,7 @@ _CLAIM_RUN = (
         started_at=func.coalesce(
             RUNS.c.started_at, bindparam("b_now", type_=RUNS.c.started_at.type)
         ),
+        attempt_started_at=bindparam("b_now", type_=RUNS.c.attempt_started_at.type),
         updated_at=bindparam("b_now", type_=RUNS.c.updated_at.type),
     )
 )
@@ -128,7 +129,7 @@ def claim_due(
     lease_until: datetime,
     queue_free: Mapping[str, int] | None = None,
 ) -> list[ClaimedRun]:
-    """Atomically take up to ``limit`` due runs: mark them running, leased, with a new attempt.
+    """Atomically take up to ``limit`` due runs: mark them running, leased, a new attempt begun.
 
     ``queue_free`` caps how many runs of a queue may be taken (queues at 0 are skipped).
     On PostgreSQL rows another worker is claiming are skipped (FOR UPDATE SKIP LOCKED), in one
@@ -194,20 +195,6 @@ def _claim(
             for row in picked
         ],
     )
-    insert_rows(
-        conn,
-        ATTEMPTS,
-        [
-            {
-                "run_id": row.id,
-                "number": row.attempts + 1,
-                "worker": worker,
-                "started_at": now,
-                "outcome": Outcome.running.value,
-            }
-            for row in picked
-        ],
-    )
     return [
         ClaimedRun(
             id=row.id,
@@ -227,39 +214,41 @@ def _claim(
 
 
 _FINAL = (RunStatus.succeeded, RunStatus.failed)
+_HELD = (
+    RUNS.c.id == bindparam("b_run"),
+    RUNS.c.status == RunStatus.running.value,
+    RUNS.c.worker == bindparam("b_worker"),
+    RUNS.c.attempts == bindparam("b_number"),
+)
 # One statement for every finished run of a batch (executemany): building a statement per run
-# cost more than the rest of the dispatcher's work per run.
-_FINISH_ATTEMPT = (
-    update(ATTEMPTS)
-    .where(
-        ATTEMPTS.c.run_id == bindparam("b_run"),
-        ATTEMPTS.c.number == bindparam("b_number"),
-        ATTEMPTS.c.outcome == Outcome.running.value,
-    )
-    .values(
-        finished_at=bindparam("b_finished"),
-        duration_ms=bindparam("b_duration"),
-        outcome=bindparam("b_outcome"),
-        error_type=bindparam("b_error_type"),
-        error_message=bindparam("b_error_message"),
-        traceback=bindparam("b_traceback"),
-        retry_delay_seconds=bindparam("b_delay"),
-        response=bindparam("b_response"),
-    )
+# cost more than the rest of the dispatcher's work per run. The attempt's row is written now,
+# whole, if its run is still this worker's (a run rescued meanwhile has its row already).
+_ATTEMPT_VALUES = {
+    "run_id": RUNS.c.id,
+    "number": RUNS.c.attempts,
+    "worker": RUNS.c.worker,
+    "started_at": bindparam("b_started", type_=ATTEMPTS.c.started_at.type),
+    "finished_at": bindparam("b_finished", type_=ATTEMPTS.c.finished_at.type),
+    "duration_ms": bindparam("b_duration", type_=ATTEMPTS.c.duration_ms.type),
+    "outcome": bindparam("b_outcome", type_=ATTEMPTS.c.outcome.type),
+    "error_type": bindparam("b_error_type", type_=ATTEMPTS.c.error_type.type),
+    "error_message": bindparam("b_error_message", type_=ATTEMPTS.c.error_message.type),
+    "traceback": bindparam("b_traceback", type_=ATTEMPTS.c.traceback.type),
+    "retry_delay_seconds": bindparam("b_delay", type_=ATTEMPTS.c.retry_delay_seconds.type),
+    "response": bindparam("b_response", type_=ATTEMPTS.c.response.type),
+}
+_FINISH_ATTEMPT = insert(ATTEMPTS).from_select(
+    list(_ATTEMPT_VALUES), select(*_ATTEMPT_VALUES.values()).where(*_HELD)
 )
 _FINISH_RUN = (
     update(RUNS)
-    .where(
-        RUNS.c.id == bindparam("b_id"),
-        RUNS.c.status == RunStatus.running.value,
-        RUNS.c.worker == bindparam("b_worker"),
-        RUNS.c.attempts == bindparam("b_attempt"),
-    )
+    .where(*_HELD)
     .values(
         status=bindparam("b_status"),
         next_attempt_at=bindparam("b_next"),
         lease_expires_at=None,
         worker=None,
+        attempt_started_at=None,
         finished_at=bindparam("b_finished"),
         last_error=bindparam("b_error"),
         updated_at=bindparam("b_updated"),
@@ -271,8 +260,8 @@ _FINISH_RUN = (
 def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -> int:
     """Record finished attempts and move their runs on; returns how many runs this worker still held.
 
-    A run whose lease was lost (rescued by another worker meanwhile) keeps its new state: only
-    the attempt row is completed.
+    A run whose lease was lost (rescued meanwhile: its attempt was recorded as interrupted)
+    keeps its new state and that record.
     """
     if not results:
         return 0
@@ -284,7 +273,9 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
         [
             {
                 "b_run": r.run_id,
+                "b_worker": worker,
                 "b_number": r.attempt,
+                "b_started": r.started_at,
                 "b_finished": r.finished_at,
                 "b_duration": r.duration_ms,
                 "b_outcome": r.outcome.value,
@@ -302,9 +293,9 @@ def finish_attempts(conn: Connection, results: Sequence[AttemptResult], *, worke
         _FINISH_RUN,
         [
             {
-                "b_id": r.run_id,
+                "b_run": r.run_id,
                 "b_worker": worker,
-                "b_attempt": r.attempt,
+                "b_number": r.attempt,
                 "b_status": r.status.value,
                 "b_next": r.next_attempt_at,
                 "b_finished": r.finished_at if r.status in _FINAL else None,

@@ -5,8 +5,8 @@ Each statement is one round trip, and the store is a network hop away: the gener
 attempts' insert) and two for a batch of outcomes, and the group commit's thread spent most of
 its time waiting on them. Here "now" is read inside the claim (the database's clock, unless the
 caller gives one), the due runs are locked with ``FOR UPDATE SKIP LOCKED`` in the same
-statement that marks them running and opens their attempts, and a batch of outcomes travels
-as arrays (``unnest``) that one statement applies to the attempts and the runs. The moves,
+statement that marks them running, and a batch of outcomes travels as arrays (``unnest``)
+that one statement applies to the runs, writing the attempts of those still held. The moves,
 conditions and values are those of ``worker``'s statements; the tests run both stores.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from notifyd.tracking.models import CLAIM, FINISH, Outcome, RunStatus
+from notifyd.tracking.models import CLAIM, FINISH, RunStatus
 from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
 
 _FINAL = (RunStatus.succeeded, RunStatus.failed)
@@ -58,13 +58,12 @@ CLAIM_SQL = (
     "claimed AS (UPDATE task_run SET "
     f"status = '{RunStatus.running.value}', attempts = task_run.attempts + 1, "
     "worker = %(worker)s, lease_expires_at = clock.now + make_interval(secs => %(lease)s), "
-    "started_at = coalesce(task_run.started_at, clock.now), updated_at = clock.now "
+    "started_at = coalesce(task_run.started_at, clock.now), attempt_started_at = clock.now, "
+    "updated_at = clock.now "
     "FROM picked, clock WHERE task_run.id = picked.id RETURNING task_run.id, "
     "task_run.task_name, task_run.args::text AS args, task_run.queue, task_run.label, "
     "task_run.attempts, task_run.max_attempts, task_run.interruptions, "
-    "task_run.next_attempt_at, task_run.created_at, task_run.trace_context, clock.now), "
-    "opened AS (INSERT INTO attempt (run_id, number, worker, started_at, outcome) "
-    f"SELECT id, attempts, %(worker)s, now, '{Outcome.running.value}' FROM claimed) "
+    "task_run.next_attempt_at, task_run.created_at, task_run.trace_context, clock.now) "
     "SELECT * FROM claimed"
 )
 
@@ -131,24 +130,29 @@ def claim(
 
 FINISH_SQL = (
     "WITH r AS (SELECT * FROM unnest(%(id)s::varchar[], %(number)s::int[], "
-    "%(finished)s::timestamp[], %(duration)s::float8[], %(outcome)s::varchar[], "
+    "%(started)s::timestamp[], %(finished)s::timestamp[], %(duration)s::float8[], "
+    "%(outcome)s::varchar[], "
     "%(error_type)s::varchar[], %(error_message)s::text[], %(traceback)s::text[], "
     "%(delay)s::float8[], %(response)s::text[], %(status)s::varchar[], "
     "%(next)s::timestamp[], %(run_finished)s::timestamp[], %(error)s::text[], "
-    "%(released)s::int[]) AS r(id, number, finished, duration, outcome, error_type, "
+    "%(released)s::int[]) AS r(id, number, started, finished, duration, outcome, error_type, "
     "error_message, traceback, delay, response, status, next, run_finished, error, "
     "released)), "
-    "attempts AS (UPDATE attempt SET finished_at = r.finished, duration_ms = r.duration, "
-    "outcome = r.outcome, error_type = r.error_type, error_message = r.error_message, "
-    "traceback = r.traceback, retry_delay_seconds = r.delay, response = r.response::json "
-    "FROM r WHERE attempt.run_id = r.id AND attempt.number = r.number "
-    f"AND attempt.outcome = '{Outcome.running.value}'), "
+    # Only the runs still this worker's move on, and only their attempts are written: the
+    # update rechecks each row as it stands when its lock is taken, so a run rescued by a
+    # sweep meanwhile (its attempt recorded as interrupted) is left with that record.
     "runs AS (UPDATE task_run SET status = r.status, next_attempt_at = r.next, "
-    "lease_expires_at = NULL, worker = NULL, finished_at = r.run_finished, "
-    "last_error = r.error, updated_at = r.finished, "
+    "lease_expires_at = NULL, worker = NULL, attempt_started_at = NULL, "
+    "finished_at = r.run_finished, last_error = r.error, updated_at = r.finished, "
     "interruptions = task_run.interruptions + r.released FROM r "
     f"WHERE task_run.id = r.id AND task_run.status = '{FINISH.sources[0].value}' "
-    "AND task_run.worker = %(worker)s AND task_run.attempts = r.number RETURNING 1) "
+    "AND task_run.worker = %(worker)s AND task_run.attempts = r.number "
+    "RETURNING task_run.id), "
+    "attempts AS (INSERT INTO attempt (run_id, number, worker, started_at, finished_at, "
+    "duration_ms, outcome, error_type, error_message, traceback, retry_delay_seconds, "
+    "response) SELECT r.id, r.number, %(worker)s, r.started, r.finished, r.duration, "
+    "r.outcome, r.error_type, r.error_message, r.traceback, r.delay, r.response::json "
+    "FROM r JOIN runs ON runs.id = r.id) "
     "SELECT count(*) FROM runs"
 )
 
@@ -159,7 +163,7 @@ def finish(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -
     columns: dict[str, list[Any]] = {
         name: []
         for name in (
-            "id", "number", "finished", "duration", "outcome", "error_type", "error_message",
+            "id", "number", "started", "finished", "duration", "outcome", "error_type", "error_message",
             "traceback", "delay", "response", "status", "next", "run_finished", "error",
             "released",
         )
@@ -169,6 +173,7 @@ def finish(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -
         for name, value in (
             ("id", r.run_id),
             ("number", r.attempt),
+            ("started", _naive(r.started_at)),
             ("finished", finished),
             ("duration", r.duration_ms),
             ("outcome", r.outcome.value),
