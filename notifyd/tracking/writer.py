@@ -11,10 +11,10 @@ on that loop, once per pass of it, with no hand-off to the thread: on a 2-core m
 hand-offs cost a third of an accepted request. The loop must never wait on the store, so its
 connection does not wait for the write lock: when another process holds it, the batch goes to
 the thread, which waits as usual. It also never checkpoints the WAL itself: the thread does, so
-that copying pages back into the database never stalls the loop. While the thread checkpoints,
-the loop's batches go to the thread too, behind the checkpoint: a checkpoint that commits
-race past never catches up, so the WAL is never started over and grows without end (a
-gigabyte per 60,000 notifications, each read searching more of it).
+that copying pages back into the database never stalls the loop. Each checkpoint ends with a
+short second pass during which the loop's batches go to the thread too, behind it: a checkpoint
+that commits race past never catches up, so the WAL is never started over and grows without end
+(a gigabyte per 60,000 notifications, each read searching more of it).
 """
 
 from __future__ import annotations
@@ -278,8 +278,12 @@ class Writer:
         try:
             raw = self._engine.raw_connection()
             try:
+                driver: Any = raw.driver_connection
+                # Most pages are copied while commits go on; then, with none under way, the few
+                # they added (a lock held ~5 ms instead of ~25 ms each time).
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 with self._checkpointing:
-                    raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 raw.close()
         except Exception:
