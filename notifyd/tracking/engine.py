@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -30,6 +31,34 @@ _ENCODE = (
     if c_make_encoder is not None
     else None
 )
+
+
+def _as_record_value(value: Any) -> Any:
+    # A naive datetime is UTC here (UTCDateTime's processor made it so): PostgreSQL reads its
+    # ISO text back as the same moment. An aware one would be read with its offset dropped.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.isoformat()
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return _not_json(value)
+
+
+# Compact, and NaN refused (PostgreSQL's JSON has none): a value it cannot take fails here.
+_ENCODE_RECORDS = (
+    c_make_encoder(
+        None, _as_record_value, encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    if c_make_encoder is not None
+    else None
+)
+
+
+def records_json(rows: list[dict[str, Any]]) -> str:
+    """Rows of bound values as one JSON text for PostgreSQL's ``json_to_recordset``: times as
+    ISO text; raises for a value JSON cannot carry exactly."""
+    if _ENCODE_RECORDS is None:
+        return json.dumps(rows, default=_as_record_value, allow_nan=False, separators=(",", ":"))
+    return "".join(_ENCODE_RECORDS(rows, 0))
 
 
 def json_dumps(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""On PostgreSQL a batch's rows go in as one INSERT of per-column arrays: it stores exactly what
+"""On PostgreSQL a batch's rows go in as one INSERT of one JSON document: it stores exactly what
 SQLAlchemy's own executemany stores, and leaves it what it fills in or refuses."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_stores_exactly_what_sqlalchemy_stores(pg: Engine) -> None:
     event.listen(pg, "before_cursor_execute", lambda *a: statements.append(a[2]))
     with pg.begin() as conn:
         insert_rows(conn, RUNS, ours)
-        assert len(statements) == 1 and "unnest" in statements[0]
+        assert len(statements) == 1 and "json_to_recordset" in statements[0]
         conn.execute(insert(RUNS), theirs)
     assert _stored(pg, ["run_a1", "run_a2"]) == _stored(pg, ["run_b1", "run_b2"])
     with pg.connect() as conn:

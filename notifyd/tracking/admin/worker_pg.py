@@ -5,8 +5,9 @@ Each statement is one round trip, and the store is a network hop away: the gener
 attempts' insert) and two for a batch of outcomes, and the group commit's thread spent most of
 its time waiting on them. Here "now" is read inside the claim (the database's clock, unless the
 caller gives one), the due runs are locked with ``FOR UPDATE SKIP LOCKED`` in the same
-statement that marks them running, and a batch of outcomes travels as arrays (``unnest``)
-that one statement applies to the runs, writing the attempts of those still held. The moves,
+statement that marks them running, and a batch of outcomes travels as one JSON document
+(``json_to_recordset``) that one statement applies to the runs, writing the attempts of those
+still held. The moves,
 conditions and values are those of ``worker``'s statements; the tests run both stores.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from notifyd.tracking.engine import records_json
 from notifyd.tracking.models import CLAIM, FINISH, RunStatus
 from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
 
@@ -129,15 +131,12 @@ def claim(
 
 
 FINISH_SQL = (
-    "WITH r AS (SELECT * FROM unnest(%(id)s::varchar[], %(number)s::int[], "
-    "%(started)s::timestamp[], %(finished)s::timestamp[], %(duration)s::float8[], "
-    "%(outcome)s::varchar[], "
-    "%(error_type)s::varchar[], %(error_message)s::text[], %(traceback)s::text[], "
-    "%(delay)s::float8[], %(response)s::text[], %(status)s::varchar[], "
-    "%(next)s::timestamp[], %(run_finished)s::timestamp[], %(error)s::text[], "
-    "%(released)s::int[]) AS r(id, number, started, finished, duration, outcome, error_type, "
-    "error_message, traceback, delay, response, status, next, run_finished, error, "
-    "released)), "
+    # The batch travels as one JSON document (``engine.records_json``): per-column arrays made
+    # the driver dump every value one by one, more than the statement's own time.
+    "WITH r AS (SELECT * FROM json_to_recordset(%(results)s::json) AS r(id varchar, "
+    "number int, started timestamp, finished timestamp, duration float8, outcome varchar, "
+    "error_type varchar, error_message text, traceback text, delay float8, response text, "
+    "status varchar, next timestamp, run_finished timestamp, error text, released int)), "
     # Only the runs still this worker's move on, and only their attempts are written: the
     # update rechecks each row as it stands when its lock is taken, so a run rescued by a
     # sweep meanwhile (its attempt recorded as interrupted) is left with that record.
@@ -160,33 +159,28 @@ FINISH_SQL = (
 def finish(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -> int:
     """Record a batch of outcomes in one statement; the runs this worker still held."""
     dumps: Callable[[Any], str] = conn.dialect._json_serializer or json.dumps
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "id", "number", "started", "finished", "duration", "outcome", "error_type", "error_message",
-            "traceback", "delay", "response", "status", "next", "run_finished", "error",
-            "released",
-        )
-    }  # fmt: skip
+    records = []
     for r in results:
         finished = _naive(r.finished_at)
-        for name, value in (
-            ("id", r.run_id),
-            ("number", r.attempt),
-            ("started", _naive(r.started_at)),
-            ("finished", finished),
-            ("duration", r.duration_ms),
-            ("outcome", r.outcome.value),
-            ("error_type", r.error_type),
-            ("error_message", r.error_message),
-            ("traceback", r.traceback),
-            ("delay", r.retry_delay_seconds),
-            ("response", None if r.response is None else dumps(r.response)),
-            ("status", r.status.value),
-            ("next", _naive(r.next_attempt_at)),
-            ("run_finished", finished if r.status in _FINAL else None),
-            ("error", None if r.status is RunStatus.succeeded else r.short_error),
-            ("released", int(r.released)),
-        ):
-            columns[name].append(value)
-    return int(conn.exec_driver_sql(FINISH_SQL, {**columns, "worker": worker}).scalar_one())
+        records.append(
+            {
+                "id": r.run_id,
+                "number": r.attempt,
+                "started": _naive(r.started_at),
+                "finished": finished,
+                "duration": r.duration_ms,
+                "outcome": r.outcome.value,
+                "error_type": r.error_type,
+                "error_message": r.error_message,
+                "traceback": r.traceback,
+                "delay": r.retry_delay_seconds,
+                "response": None if r.response is None else dumps(r.response),
+                "status": r.status.value,
+                "next": _naive(r.next_attempt_at),
+                "run_finished": finished if r.status in _FINAL else None,
+                "error": None if r.status is RunStatus.succeeded else r.short_error,
+                "released": int(r.released),
+            }
+        )
+    params = {"results": records_json(records), "worker": worker}
+    return int(conn.exec_driver_sql(FINISH_SQL, params).scalar_one())
