@@ -3,13 +3,17 @@ SQLAlchemy's own executemany stores, and leaves it what it fills in or refuses."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import (
     JSON,
     Column,
+    DateTime,
     Engine,
+    Float,
     MetaData,
     String,
     Table,
@@ -124,3 +128,26 @@ def test_a_batch_of_several_tables_is_one_statement_parents_first(pg: Engine) ->
                 (ATTEMPTS, [{**attempt, "run_id": "run_none", "outcome": "x"}]),
             ],
         )
+
+
+def test_a_value_json_cannot_carry_goes_sqlalchemys_way(pg: Engine) -> None:
+    table = Table(
+        "measures",
+        MetaData(),
+        Column("id", String, primary_key=True),
+        Column("value", Float),
+        Column("at", DateTime(timezone=False)),
+    )
+    table.create(pg)
+    statements: list[str] = []
+    event.listen(pg, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with pg.begin() as conn:
+        insert_rows(conn, table, [{"id": "plain", "value": 1.5, "at": datetime(2026, 12, 7)}])
+        insert_rows(conn, table, [{"id": "nan", "value": float("nan"), "at": None}])
+        aware = datetime(2026, 12, 7, 3, tzinfo=timezone(timedelta(hours=2)))
+        insert_rows(conn, table, [{"id": "aware", "value": 0.0, "at": aware}])
+    assert "json_to_recordset" in statements[0]
+    assert all("json_to_recordset" not in statement for statement in statements[1:])
+    with pg.connect() as conn:
+        stored = dict(conn.execute(select(table.c.id, table.c.value)).all())
+    assert stored["plain"] == 1.5 and math.isnan(stored["nan"]) and stored["aware"] == 0.0
