@@ -12,6 +12,7 @@ from notifyd.models import Notification
 from notifyd.tracking import admin
 from notifyd.tracking.admin import ATTEMPTS, RUNS
 from notifyd.tracking.engine import write_connection
+from tests.tracking.conftest import due_index_definition
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 WHEN = datetime(2026, 11, 30, 9, 0)
@@ -215,17 +216,6 @@ def test_the_tally_counts_every_move_through_0011_and_back(db_url: str) -> None:
         engine.dispose()
 
 
-def _due_index(engine: Engine) -> str:
-    query = (
-        "SELECT sql FROM sqlite_master WHERE name = 'ix_task_run_due'"
-        if engine.dialect.name == "sqlite"
-        else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_run_due'"
-        " AND schemaname = current_schema()"
-    )
-    with engine.connect() as conn:
-        return str(conn.exec_driver_sql(query).scalar_one())
-
-
 def _claimable(engine: Engine) -> list[str]:
     """The due runs a claim would take now, in its order (through the due index)."""
     with write_connection(engine) as conn:
@@ -269,17 +259,17 @@ def test_the_due_index_becomes_partial_in_0012_and_back(db_url: str) -> None:
                         "due": WHEN.replace(minute=59 - number),
                     },
                 )
-        assert "WHERE" not in _due_index(engine)
+        assert "WHERE" not in due_index_definition(engine)
         due = _due_in_order(engine)
         assert due == ["run_10", "run_08", "run_06", "run_04", "run_02", "run_00"]
         upgrade(engine)
-        assert "WHERE" in _due_index(engine)
+        assert "WHERE" in due_index_definition(engine)
         assert _claimable(engine) == due  # the head's claim, through the partial index
         config = alembic_config(engine.url.render_as_string(hide_password=False))
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.downgrade(config, "0011")
-        assert "WHERE" not in _due_index(engine)
+        assert "WHERE" not in due_index_definition(engine)
         assert _due_in_order(engine) == due
     finally:
         engine.dispose()

@@ -102,6 +102,18 @@ def load_run(engine: Engine, run_id: str) -> Row[Any]:
         return conn.execute(select(RUNS).where(RUNS.c.id == run_id)).one()
 
 
+def due_index_definition(engine: Engine) -> str:
+    """The store's own text of ``ix_task_run_due`` (its WHERE clause tells a partial index)."""
+    query = (
+        "SELECT sql FROM sqlite_master WHERE name = 'ix_task_run_due'"
+        if engine.dialect.name == "sqlite"
+        else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_run_due'"
+        " AND schemaname = current_schema()"
+    )
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql(query).scalar_one())
+
+
 def load_attempts(engine: Engine, run_id: str) -> list[Row[Any]]:
     """The run's attempt rows, oldest first."""
     with engine.connect() as conn:

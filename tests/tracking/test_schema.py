@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 
 from notifyd.tracking import schema
+from tests.tracking.conftest import due_index_definition
 
 
 def test_a_version_1_store_gains_the_trace_context_column(tmp_path: Path) -> None:
@@ -75,14 +76,14 @@ def test_a_version_3_store_gets_the_partial_due_index(
     engine = create_engine(url)
     try:
         schema.install(engine)
-        assert "WHERE" in _due_index_definition(engine)
+        assert "WHERE" in due_index_definition(engine)
         with engine.begin() as conn:
             _as_version(conn, 3)
-        assert "WHERE" not in _due_index_definition(engine)
+        assert "WHERE" not in due_index_definition(engine)
 
         assert schema.install(engine) == schema.SCHEMA_VERSION
 
-        definition = _due_index_definition(engine)
+        definition = due_index_definition(engine)
         assert "WHERE" in definition and "'queued'" in definition and "'retrying'" in definition
     finally:
         engine.dispose()
@@ -131,17 +132,6 @@ def _as_version(conn: Connection, version: int) -> None:
     if version < 2:
         conn.exec_driver_sql("ALTER TABLE task_run DROP COLUMN trace_context")
     conn.execute(schema.VERSION_TABLE.update().values(version=version))
-
-
-def _due_index_definition(engine: Engine) -> str:
-    query = (
-        "SELECT sql FROM sqlite_master WHERE name = 'ix_task_run_due'"
-        if engine.dialect.name == "sqlite"
-        else "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_task_run_due'"
-        " AND schemaname = current_schema()"
-    )
-    with engine.connect() as conn:
-        return str(conn.exec_driver_sql(query).scalar_one())
 
 
 _ORIENTATIONS = (
