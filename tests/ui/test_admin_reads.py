@@ -73,6 +73,22 @@ def test_attempts_are_counted_by_outcome_per_bucket(store: Engine) -> None:
     assert all(bar.y >= 0 and bar.y + bar.height <= HEIGHT + 0.01 for bar in chart.bars)
 
 
+def test_attempts_under_way_are_counted_from_their_runs(store: Engine) -> None:
+    since = NOW - timedelta(hours=1)
+    # Attempts under way have no row yet: the run holds when each began.
+    _run(store, "run_on", "running", worker="w1", attempt_started_at=since + timedelta(minutes=2))
+    _run(store, "run_on2", "running", worker="w1", attempt_started_at=since + timedelta(minutes=2))
+    _run(store, "run_old", "running", worker="w1", attempt_started_at=since - timedelta(minutes=1))
+    _run(store, "run_done", "succeeded", attempt_started_at=since + timedelta(minutes=3))
+    _attempt(store, "run_done", 1, "succeeded", since + timedelta(minutes=3))
+    with store.connect() as conn:
+        found = admin.attempt_histogram(conn, since=since, until=NOW, bucket_seconds=60)
+        under_way = admin.get_run(conn, "run_on").attempts
+    assert found.counts["running"][2] == 2 and sum(found.counts["running"]) == 2
+    assert found.counts["succeeded"][3] == 1
+    assert [(a.number, a.outcome, a.worker) for a in under_way] == [(1, "running", "w1")]
+
+
 def test_due_runs_search_and_bulk_cancel(store: Engine) -> None:
     _run(store, "run_1", "queued", label="alice@example.org", next_attempt_at=NOW)
     _run(store, "run_2", "retrying", label="bob_%", next_attempt_at=NOW + timedelta(hours=1))
