@@ -207,3 +207,18 @@ async def test_the_wal_is_reused_while_inline_writes_never_pause(
     wal = database.with_name(database.name + "-wal").stat().st_size
     written = rounds * per_round * len(body)
     assert wal < written / 5, f"WAL {wal:,} bytes after {written:,} bytes written"
+
+
+async def test_an_inline_write_during_the_held_checkpoint_pass_goes_to_the_thread(
+    sqlite_store: Engine,
+) -> None:
+    writer = Writer(sqlite_store, inline=True)
+    await writer.run(_insert("before"))  # an inline commit
+    assert writer._since_checkpoint == 1
+    with writer._checkpointing:  # as the thread holds it for its last checkpoint pass
+        assert await asyncio.wait_for(writer.run(_insert("during")), 30) == "during"
+    assert writer._since_checkpoint == 1  # committed by the thread, not on the loop
+    await writer.run(_insert("after"))
+    assert writer._since_checkpoint == 2
+    writer.stop()
+    assert _count(sqlite_store) == 3
