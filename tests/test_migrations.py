@@ -25,6 +25,13 @@ def _migrate_to(engine: Engine, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+def _downgrade_to(engine: Engine, revision: str) -> None:
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
 def _populate_0002(engine: Engine, runs: int) -> None:
     """Rows as notifyd 0002 wrote them: runs name their channel, recipient and notification."""
     with engine.begin() as conn:
@@ -115,10 +122,7 @@ def test_trace_context_goes_and_comes_back_keeping_the_tally(db_url: str) -> Non
     engine = make_engine(db_url)
     try:
         upgrade(engine)
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0008")
+        _downgrade_to(engine, "0008")
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -201,10 +205,7 @@ def test_the_tally_counts_every_move_through_0011_and_back(db_url: str) -> None:
             assert _tally_orientations(engine) == {"STATEMENT"}
         _move_runs(engine, "new")
         _tally_matches_the_runs(engine)
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0010")
+        _downgrade_to(engine, "0010")
         if postgres:
             assert _tally_orientations(engine) == {"ROW"}
         _move_runs(engine, "old")
@@ -265,10 +266,7 @@ def test_the_due_index_becomes_partial_in_0012_and_back(db_url: str) -> None:
         upgrade(engine)
         assert "WHERE" in due_index_definition(engine)
         assert _claimable(engine) == due  # the head's claim, through the partial index
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0011")
+        _downgrade_to(engine, "0011")
         assert "WHERE" not in due_index_definition(engine)
         assert _due_in_order(engine) == due
     finally:
@@ -312,10 +310,7 @@ def test_attempts_under_way_move_onto_their_runs_in_0013_and_back(db_url: str) -
         ]
         assert begun == {"run_on": WHEN.replace(minute=5, tzinfo=UTC), "run_done": None}
         assert (under_way.number, under_way.outcome, under_way.worker) == (2, "running", "w1")
-        config = alembic_config(engine.url.render_as_string(hide_password=False))
-        with engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0012")
+        _downgrade_to(engine, "0012")
         with engine.connect() as conn:
             back = conn.execute(
                 text("SELECT run_id, number, outcome, started_at FROM attempt ORDER BY 1, 2")
