@@ -3,7 +3,8 @@
 ``python -m bench.profile_parts [--store sqlite|postgres] [--tree DIR] [--requests N]`` starts
 notifyd delivering to the log channel (``bench.server``, from ``--tree``), warms it up, then
 samples it with py-spy (``pip install py-spy``; it needs ptrace, as root here) while
-``--requests`` notifications are posted with 32 connections, and prints the server's CPU per
+``--requests`` notifications are posted with 32 connections (or, with ``--steady RATE``, at that
+steady rate over 64), and prints the server's CPU per
 request (from /proc) split by the parts below, each with how much of it was spent inside the
 store driver's C code (SQLite's own work; psycopg's). Sampling sees only threads on the CPU, so
 the shares are of CPU time (less the waits py-spy takes for work, see ``is_wait``, which are
@@ -29,6 +30,7 @@ import uvloop
 
 from bench.accept_throughput import BODY, CONNECTIONS
 from bench.load import post_request, run_load
+from bench.steady_latency import STEADY_CONNECTIONS
 from bench.store_ab import postgres_schema
 from bench.support import BenchServer, title
 
@@ -107,8 +109,10 @@ def read_samples(path: Path, tree: Path) -> tuple[Counter[str], Counter[str]]:
     return parts, driver
 
 
-def profile(tree: Path, store: str, requests: int, rate: int, keep: Path | None) -> None:
-    """Run the server under py-spy and print the table."""
+def profile(
+    tree: Path, store: str, requests: int, rate: int, keep: Path | None, steady: float | None
+) -> None:
+    """Run the server under py-spy and print the table (closed loop, or at ``steady``/s)."""
     spy = Path(sys.executable).parent / "py-spy"
     if not spy.exists():
         raise SystemExit(f"no {spy}: install it first ({sys.executable} -m pip install py-spy)")
@@ -132,7 +136,13 @@ def profile(tree: Path, store: str, requests: int, rate: int, keep: Path | None)
             time.sleep(1.0)  # py-spy attaches
             cpu_before = server.status().cpu_seconds
             load = uvloop.run(
-                run_load(server.port, request, connections=CONNECTIONS, requests=requests)
+                run_load(
+                    server.port,
+                    request,
+                    connections=CONNECTIONS if steady is None else STEADY_CONNECTIONS,
+                    requests=requests,
+                    rate=steady,
+                )
             )
             cpu = server.status().cpu_seconds - cpu_before
             sampler.send_signal(signal.SIGINT)
@@ -142,7 +152,11 @@ def profile(tree: Path, store: str, requests: int, rate: int, keep: Path | None)
             keep.write_text(output.read_text())
     total = sum(parts.values()) or 1
     per_request = cpu / max(load.count, 1) * 1e6
-    title(f"server CPU per accepted-and-delivered notification, by part ({store}, {tree.name})")
+    regime = "closed loop" if steady is None else f"steady {steady:,.0f}/s"
+    title(
+        "server CPU per accepted-and-delivered notification, by part "
+        f"({store}, {tree.name}, {regime})"
+    )
     print(
         f"  {load.count:,} requests at {load.rate:,.0f}/s, {per_request:,.0f} us of server CPU "
         f"each (py-spy at {rate} Hz, {total:,} samples; its pauses are counted in)"
@@ -167,10 +181,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=15000)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--samples", type=Path, help="keep py-spy's raw samples in this file")
+    parser.add_argument(
+        "--steady", type=float, help="send at this steady rate (requests/s) instead of closed loop"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("py-spy needs ptrace: run as root (or allow ptrace)", file=sys.stderr)
-    profile(args.tree.resolve(), args.store, args.requests, args.rate, args.samples)
+    profile(args.tree.resolve(), args.store, args.requests, args.rate, args.samples, args.steady)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ The validated FastAPI route's capacity is measured first (32 connections, closed
 ``accept_throughput``); then requests are sent at half that rate on a fixed schedule (open
 loop: each latency counts from when its request was due, so a stall is charged for everything
 queued behind it) to, in turn and repeated: the validated route; notifyd on SQLite delivering
-to the log channel in the same process; notifyd on PostgreSQL with its dispatcher off and one
-``notifyd worker`` delivering. Printed: accept p50/p99 and notifyd's p99 over validated's
+to the log channel in the same process; notifyd on SQLite with its dispatcher off and one
+``notifyd worker`` delivering (the server's core spent on accepting only); notifyd on
+PostgreSQL the same way. Printed: accept p50/p99 and notifyd's p99 over validated's
 (goal: at most 2x), and publish-to-delivered p50/p99, read from the log channel's lines
 (``delivered_at`` minus the notification's ``created_at``). A server whose capacity is below
 the rate answers below it ("answered/s") and its latencies grow with the queue: that is the
@@ -155,6 +156,14 @@ def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION)
             stack.enter_context(BenchServer("notifyd")),
             "/v1/notifications",
         )
+        sqlite_server = stack.enter_context(BenchServer("notifyd", dispatch=False))
+        sqlite_worker = stack.enter_context(notifyd_worker(sqlite_server.home))
+        sqlite_split = Target(
+            "notifyd, SQLite, one `notifyd worker`",
+            sqlite_server,
+            "/v1/notifications",
+            workers=[sqlite_worker],
+        )
         url = stack.enter_context(postgres_schema("bench_steady"))
         pg_server = BenchServer("notifyd", dispatch=False)
         pg_server.env["NOTIFYD_DATABASE_URL"] = url
@@ -166,7 +175,7 @@ def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION)
             "/v1/notifications",
             workers=[worker],
         )
-        targets = [validated, sqlite, postgres]
+        targets = [validated, sqlite, sqlite_split, postgres]
         for target in targets:
             warm_up(target)
         capacities = []
@@ -181,7 +190,7 @@ def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION)
         f"{spread(rates, '{:,.0f}', '/s')}"
     )
     report(targets, validated)
-    for target in (sqlite, postgres):
+    for target in (sqlite, sqlite_split, postgres):
         p99 = paired(p99s(target), p99s(validated))
         print(
             f"  {target.label}: accept p99 {spread(p99, '{:.2f}', 'x')} validated's "
