@@ -51,7 +51,8 @@ class PermanentDeliveryError(DeliveryError, PermanentError):
     """Delivery failed in a way that will not pass: do not try again."""
 
 
-@dataclass(frozen=True)
+# Not frozen: made for every delivery, and a frozen dataclass is three times as slow to build.
+@dataclass(slots=True)
 class OutgoingMessage:
     """One notification on its way to one recipient.
 

@@ -21,7 +21,9 @@ from notifyd.notifications.secretbox import SecretBox, SecretKeyError
 INBOX = "inbox"
 
 
-@dataclass(frozen=True)
+# Target, Route and Submission are made for every request: not frozen, which made building
+# them three times as slow.
+@dataclass(slots=True)
 class Target:
     """One run to stage: the recipient as shown, and the delivery task's recipient arguments;
     its own channel when not the route's, and the inbox topic it stores a message in."""
@@ -32,7 +34,7 @@ class Target:
     topic: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Route:
     """The channel, the destination (if named) and one target per run."""
 

@@ -79,7 +79,7 @@ def validate_submission(
     return channel, list(dict.fromkeys(canonical))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Submission:
     """The answer to a submit, and whether it replays an earlier one (same Idempotency-Key)."""
 

@@ -13,7 +13,8 @@ CONTEXT_PARAM = "ctx"
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-@dataclass(frozen=True)
+# Not frozen: made for every attempt, and a frozen dataclass is three times as slow to build.
+@dataclass(slots=True)
 class TaskContext:
     """Handed to a task that declares a ``ctx`` parameter: which run and attempt this is."""
 

@@ -6,6 +6,8 @@ import base64
 import re
 import time
 
+import pytest
+
 from notifyd.tracking import clock
 from notifyd.tracking.clock import new_id
 
@@ -32,10 +34,21 @@ def test_ids_carry_their_time_and_sort_by_it() -> None:
     assert stamps == sorted(stamps) and len(set(ids)) == len(ids)
 
 
-def test_the_digits_are_the_same_as_the_first_encoding() -> None:
-    for value in (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF):
-        digits = "".join(clock._PAIRS[(value >> shift) & 1023] for shift in clock._SHIFTS)
-        assert digits == _reference(value)
+def test_the_digits_are_the_same_as_the_first_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    cases = [
+        (0, 0),
+        (1, 1),
+        ((1 << 48) - 1, (1 << 80) - 1),
+        (0x0123456789AB, 0xCDEF0123456789ABCDEF),
+        (1_796_000_000_000, 0x8000_0000_0000_0000_0001),
+    ]
+    for ms, bits in cases:
+        monkeypatch.setattr(clock.time, "time_ns", lambda ms=ms: ms * 1_000_000 + 999_999)
+        monkeypatch.setattr(clock._random, "getrandbits", lambda k, bits=bits: bits)
+        assert new_id("x") == "x_" + _reference(ms << 80 | bits)
+        # The same millisecond again (its digits kept), with other random bits.
+        monkeypatch.setattr(clock._random, "getrandbits", lambda k: 12345)
+        assert new_id("y") == "y_" + _reference(ms << 80 | 12345)
 
 
 def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
