@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from notifyd.loopmetrics import HistogramChild, LoopCounter, LoopHistogram
 from notifyd.models import NotificationAccepted
 from notifyd.tracking import admin
 from notifyd.tracking.admin import ClaimedRun
@@ -117,45 +118,49 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry()
         registry = self.registry
-        self.accepted = Counter(
+        # The hot path's figures: changed only on the event loop (see notifyd.loopmetrics).
+        self.accepted = LoopCounter(
             "notifyd_notifications_accepted",
             "Notifications accepted (202) by this process, by channel.",
             ["channel"],
-            registry=registry,
         )
-        self.runs_created = Counter(
+        self.runs_created = LoopCounter(
             "notifyd_runs_created",
             "Delivery runs created by this process (one per recipient), by channel.",
             ["channel"],
-            registry=registry,
         )
-        self.accept_seconds = Histogram(
+        self.accept_seconds = LoopHistogram(
             "notifyd_accept_duration_seconds",
             "Time from a validated request to its notification's durable commit, by endpoint.",
             ["endpoint"],
             buckets=_ACCEPT_BUCKETS,
-            registry=registry,
         )
-        self.attempts = Counter(
+        self.attempts = LoopCounter(
             "notifyd_attempts",
             "Attempts finished by this process, by channel and outcome.",
             ["channel", "outcome"],
-            registry=registry,
         )
-        self.attempt_seconds = Histogram(
+        self.attempt_seconds = LoopHistogram(
             "notifyd_attempt_duration_seconds",
             "How long attempts took, by channel.",
             ["channel"],
             buckets=_DURATION_BUCKETS,
-            registry=registry,
         )
-        self.delivery_seconds = Histogram(
+        self.delivery_seconds = LoopHistogram(
             "notifyd_delivery_latency_seconds",
             "Time from a run's acceptance to its successful attempt's end, by channel.",
             ["channel"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
         )
+        for collector in (
+            self.accepted,
+            self.runs_created,
+            self.accept_seconds,
+            self.attempts,
+            self.attempt_seconds,
+            self.delivery_seconds,
+        ):
+            registry.register(collector)
         self.runs_failed = Counter(
             "notifyd_runs_failed",
             "Runs this process finally failed (no attempt left, or a permanent error), by "
@@ -174,48 +179,39 @@ class Metrics:
         registry.register(_DroppedSubscribers(dropped))
         registry.register(StoreCollector(engine, clock))
         self._exposed = _WithoutCreated(registry)
-        # The labelled children, looked up once (``labels()`` costs more than ``inc()``); the
-        # keys are channel names, endpoints and outcomes, so these stay small.
-        self._accepted_children: dict[str, tuple[Counter, Counter]] = {}
-        self._accept_children = {name: self.accept_seconds.labels(name) for name in ENDPOINTS}
-        self._attempt_children: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}
+        # Every endpoint's accept times are exposed from the start, zero until it accepts.
+        self._accept_children = {name: self.accept_seconds.child((name,)) for name in ENDPOINTS}
+        self._attempt_children: dict[str, tuple[HistogramChild, HistogramChild]] = {}
         self._errors: set[str] = set()
 
     def observe_accepted(
         self, accepted: NotificationAccepted, *, endpoint: str = "api", seconds: float | None = None
     ) -> None:
         """Count a newly accepted notification (not a replay) and how long its accept took."""
-        channel = (accepted.tasks[0].channel if accepted.tasks else None) or "-"
-        children = self._accepted_children.get(channel)
-        if children is None:
-            children = (self.accepted.labels(channel), self.runs_created.labels(channel))
-            self._accepted_children[channel] = children
-        children[0].inc()
-        children[1].inc(len(accepted.tasks))
+        channel = ((accepted.tasks[0].channel if accepted.tasks else None) or "-",)
+        self.accepted.inc(channel)
+        self.runs_created.inc(channel, len(accepted.tasks))
         if seconds is not None:
             child = self._accept_children.get(endpoint)
             if child is None:  # endpoints are named in code: this stays small too
-                child = self._accept_children[endpoint] = self.accept_seconds.labels(endpoint)
+                child = self._accept_children[endpoint] = self.accept_seconds.child((endpoint,))
             child.observe(seconds)
 
     def observe_attempt(self, run: ClaimedRun, result: AttemptResult) -> None:
         """Count a finished attempt and its duration; a delivery's latency, a final failure."""
         channel = run.queue or "-"
-        key = (channel, result.outcome.value)
-        children = self._attempt_children.get(key)
+        self.attempts.inc((channel, result.outcome.value))
+        children = self._attempt_children.get(channel)
         if children is None:
-            children = (
-                self.attempts.labels(*key),
-                self.attempt_seconds.labels(channel),
-                self.delivery_seconds.labels(channel),
+            children = self._attempt_children[channel] = (
+                self.attempt_seconds.child((channel,)),
+                self.delivery_seconds.child((channel,)),
             )
-            self._attempt_children[key] = children
-        children[0].inc()
-        children[1].observe(result.duration_ms / 1000)
+        children[0].observe(result.duration_ms / 1000)
         if result.status is RunStatus.succeeded:
             if run.created_at is not None:
                 latency = (result.finished_at - run.created_at).total_seconds()
-                children[2].observe(max(latency, 0.0))
+                children[1].observe(max(latency, 0.0))
         elif result.status is RunStatus.failed:
             self.runs_failed.labels(channel, self._error_class(result.error_type)).inc()
 
