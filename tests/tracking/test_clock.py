@@ -43,7 +43,7 @@ def test_the_digits_are_the_same_as_the_first_encoding(monkeypatch: pytest.Monke
         (1_796_000_000_000, 0x8000_0000_0000_0000_0001),
     ]
     for ms, bits in cases:
-        monkeypatch.setattr(clock.time, "time_ns", lambda ms=ms: ms * 1_000_000 + 999_999)
+        monkeypatch.setattr(time, "time_ns", lambda ms=ms: ms * 1_000_000 + 999_999)
         monkeypatch.setattr(clock._random, "getrandbits", lambda k, bits=bits: bits)
         assert new_id("x") == "x_" + _reference(ms << 80 | bits)
         # The same millisecond again (its digits kept), with other random bits.
