@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -302,17 +304,20 @@ def _whole_cycle(engine: Engine) -> None:
         assert execute_many(conn, _FINISH_RUN, done) == 3
 
 
-def test_a_whole_cycle_stores_identical_rows_both_ways(
+def test_a_whole_cycle_stores_identical_rows_every_way(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The generated path and SQLAlchemy's plain executemany leave byte-identical stores."""
+    """The generated rows sent to the driver directly, the same rows through SQLAlchemy's
+    execution (as when a listener watches the statements) and SQLAlchemy's plain executemany
+    leave byte-identical stores."""
     from sqlalchemy import event
 
     from notifyd.notifications.delivery import NOTIFICATIONS
     from notifyd.tracking import bulk
 
     stores = {}
-    for way in ("generated", "plain"):
+    plain_sql = Connection.exec_driver_sql
+    for way in ("driver", "generated", "plain"):
         engine = create_engine(f"sqlite:///{tmp_path / way}.db")
         schema.install(engine)
         NOTIFICATIONS.create(engine)
@@ -322,17 +327,49 @@ def test_a_whole_cycle_stores_identical_rows_both_ways(
             if sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
                 compiled.append(context.compiled is not None)  # noqa: B023 - read at once
 
-        event.listen(engine, "before_cursor_execute", seen)
+        through_sqlalchemy: list[str] = []
+
+        def counted(conn: Connection, sql: str, *args: Any, **kwargs: Any) -> Any:
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
+                through_sqlalchemy.append(sql)  # noqa: B023 - read at once
+            return plain_sql(conn, sql, *args, **kwargs)
+
         with monkeypatch.context() as patch:
+            if way == "driver":
+                patch.setattr(Connection, "exec_driver_sql", counted)
+            else:
+                event.listen(engine, "before_cursor_execute", seen)
             if way == "plain":
                 patch.setattr(bulk, "_short_way", lambda dialect: False)
             _whole_cycle(engine)
-        # Each way really was taken: five writes, none (or all) compiled by SQLAlchemy.
-        assert compiled == [way == "plain"] * 5
+        # Each way really was taken: five writes, none (or all) compiled by SQLAlchemy; with
+        # nothing listening, none of them through SQLAlchemy's execution at all.
+        if way == "driver":
+            assert through_sqlalchemy == [] and compiled == []
+        else:
+            assert compiled == [way == "plain"] * 5
         stores[way] = _dump(engine)
         engine.dispose()
-    assert stores["generated"] == stores["plain"]
+    assert stores["driver"] == stores["generated"] == stores["plain"]
     assert len(stores["plain"]["task_run"]) == 3 and len(stores["plain"]["attempt"]) == 3
+
+
+def test_a_driver_error_is_sqlalchemys_and_the_transaction_rolls_back(engine: Engine) -> None:
+    """Sent to the driver directly, a refused row raises SQLAlchemy's own exception (with the
+    statement) and nothing of the transaction stays."""
+    with engine.begin() as conn:
+        insert_rows(conn, RUNS, [_run("run_e1")])
+    with (
+        pytest.raises(IntegrityError, match="INSERT INTO task_run") as raised,
+        engine.begin() as conn,
+    ):
+        insert_rows(conn, RUNS, [_run("run_e2")])
+        insert_rows(conn, RUNS, [_run("run_e3"), _run("run_e1")])  # the second is taken
+    assert isinstance(raised.value.orig, sqlite3.IntegrityError)
+    assert [row[0] for row in _raw_rows(engine, ["run_e1", "run_e2", "run_e3"])] == ["run_e1"]
+    with engine.begin() as conn:  # the connection is usable after the error
+        insert_rows(conn, RUNS, [_run("run_e2")])
+    assert len(_raw_rows(engine, ["run_e1", "run_e2"])) == 2
 
 
 def test_the_generated_source_is_the_one_its_docstring_shows(engine: Engine) -> None:
