@@ -52,6 +52,9 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
 # A sample whose innermost frame is one of SQLAlchemy's DB-API calls is inside the driver's C
 # code (SQLite's own work); one with a frame in psycopg is in that driver (its Python and C).
 DRIVER = {"do_execute", "do_executemany", "do_commit", "do_begin", "do_rollback"}
+# Our own frames that call SQLite's driver directly, SQLAlchemy's execution skipped: a sample
+# whose innermost frame is one of them is in the driver's C code too.
+DIRECT = (("_run", "notifyd/tracking/bulk.py"), ("_on_begin", "notifyd/tracking/engine.py"))
 # Threads blocked on a line with these are waiting, not working, though py-spy reports some as
 # active (a pool's idle workers, the writer thread between batches): their samples are dropped.
 WAITS = ("queue.get(",)
@@ -86,8 +89,10 @@ def classify(stack: list[str]) -> str:
 
 def in_driver(stack: list[str]) -> bool:
     """Whether the sample was taken inside the store's driver (see ``DRIVER``)."""
-    innermost = stack[-1].split(" (", 1)[0].rsplit(".", 1)[-1]
-    return innermost in DRIVER or any("psycopg/" in frame for frame in stack)
+    function, _, where = stack[-1].partition(" (")
+    innermost = function.rsplit(".", 1)[-1]
+    direct = any(function.endswith(name) and where.startswith(path) for name, path in DIRECT)
+    return innermost in DRIVER or direct or any("psycopg/" in frame for frame in stack)
 
 
 def read_samples(path: Path, tree: Path) -> tuple[Counter[str], Counter[str]]:

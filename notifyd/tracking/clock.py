@@ -110,8 +110,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite keeps text: written here at once as SQLAlchemy's SQLite DATETIME writes it
         # (YYYY-MM-DD HH:MM:SS.ffffff), without its Python formatting of every value.
         texts = _TEXTS
+        # The moment last written and its text, as one pair (one assignment, so two threads
+        # binding at once never pair one moment with another's text): a row binds the same
+        # moment several times, and comparing by identity is cheaper than hashing it.
+        last: list[tuple[Any, str]] = [(object(), "")]
 
         def process(value: Any) -> str | None:
+            seen = last[0]
+            if value is seen[0]:
+                return seen[1]
             if value.__class__ is datetime and value.tzinfo is UTC:
                 # Already UTC (every time notifyd makes): drop the "+00:00" the text ends with.
                 text = texts.get(value)
@@ -119,6 +126,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                     if len(texts) >= _TEXTS_KEPT:
                         texts.clear()
                     text = texts[value] = value.isoformat(" ", "microseconds")[:-6]
+                last[0] = (value, text)
                 return text
             moment = self.process_bind_param(value, dialect)
             return None if moment is None else moment.isoformat(" ", "microseconds")

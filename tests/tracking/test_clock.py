@@ -78,3 +78,25 @@ def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
         moment = base + timedelta(microseconds=n)
         assert ours(moment) == theirs(moment.replace(tzinfo=None))
     assert ours(None) is None
+
+
+def test_a_moment_bound_again_or_in_turn_with_others_keeps_its_own_text() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.dialects import sqlite
+
+    process = clock.UTCDateTime().bind_processor(sqlite.dialect())
+    assert process is not None
+    assert process(None) is None  # before any moment, and after one
+    first = datetime(2026, 12, 7, 8, 30, 0, 1, tzinfo=UTC)
+    second = first + timedelta(microseconds=1)
+    for value, text in [
+        (first, "2026-12-07 08:30:00.000001"),
+        (first, "2026-12-07 08:30:00.000001"),
+        (None, None),
+        (second, "2026-12-07 08:30:00.000002"),
+        (first, "2026-12-07 08:30:00.000001"),
+        (first.replace(tzinfo=None), "2026-12-07 08:30:00.000001"),
+        (second, "2026-12-07 08:30:00.000002"),
+    ]:
+        assert process(value) == text
