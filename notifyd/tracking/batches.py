@@ -50,28 +50,17 @@ class Job:
     checkpoint: bool = False
 
 
-def merged_inserts(jobs: list[Job]) -> list[tuple[Table, list[Mapping[str, Any]]]]:
-    """Every job's inserts merged per table, tables in the order they first appear (so parents
-    go before children)."""
+def apply(conn: Connection, jobs: list[Job]) -> list[Any]:
+    """Run a batch's writes: every job's inserts merged per table (tables in the order they
+    first appear, so parents go before children), then each job's function, then each distinct
+    ``once`` function of the jobs, once."""
     merged: dict[Table, list[Mapping[str, Any]]] = {}
+    once: dict[WriteFn[Any], None] = {}
     for job in jobs:
         for table, rows in job.inserts:
             merged.setdefault(table, []).extend(rows)
-    return [(table, rows) for table, rows in merged.items() if rows]
-
-
-def inserts_only(jobs: list[Job]) -> bool:
-    """Whether the batch's jobs write nothing but rows (no function, nothing ``once``)."""
-    return all(job.fn is None and not job.once for job in jobs)
-
-
-def apply(conn: Connection, jobs: list[Job]) -> list[Any]:
-    """Run a batch's writes: every job's inserts (``merged_inserts``), then each job's
-    function, then each distinct ``once`` function of the jobs, once."""
-    once: dict[WriteFn[Any], None] = {}
-    for job in jobs:
         once.update(dict.fromkeys(job.once))
-    insert_tables(conn, merged_inserts(jobs))
+    insert_tables(conn, list(merged.items()))
     results = [job.fn(conn) if job.fn is not None else None for job in jobs]
     for fn in once:
         fn(conn)

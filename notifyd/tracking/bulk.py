@@ -273,34 +273,25 @@ def insert_tables(conn: Connection, batches: Sequence[tuple[Table, Sequence[Row]
     """
     batches = [(table, rows) for table, rows in batches if rows]
     if conn.dialect.name == "postgresql" and len(batches) > 1:
-        statement = one_insert(conn.dialect, batches)
-        if statement is not None:
-            conn.exec_driver_sql(*statement)
-            return
+        plans = [_records_plan_for(conn.dialect, table, tuple(rows[0])) for table, rows in batches]
+        if all(plan is not None for plan in plans):
+            try:
+                params: dict[str, Any] = {}
+                for number, (plan, (_, rows)) in enumerate(zip(plans, batches, strict=True)):
+                    assert plan is not None
+                    params[f"t{number}"] = _records(plan, rows)
+            except Exception:
+                params = {}
+            if params:
+                parts = [
+                    f"w{number} AS ({plan.sql.replace('%(@)', f'%(t{number})')})"
+                    for number, plan in enumerate(plans)
+                    if plan is not None
+                ]
+                conn.exec_driver_sql(f"WITH {', '.join(parts)} SELECT 1", params)
+                return
     for table, rows in batches:
         insert_rows(conn, table, rows)
-
-
-def one_insert(
-    dialect: Dialect, batches: Sequence[tuple[Table, Sequence[Row]]]
-) -> tuple[str, dict[str, Any]] | None:
-    """PostgreSQL: one statement inserting every ``(table, rows)`` (each at least one row), in
-    order, and its parameters; None where that cannot be done (another store, a table or a
-    row the JSON document cannot carry). Being one statement, it is atomic on its own."""
-    if dialect.name != "postgresql" or not batches:
-        return None
-    plans = [_records_plan_for(dialect, table, tuple(rows[0])) for table, rows in batches]
-    params: dict[str, Any] = {}
-    parts: list[str] = []
-    try:
-        for number, (plan, (_, rows)) in enumerate(zip(plans, batches, strict=True)):
-            if plan is None:
-                return None
-            params[f"t{number}"] = _records(plan, rows)
-            parts.append(f"w{number} AS ({plan.sql.replace('%(@)', f'%(t{number})')})")
-    except Exception:
-        return None  # a row that does not fit: SQLAlchemy's own way says what is wrong
-    return f"WITH {', '.join(parts)} SELECT 1", params
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Row]) -> None:

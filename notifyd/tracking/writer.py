@@ -38,13 +38,10 @@ from notifyd.tracking.batches import (
     WriteFn,
     apply,
     commit,
-    inserts_only,
     is_busy,
-    merged_inserts,
     settle,
     wake,
 )
-from notifyd.tracking.bulk import one_insert
 from notifyd.tracking.engine import WRITE_OPTION
 
 T = TypeVar("T")
@@ -93,8 +90,6 @@ class Writer:
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
-        # PostgreSQL: a second one in autocommit, for batches that are one INSERT statement.
-        self._autocommit: Connection | None = None
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -196,41 +191,14 @@ class Writer:
         return self._conn
 
     def _disconnect(self) -> None:
-        for conn in (self._conn, self._autocommit):
-            if conn is not None:
-                try:
-                    conn.close()
-                except Exception:  # a dead connection may fail to close; dropped either way
-                    log.debug("closing the writer's connection failed", exc_info=True)
-        self._conn = self._autocommit = None
-
-    def _one_statement(self, conn: Connection, jobs: list[Job]) -> bool:
-        """PostgreSQL: a batch of rows alone goes out as one INSERT in autocommit, atomic on
-        its own: one round trip where BEGIN, the INSERT and COMMIT were three (each a wait for
-        the server, then for the GIL). False when the batch is not such a batch."""
-        if conn.dialect.name != "postgresql" or self._before_commit is not None:
-            return False
-        if not inserts_only(jobs):
-            return False
-        statement = one_insert(conn.dialect, merged_inserts(jobs))
-        if statement is None:
-            return False
-        auto = self._autocommit
-        if auto is None or auto.invalidated or auto.closed:
-            auto = self._autocommit = self._engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        try:
-            auto.exec_driver_sql(*statement)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                self._autocommit = None
-            raise
-        return True
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # a dead connection may fail to close; it is dropped either way
+                log.debug("closing the writer's connection failed", exc_info=True)
+            self._conn = None
 
     def _transaction(self, conn: Connection, jobs: list[Job]) -> list[Any]:
-        if self._one_statement(conn, jobs):
-            return [None] * len(jobs)
         try:
             try:
                 transaction = conn.begin()

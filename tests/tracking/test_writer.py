@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from notifyd.db import sqlite_path, write_connection
 from notifyd.models import Notification
@@ -223,62 +222,3 @@ async def test_an_inline_write_during_the_held_checkpoint_pass_goes_to_the_threa
     assert writer._since_checkpoint == 2
     writer.stop()
     assert _count(sqlite_store) == 3
-
-
-def _note_row(note_id: str) -> dict[str, object]:
-    return {
-        "id": note_id,
-        "channel": "log",
-        "message": "m",
-        "recipients": ["a"],
-        "created_at": utcnow(),
-    }
-
-
-@pytest.mark.postgres
-async def test_rows_alone_go_to_postgresql_as_one_autocommit_statement(postgres_url: str) -> None:
-    """A batch of rows alone is one INSERT outside any transaction (one round trip, not
-    BEGIN, INSERT and COMMIT); a bad job still fails alone, and a job's rows go in whole or
-    not at all."""
-    from sqlalchemy import event
-
-    from notifyd.db import make_engine, upgrade
-    from notifyd.tracking.admin import RUNS
-    from tests.tracking.test_bulk import _run
-
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    statements: list[tuple[bool, str]] = []
-
-    def seen(conn: Connection, cursor: object, sql: str, *args: object) -> None:
-        autocommit = bool(conn.connection.driver_connection.autocommit)  # type: ignore[union-attr]
-        statements.append((autocommit, sql.split()[0]))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    writer = Writer(engine)
-    writer.start()
-    try:
-        await asyncio.gather(
-            *(writer.run(inserts=[(NOTES, [_note_row(f"p{i}")])]) for i in range(20))
-        )
-        assert statements and all(auto and first == "WITH" for auto, first in statements)
-        assert _count(engine) == 20
-        statements.clear()
-        await writer.run(_insert("with-a-function"))  # not rows alone: a transaction
-        assert statements and not any(auto for auto, _ in statements)
-        # A stored id again fails its own job only; the other jobs of the batch commit.
-        outcomes = await asyncio.gather(
-            *(writer.run(inserts=[(NOTES, [_note_row(name)])]) for name in ("q1", "p3", "q2")),
-            return_exceptions=True,
-        )
-        assert outcomes[0] is None and outcomes[2] is None
-        assert isinstance(outcomes[1], Exception)
-        # The notification and a run whose id is taken: neither is stored.
-        await writer.run(inserts=[(RUNS, [_run("run_taken")])])
-        whole = writer.run(inserts=[(NOTES, [_note_row("r1")]), (RUNS, [_run("run_taken")])])
-        with pytest.raises(IntegrityError, match=r"run_taken|duplicate key"):
-            await whole
-        assert _count(engine) == 20 + 1 + 2
-    finally:
-        writer.stop()
-        engine.dispose()
