@@ -89,6 +89,11 @@ class Dispatcher:
         self._reserved_queues: Counter[str] = Counter()
         self._drained = False
         self._wakes = 0  # calls of ``wake``: one during a claim may be for runs it missed
+        # The latest writer transaction that committed runs a wake-up was for: a claim in an
+        # earlier one may have missed them. Under a steady load a claim's own transaction
+        # commits new queued runs too: counting those as missed kept the dispatcher claiming
+        # for good, each run paying for a claim, where hand-offs cost none.
+        self._woken_in = 0
         self._claiming = False
         # Capped queues whose due runs may outnumber their free slots: their next finished run
         # claims again, and their new runs are not handed off (older ones go first).
@@ -113,10 +118,19 @@ class Dispatcher:
             self._drained = False
             self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
 
-    def wake(self) -> None:
-        """Look for due runs now (called after new runs are committed)."""
+    def wake(self, transaction: int | None = None) -> None:
+        """Look for due runs now (called after new runs are committed).
+
+        ``transaction``: the writer's number of the transaction that committed them (see
+        ``Writer.transactions``), when it was this dispatcher's writer. A claim made in that
+        transaction or a later one has seen them, so such a wake-up does not keep the
+        dispatcher from being drained after it.
+        """
         self._drained = False
-        self._wakes += 1
+        if transaction is None:
+            self._wakes += 1
+        elif transaction > self._woken_in:
+            self._woken_in = transaction
         self._wake.set()
 
     # ---- hand-off: runs committed as this dispatcher's (see ``handoff``) -----------------
@@ -322,7 +336,11 @@ class Dispatcher:
         }
         lease = self.config.lease_seconds
 
+        seen_in = 0  # the claim's own transaction
+
         def claim(conn: Connection) -> list[ClaimedRun]:
+            nonlocal seen_in
+            seen_in = self.writer.transactions
             clock = self.clock
             if isinstance(clock, StoreClock) and conn.dialect.name == "postgresql":
                 # The database's clock, read by the claim itself (a query of its own was a
@@ -354,7 +372,7 @@ class Dispatcher:
             self._start_run(run)
         taken = Counter(run.queue for run in claimed if run.queue in limits)
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
-        self._drained = len(claimed) < free and self._wakes == wakes
+        self._drained = len(claimed) < free and self._wakes == wakes and self._woken_in <= seen_in
         if not self._drained:
             self._wake.set()
 

@@ -139,13 +139,18 @@ class TaskBatch:
         # caller (PostgreSQL delivers one of a transaction's identical notifications anyway).
         once = (notify_runs,) if queued and tracker.notifies else ()
 
+        writer = tracker.writer
+        committed_in = 0
+
         def write(conn: Connection) -> None:
+            nonlocal committed_in
             for fn in writes:
                 fn(conn)
+            committed_in = writer.transactions
 
         inserts: list[tuple[Table, Sequence[Mapping[str, Any]]]] = [*self._inserts, (runs, staged)]
         try:
-            await tracker.writer.run(write if writes else None, inserts=inserts, once=once)
+            await writer.run(write if writes or queued else None, inserts=inserts, once=once)
         except BaseException:
             if dispatcher is not None and taken is not None:
                 release(dispatcher, taken)
@@ -157,7 +162,7 @@ class TaskBatch:
         if dispatcher is not None and taken is not None and taken.claimed:
             dispatcher.adopt(taken.claimed)
         if queued:
-            tracker.committed()
+            tracker.committed(committed_in or None)
 
 
 def get_tracker(request: Request) -> Tracker:

@@ -93,10 +93,11 @@ class Tracker:
             await self.dispatcher.stop(grace_seconds)
         self.writer.stop()
 
-    def committed(self) -> None:
-        """New runs were committed: let the dispatcher look for them now."""
+    def committed(self, transaction: int | None = None) -> None:
+        """New runs were committed (in the writer's ``transaction``, if known): let the
+        dispatcher look for them now."""
         if self.run_dispatcher:
-            self.dispatcher.wake()
+            self.dispatcher.wake(transaction)
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:

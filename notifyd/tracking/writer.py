@@ -82,6 +82,11 @@ class Writer:
         self._inline_conn: Connection | None = None
         self._since_checkpoint = 0
         self._max_batch = max_batch
+        # Write transactions begun so far; inside a write function, the number of the one it
+        # runs in. Numbered once begun: on SQLite the write lock is then held (BEGIN IMMEDIATE),
+        # elsewhere only the thread writes, so a higher number began after a lower one
+        # committed and saw all it wrote. Only this writer's transactions are numbered.
+        self.transactions = 0
         self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -207,6 +212,7 @@ class Writer:
                     raise Busy from exc
                 raise
             with transaction:
+                self.transactions += 1
                 results = apply(conn, jobs)
                 if self._before_commit is not None:
                     self._before_commit()

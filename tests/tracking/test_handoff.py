@@ -209,3 +209,74 @@ async def test_a_wake_up_during_a_claim_keeps_the_dispatcher_from_taking_hand_of
         while not dispatcher.drained:
             await dispatcher.passed()
         assert woken and dispatcher.passes >= passes + 2
+
+
+async def test_a_wake_up_for_runs_the_claim_itself_saw_leaves_the_dispatcher_drained(
+    make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under a steady load a claim's own transaction commits new queued runs: the claim saw
+    # them, so one claim drains the dispatcher again (it used to need a claim with no commit
+    # beside it, and never got one, each run paying for a claim).
+    async with make_tracker(**QUIET) as tracker:
+        dispatcher = tracker.dispatcher
+        await drained(tracker)
+        loop = asyncio.get_running_loop()
+        claim_runs = admin.claim_runs
+        woken: list[int] = []
+
+        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
+            if not woken:
+                woken.append(tracker.writer.transactions)  # this very transaction
+                loop.call_soon_threadsafe(dispatcher.wake, woken[0])
+            return claim_runs(conn, **kwargs)
+
+        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
+        passes = dispatcher.passes
+        dispatcher.wake()
+        await dispatcher.passed()
+        assert woken and dispatcher.drained and dispatcher.passes == passes + 1
+
+
+async def test_a_wake_up_for_runs_committed_after_the_claim_keeps_it_from_hand_offs(
+    make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make_tracker(**QUIET) as tracker:
+        dispatcher = tracker.dispatcher
+        await drained(tracker)
+        loop = asyncio.get_running_loop()
+        claim_runs = admin.claim_runs
+        woken: list[int] = []
+
+        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
+            if not woken:
+                woken.append(tracker.writer.transactions + 1)  # the next one: unseen
+                loop.call_soon_threadsafe(dispatcher.wake, woken[0])
+            return claim_runs(conn, **kwargs)
+
+        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
+        passes = dispatcher.passes
+        dispatcher.wake()
+        await dispatcher.passed()
+        assert woken and not dispatcher.drained and not dispatcher.reserve(None)
+        while not dispatcher.drained:
+            await dispatcher.passed()
+        assert dispatcher.passes >= passes + 2
+
+
+async def test_a_queued_commit_wakes_the_dispatcher_with_its_transaction(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        await drained(tracker)
+        await hold(tracker)  # takes the one slot: the next run is stored queued
+        wakes: list[int | None] = []
+        wake = tracker.dispatcher.wake
+        monkeypatch.setattr(tracker.dispatcher, "wake", lambda t=None: (wakes.append(t), wake(t)))
+        before = tracker.writer.transactions
+        queued = await hold(tracker)
+        assert load_run(store, queued).status == RunStatus.queued
+        # (on PostgreSQL the listener may wake it too, for the same NOTIFY: unnumbered)
+        assert [t for t in wakes if t is not None] == [before + 1]
+        gate.set()
+        await wait_status(store, queued, "succeeded")
