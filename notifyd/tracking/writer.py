@@ -23,6 +23,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -51,7 +52,9 @@ log = logging.getLogger(__name__)
 _STOP = object()
 # Inline commits between two WAL checkpoints by the thread (SQLite's own default is 1,000 pages).
 CHECKPOINT_EVERY = 200
-UNHELD_PASSES = 2  # checkpoint passes beside inline commits before the one that holds them
+UNHELD_PASSES = 2
+LOCK_POLL_FIRST = 0.0001  # seconds between the thread's looks at a held SQLite write lock
+LOCK_POLL_MAX = 0.001  # checkpoint passes beside inline commits before the one that holds them
 
 
 class Writer:
@@ -95,6 +98,7 @@ class Writer:
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
+        self._lock_wait = 0.0  # seconds the thread waits for SQLite's write lock (see _begin)
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -192,12 +196,50 @@ class Writer:
     def _connection(self) -> Connection:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._disconnect()
-            self._conn = self._engine.connect().execution_options(**{WRITE_OPTION: True})
+            conn = self._engine.connect()
+            if conn.dialect.name == "sqlite":
+                # The thread waits for the write lock itself (see ``_begin``), as long as the
+                # engine's busy timeout says; this connection's pragma must then not reach the
+                # pool's other users (``_disconnect`` drops it).
+                try:
+                    waited = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                    conn.commit()
+                except BaseException:
+                    conn.invalidate()
+                    conn.close()
+                    raise
+                self._lock_wait = int(waited or 0) / 1000
+            self._conn = conn.execution_options(**{WRITE_OPTION: True})
         return self._conn
+
+    def _begin(self, conn: Connection) -> Any:
+        """Begin on ``conn``; on the thread's SQLite connection, wait for the write lock.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms ... between looks: behind
+        another process's frequent commits (a ``notifyd worker``'s) a write waited tens of
+        milliseconds for a lock that was free most of that time. Looking every 0.1 ms at
+        first, never less often than every millisecond, the wait ends soon after the lock is
+        free.
+        """
+        if conn is self._inline_conn or not self._lock_wait:
+            return conn.begin()
+        deadline = time.monotonic() + self._lock_wait
+        pause = LOCK_POLL_FIRST
+        while True:
+            try:
+                return conn.begin()
+            except OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, LOCK_POLL_MAX)
 
     def _disconnect(self) -> None:
         if self._conn is not None:
             try:
+                if self._lock_wait:
+                    self._conn.invalidate()  # its busy timeout of 0 stays with it
                 self._conn.close()
             except Exception:  # a dead connection may fail to close; it is dropped either way
                 log.debug("closing the writer's connection failed", exc_info=True)
@@ -206,7 +248,7 @@ class Writer:
     def _transaction(self, conn: Connection, jobs: list[Job]) -> list[Any]:
         try:
             try:
-                transaction = conn.begin()
+                transaction = self._begin(conn)
             except OperationalError as exc:
                 if conn is self._inline_conn and is_busy(exc):
                     raise Busy from exc

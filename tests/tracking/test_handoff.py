@@ -272,7 +272,12 @@ async def test_a_queued_commit_wakes_the_dispatcher_with_its_transaction(
         await hold(tracker)  # takes the one slot: the next run is stored queued
         wakes: list[int | None] = []
         wake = tracker.dispatcher.wake
-        monkeypatch.setattr(tracker.dispatcher, "wake", lambda t=None: (wakes.append(t), wake(t)))
+
+        def recorded(transaction: int | None = None) -> None:
+            wakes.append(transaction)
+            wake(transaction)
+
+        monkeypatch.setattr(tracker.dispatcher, "wake", recorded)
         before = tracker.writer.transactions
         queued = await hold(tracker)
         assert load_run(store, queued).status == RunStatus.queued
