@@ -125,9 +125,14 @@ def build_inbox(settings: Settings, engine: Engine) -> Inbox:
 
 
 def build_runtime(
-    settings: Settings, *, engine: Engine | None = None, run_dispatcher: bool = True
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    run_dispatcher: bool = True,
+    delivers_only: bool = False,
 ) -> Runtime:
-    """Build the runtime of one server or worker process."""
+    """Build the runtime of one server or worker process (``delivers_only``: a worker, which
+    accepts nothing and, on SQLite, watches the store for the runs other processes commit)."""
     engine = engine or engine_for(settings)
     channels = build_channels(settings)
     inbox = build_inbox(settings, engine)
@@ -163,6 +168,8 @@ def build_runtime(
         retry=retry_policies(settings),
         extras={EXTRAS_KEY: delivery},
         run_dispatcher=run_dispatcher,
+        # A worker's runs all come from other processes: on SQLite it watches for their commits.
+        watch_store=delivers_only,
         # A commit that does not fsync takes microseconds: do it on the loop, not via a thread.
         inline_writes=settings.sqlite_synchronous in ("OFF", "NORMAL"),
         # The SQLite file deleted or replaced under us: no transaction commits into the lost

@@ -34,7 +34,7 @@ async def run_worker(settings: Settings) -> None:
     except BaseException:
         engine.dispose()
         raise
-    runtime = build_runtime(settings, engine=engine)
+    runtime = build_runtime(settings, engine=engine, delivers_only=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

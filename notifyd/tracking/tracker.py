@@ -15,6 +15,7 @@ from notifyd.tracking.dispatcher import Clock, Dispatcher, DispatcherConfig
 from notifyd.tracking.notify import Listener, supports_notify
 from notifyd.tracking.registry import TaskRegistry
 from notifyd.tracking.retry import RetryPolicies
+from notifyd.tracking.watch import StoreWatcher, can_watch
 from notifyd.tracking.writer import Writer
 
 APP_STATE_KEY = "notifyd_tracker"
@@ -30,6 +31,9 @@ class Tracker:
     not fsync (``synchronous`` NORMAL or OFF). Without a ``clock`` (a test's), times come
     from the store's clock on PostgreSQL (see ``StoreClock``). ``trace_context``, when given,
     is asked for each new run's trace context (a W3C ``traceparent``), stored with the run.
+    ``watch_store``: on a SQLite file, look every few milliseconds whether another process
+    committed, and claim at once (see ``notifyd.tracking.watch``): for a process that runs a
+    dispatcher but accepts nothing, whose runs all come from elsewhere.
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class Tracker:
         inline_writes: bool = False,
         before_commit: Callable[[], None] | None = None,
         trace_context: Callable[[], str | None] | None = None,
+        watch_store: bool = False,
     ) -> None:
         self.engine = engine
         self.registry = registry
@@ -63,6 +68,9 @@ class Tracker:
         )
         self.notifies = supports_notify(engine)
         self.listener: Listener | None = None
+        # A SQLite store has no NOTIFY: a process that only delivers watches the file instead.
+        self.watches = watch_store and can_watch(engine)
+        self.watcher: StoreWatcher | None = None
 
     async def start(self) -> None:
         """Start the writer and, unless this process only accepts, the dispatcher."""
@@ -75,6 +83,9 @@ class Tracker:
             if self.notifies:
                 self.listener = Listener(self.engine, self.dispatcher.wake)
                 self.listener.start()
+            elif self.watches:
+                self.watcher = StoreWatcher(self.engine, self.dispatcher.wake)
+                self.watcher.start()
 
     def _measure_clock(self, clock: StoreClock) -> None:
         """Learn the store's clock before the first run is stamped (the dispatcher keeps it)."""
@@ -89,6 +100,9 @@ class Tracker:
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
         if self.run_dispatcher:
             await self.dispatcher.stop(grace_seconds)
         self.writer.stop()
