@@ -9,8 +9,10 @@ writers from this process, so none of them can fail with "database is locked".
 ``inline`` (SQLite without a per-commit fsync): the writes an event loop asks for are committed
 on that loop, once per pass of it, with no hand-off to the thread: on a 2-core machine the
 hand-offs cost a third of an accepted request. The loop must never wait on the store, so its
-connection does not wait for the write lock: when another process holds it, the batch goes to
-the thread, which waits as usual. It also never checkpoints the WAL itself: the thread does, so
+connection does not wait for the write lock: when another process holds it, the batch is tried
+again on the loop a moment later, with the writes that came meanwhile (the thread, waiting,
+would wait for the GIL the busy loop holds too), and goes to the thread only once the busy
+timeout is spent. It also never checkpoints the WAL itself: the thread does, so
 that copying pages back into the database never stalls the loop. Each checkpoint ends with a
 short last pass during which the loop's batches go to the thread too, behind it: a checkpoint
 that commits race past never catches up, so the WAL is never started over and grows without end
@@ -98,7 +100,12 @@ class Writer:
         # Owned by the writer thread: one connection kept for its whole life (checking one out
         # of the pool per batch cost more than the batch's own statements).
         self._conn: Connection | None = None
-        self._lock_wait = 0.0  # seconds the thread waits for SQLite's write lock (see _begin)
+        self._lock_wait = 0.0  # seconds a write waits for SQLite's write lock (see _begin)
+        # Inline: whether the last commit found the lock held elsewhere; since when it has
+        # been, and the pause before the next look (see ``_wait_inline``).
+        self._lock_held = False
+        self._held_since: float | None = None
+        self._held_pause = LOCK_POLL_FIRST
 
     def start(self) -> None:
         """Start the writer thread (idempotent)."""
@@ -251,6 +258,7 @@ class Writer:
                 transaction = self._begin(conn)
             except OperationalError as exc:
                 if conn is self._inline_conn and is_busy(exc):
+                    self._lock_held = True
                     raise Busy from exc
                 raise
             with transaction:
@@ -277,7 +285,10 @@ class Writer:
         if conn is None or conn.invalidated or conn.closed:
             try:
                 plain = self._engine.connect()  # a read BEGIN: setting pragmas takes no lock
-                # Never wait for the write lock on the loop; never checkpoint on it either.
+                # Never wait for the write lock on the loop (``_wait_inline`` looks again
+                # later, as long as the engine's timeout says); never checkpoint on it either.
+                waited = plain.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                self._lock_wait = int(waited or 0) / 1000
                 plain.exec_driver_sql("PRAGMA busy_timeout=0")
                 plain.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 plain.commit()
@@ -305,21 +316,43 @@ class Writer:
                 self._queue.put(job)
             self.start()
             return
+        self._lock_held = False
         try:
             undone = self._commit(batch, self._inline_connection)
         finally:
             self._checkpointing.release()
         done = batch[: len(batch) - len(undone)]
-        for job in undone:
-            self._queue.put(job)  # the thread waits for the lock, then wakes these callers
         if undone:
-            self.start()
+            self._wait_inline(undone)
+        else:
+            self._held_since = None
         wake(done)
         self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._since_checkpoint = 0
             self.start()
             self._queue.put(Job(None, (), checkpoint=True))
+
+    def _wait_inline(self, undone: list[Job]) -> None:
+        """Another process holds the write lock: look again on this loop in 0.1-1 ms, with
+        the writes that come meanwhile, for as long as the busy timeout allows; then the
+        thread waits. (Handed to the thread at once, a batch waited for the GIL too: the loop
+        holds it while busy, so each of the thread's statements waited for the loop.)"""
+        now = time.monotonic()
+        if self._held_since is None or not self._lock_held:
+            self._held_since, self._held_pause = now, LOCK_POLL_FIRST
+        loop = self._inline_loop
+        if not self._lock_held or loop is None or now - self._held_since >= self._lock_wait:
+            self._held_since = None
+            for job in undone:
+                self._queue.put(job)  # the thread waits for the lock, then wakes these callers
+            self.start()
+            return
+        self._pending[:0] = undone  # ahead of the writes that came since
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_later(self._held_pause, self._flush_inline)
+        self._held_pause = min(self._held_pause * 2, LOCK_POLL_MAX)
 
     def _checkpoint(self) -> None:
         # Outside any transaction, on a connection of its own, with no inline commit under way

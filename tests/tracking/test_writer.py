@@ -133,6 +133,43 @@ async def test_inline_writes_hand_off_when_another_process_holds_the_lock(
     writer.stop()
 
 
+async def test_inline_writes_wait_for_a_held_lock_on_the_loop_and_commit_together(
+    sqlite_store: Engine,
+) -> None:
+    # Waiting on the loop, not on the thread (which waits for the GIL the busy loop holds),
+    # and the writes that come meanwhile join the batch.
+    writer = Writer(sqlite_store, inline=True)
+    with write_connection(sqlite_store):
+        first = asyncio.ensure_future(writer.run(_insert("first")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(writer.run(_insert("second")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not first.done() and not second.done()
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 30)) == ["first", "second"]
+    assert writer.transactions == 1  # one commit, once the lock was free
+    writer.stop()
+    assert _count(sqlite_store) == 2
+
+
+async def test_inline_writes_go_to_the_thread_once_the_busy_timeout_is_spent(
+    sqlite_store: Engine,
+) -> None:
+    impatient = make_engine(sqlite_store.url.render_as_string(False), busy_timeout_ms=30)
+    writer = Writer(impatient, inline=True)
+    try:
+        with write_connection(sqlite_store):
+            pending = writer.run(_insert("never"))
+            with pytest.raises(OperationalError, match="database is locked"):
+                await asyncio.wait_for(pending, 30)  # the loop's wait, then the thread's
+        assert await writer.run(_insert("later")) == "later"
+        writer.stop()
+    finally:
+        impatient.dispose()
+    assert _count(sqlite_store) == 1
+
+
 async def test_inline_writes_leave_the_wal_checkpoints_to_the_thread(
     sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
