@@ -106,6 +106,8 @@ class Guard:
         """The caller presenting ``token`` from address ``client``, or Unauthorized / RateLimited."""
         if self.tokens.stale():
             await self.tokens.refresh_if_stale()
+        else:
+            self.tokens.reload_ahead()
         if self.is_open() and await self._still_open():
             return OPEN
         if not token:

@@ -2,7 +2,10 @@
 
 The whole table of active tokens (a handful of rows) is reloaded when the copy is older than
 ``ttl`` seconds, so a new or revoked token takes effect in every process within ``ttl`` (and the
-first token at once: the Guard asks ``api.tokenprobe`` while the API is open). A token's
+first token at once: the Guard asks ``api.tokenprobe`` while the API is open). A copy past
+``RELOAD_AHEAD`` of its ``ttl`` is reloaded in the background, so requests wait for a reload
+only when one did not end in time: under load every request arriving during a reload waited
+for it, and the reload's thread waited for the busy loop's GIL (a stall of ~30 ms every ttl). A token's
 ``last_used_at`` is written lazily, at most once per ``touch_interval`` and through the
 group-commit writer, so the accept path gains no write of its own.
 """
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 SubmitWrite = Callable[[Callable[[Connection], Any]], "Future[Any]"]
 DEFAULT_TOUCH_INTERVAL = 60.0
+RELOAD_AHEAD = 0.75  # of the ttl: a copy this old is reloaded in the background
 API_TOKENS = ApiToken.__table__  # type: ignore[attr-defined]
 
 
@@ -66,6 +70,7 @@ class TokenCache:
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
         self._touched: dict[int, float] = {}
+        self._reloading: asyncio.Future[None] | None = None
 
     @property
     def any_active(self) -> bool:
@@ -90,6 +95,27 @@ class TokenCache:
         """Reload the copy off the event loop when it is too old."""
         if self.stale():
             await asyncio.to_thread(self.refresh)
+
+    def reload_ahead(self) -> asyncio.Future[None] | None:
+        """Start reloading, off the loop and without waiting, a copy that nears its ``ttl``
+        (once at a time); the reload under way, if any."""
+        loaded = self._loaded_at
+        if (
+            self._reloading is None
+            and loaded is not None
+            and self._ttl > 0
+            and self._clock() - loaded >= self._ttl * RELOAD_AHEAD
+        ):
+            reloading = asyncio.ensure_future(asyncio.to_thread(self.refresh, force=True))
+            self._reloading = reloading
+            reloading.add_done_callback(self._reloaded)
+        return self._reloading
+
+    def _reloaded(self, done: asyncio.Future[None]) -> None:
+        self._reloading = None
+        if not done.cancelled() and (exc := done.exception()) is not None:
+            # The copy stays until its ttl; then requests reload it themselves, and fail with it.
+            log.warning("reloading the token table failed: %s", type(exc).__name__)
 
     def refresh(self, *, force: bool = False) -> None:
         """Reload the active tokens (once, however many threads ask at the same time)."""

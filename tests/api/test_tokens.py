@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from notifyd import tokens as auth
 from notifyd.api.tokencache import TokenCache
@@ -138,6 +139,52 @@ def test_cache_reloads_only_when_stale(engine: Engine) -> None:
     cache.refresh()
     assert cache.lookup(token) is None
     assert not cache.any_active
+
+
+def test_a_copy_near_its_ttl_is_reloaded_in_the_background(engine: Engine) -> None:
+    clock = FakeClock()
+    cache = TokenCache(engine, ttl=2.0, clock=clock)
+    cache.refresh()
+    token = create_token(engine, "ahead", Scope.send)
+
+    async def requests() -> None:
+        clock.advance(1.0)  # half the ttl: the copy is trusted as it is
+        assert cache.reload_ahead() is None
+        clock.advance(0.5)  # three quarters: reloaded without anyone waiting for it
+        reloading = cache.reload_ahead()
+        assert reloading is not None and cache.reload_ahead() is reloading  # once at a time
+        assert not cache.stale()
+        await reloading
+        assert cache.reload_ahead() is None  # fresh again
+
+    asyncio.run(requests())
+    info = cache.lookup(token)
+    assert info is not None and info.name == "ahead"
+    clock.advance(1.9)
+    assert not cache.stale()  # its age counts from the reload
+
+
+def test_a_failed_background_reload_leaves_the_copy_until_its_ttl(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    cache = TokenCache(engine, ttl=2.0, clock=clock)
+    cache.refresh()
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE api_token RENAME TO api_token_gone"))
+
+    async def requests() -> None:
+        clock.advance(1.5)
+        reloading = cache.reload_ahead()
+        assert reloading is not None
+        with pytest.raises(OperationalError):
+            await reloading
+
+    asyncio.run(requests())
+    assert "reloading the token table failed" in caplog.text
+    assert not cache.stale()  # the old copy is still trusted until its ttl
+    clock.advance(0.5)
+    assert cache.stale()  # requests now reload it themselves (and fail with the store)
 
 
 @pytest.mark.parametrize("candidate", ["", "ntd_", "ntd_" + "a" * 200, "x" * 47])
