@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -184,31 +185,42 @@ async def test_stopping_releases_a_handed_off_run_for_the_next_start(
         await wait_status(store, run_id, "succeeded")
 
 
+async def claim_woken(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch, transaction: Callable[[], int | None]
+) -> int:
+    """Make the dispatcher claim, woken during that claim (as by a commit in another
+    transaction: ``transaction()``, read inside the claim's); wait for that pass. The number
+    of passes before it."""
+    dispatcher = tracker.dispatcher
+    await drained(tracker)
+    loop = asyncio.get_running_loop()
+    claim_runs = admin.claim_runs
+    woken: list[int | None] = []
+
+    def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
+        if not woken:
+            woken.append(transaction())
+            loop.call_soon_threadsafe(dispatcher.wake, woken[0])  # before the claim ends
+        return claim_runs(conn, **kwargs)
+
+    monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
+    passes = dispatcher.passes
+    dispatcher.wake()
+    await dispatcher.passed()
+    assert woken
+    return passes
+
+
 async def test_a_wake_up_during_a_claim_keeps_the_dispatcher_from_taking_hand_offs(
     make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Runs committed (elsewhere) while a claim runs may be newer than its snapshot: until a
     # claim that began after the wake-up, they could be overtaken by hand-offs.
     async with make_tracker(**QUIET) as tracker:
-        dispatcher = tracker.dispatcher
-        await drained(tracker)
-        loop = asyncio.get_running_loop()
-        claim_runs = admin.claim_runs
-        woken: list[bool] = []
-
-        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
-            if not woken:
-                woken.append(True)
-                loop.call_soon_threadsafe(dispatcher.wake)  # delivered before the claim ends
-            return claim_runs(conn, **kwargs)
-
-        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
-        passes = dispatcher.passes
-        dispatcher.wake()
-        await dispatcher.passed()
-        while not dispatcher.drained:
-            await dispatcher.passed()
-        assert woken and dispatcher.passes >= passes + 2
+        passes = await claim_woken(tracker, monkeypatch, lambda: None)
+        while not tracker.dispatcher.drained:
+            await tracker.dispatcher.passed()
+        assert tracker.dispatcher.passes >= passes + 2
 
 
 async def test_a_wake_up_for_runs_the_claim_itself_saw_leaves_the_dispatcher_drained(
@@ -218,46 +230,18 @@ async def test_a_wake_up_for_runs_the_claim_itself_saw_leaves_the_dispatcher_dra
     # them, so one claim drains the dispatcher again (it used to need a claim with no commit
     # beside it, and never got one, each run paying for a claim).
     async with make_tracker(**QUIET) as tracker:
-        dispatcher = tracker.dispatcher
-        await drained(tracker)
-        loop = asyncio.get_running_loop()
-        claim_runs = admin.claim_runs
-        woken: list[int] = []
-
-        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
-            if not woken:
-                woken.append(tracker.writer.transactions)  # this very transaction
-                loop.call_soon_threadsafe(dispatcher.wake, woken[0])
-            return claim_runs(conn, **kwargs)
-
-        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
-        passes = dispatcher.passes
-        dispatcher.wake()
-        await dispatcher.passed()
-        assert woken and dispatcher.drained and dispatcher.passes == passes + 1
+        writer = tracker.writer
+        passes = await claim_woken(tracker, monkeypatch, lambda: writer.transactions)
+        assert tracker.dispatcher.drained and tracker.dispatcher.passes == passes + 1
 
 
 async def test_a_wake_up_for_runs_committed_after_the_claim_keeps_it_from_hand_offs(
     make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with make_tracker(**QUIET) as tracker:
-        dispatcher = tracker.dispatcher
-        await drained(tracker)
-        loop = asyncio.get_running_loop()
-        claim_runs = admin.claim_runs
-        woken: list[int] = []
-
-        def claim_and_wake(conn: Connection, **kwargs: Any) -> Any:
-            if not woken:
-                woken.append(tracker.writer.transactions + 1)  # the next one: unseen
-                loop.call_soon_threadsafe(dispatcher.wake, woken[0])
-            return claim_runs(conn, **kwargs)
-
-        monkeypatch.setattr(admin, "claim_runs", claim_and_wake)
-        passes = dispatcher.passes
-        dispatcher.wake()
-        await dispatcher.passed()
-        assert woken and not dispatcher.drained and not dispatcher.reserve(None)
+        dispatcher, writer = tracker.dispatcher, tracker.writer
+        passes = await claim_woken(tracker, monkeypatch, lambda: writer.transactions + 1)
+        assert not dispatcher.drained and not dispatcher.reserve(None)
         while not dispatcher.drained:
             await dispatcher.passed()
         assert dispatcher.passes >= passes + 2
