@@ -104,6 +104,11 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._last_renew = 0.0
         self._last_sweep = 0.0
+        self._last_fold = 0.0
+        # On SQLite the tally is folded often (see ``leases.FOLD_SECONDS``): a fold holds the
+        # store's one write lock, and the loop commits inline. PostgreSQL folds at each sweep,
+        # in one statement beside other writers.
+        self._folds = writer.dialect == "sqlite"
         self.passes = 0  # whole passes of the loop so far (see ``passed``)
         self._pass_done = asyncio.Event()
 
@@ -282,16 +287,24 @@ class Dispatcher:
         sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
         renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
         if not (sweep_due or (self._running and renew_due) or self._outcomes.failing):
-            # The common pass: recording the outcomes and the next claim are queued in the same
-            # pass of the loop, so they share one group commit (one pass, not two, per cycle).
+            # The common pass: recording the outcomes, a fold of the tally when due and the
+            # next claim are queued in the same pass of the loop, so they share one group
+            # commit (one pass, not two, per cycle).
             flushing = (
                 asyncio.ensure_future(self._outcomes.flush()) if self._outcomes.pending else None
+            )
+            folding = (
+                asyncio.ensure_future(self._fold())
+                if self._folds and mono - self._last_fold >= leases.FOLD_SECONDS
+                else None
             )
             try:
                 await self._claim()
             finally:
                 if flushing is not None:
                     await flushing
+                if folding is not None:
+                    await folding
             return
         await self._outcomes.flush()
         # Renewing before each sweep means a sweep never takes this worker's own live runs.
@@ -315,6 +328,14 @@ class Dispatcher:
                 conn, run_ids=ids, worker=self.worker_id, now=self._now(conn), seconds=seconds
             )
         )
+
+    async def _fold(self) -> None:
+        self._last_fold = time.monotonic()
+        try:
+            await self.writer.run(leases.fold_tally)
+        except Exception:  # counting gets slower, delivering must not stop: the sweep folds too
+            log.exception("folding the run tally failed")
+            return
 
     async def sweep(self) -> list[str]:
         """Rescue runs whose lease expired: their attempt is interrupted and they run again

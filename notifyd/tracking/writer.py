@@ -76,6 +76,7 @@ class Writer:
         before_commit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        self.dialect = engine.dialect.name
         # Run in every transaction after its writes, before it commits: raising rolls it back
         # and fails its callers with that error (a store that can no longer keep what it is
         # given, say). Once per group commit, not once per write.

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from notifyd.db import write_connection
-from notifyd.tracking import TaskBatch, TaskRegistry, TransientError, admin
+from notifyd.tracking import TaskBatch, TaskRegistry, TransientError, admin, leases
 from notifyd.tracking.admin import RUNS, TALLY, RunFilter
 from notifyd.tracking.clock import utcnow
 from notifyd.tracking.models import RunStatus
@@ -90,6 +90,34 @@ def test_folding_an_empty_or_folded_tally_changes_nothing(store: Engine) -> None
         admin.compact_tally(conn)
         assert admin.compact_tally(conn) == 0
         assert admin.stats(conn).by_queue == {}
+
+
+def _tally_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(TALLY)).scalar_one())
+
+
+# SQLite's alone: PostgreSQL folds at each sweep.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_dispatcher_folds_the_tally_between_sweeps_on_sqlite(
+    store: Engine, registry: TaskRegistry, make_tracker: TrackerFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(leases, "FOLD_SECONDS", 0.01)
+
+    @registry.task("ok")
+    async def ok() -> None:
+        return None
+
+    async with make_tracker(sweep_seconds=3600.0) as tracker:  # no sweep folds meanwhile
+        batch = TaskBatch(tracker)
+        for _ in range(40):
+            batch.add_task(ok)
+        await batch.commit()
+        # 40 runs, each +1 then -1/+1: 120 rows, folded without waiting for a sweep.
+        await wait_until(lambda: _true_counts(store) == {"-": {"succeeded": 40}})
+        await wait_until(lambda: _tally_rows(store) <= 3)
+    assert _tallied(store) == {"-": {"succeeded": 40}}
 
 
 def test_a_run_scheduled_for_later_is_not_the_oldest_waiting(store: Engine) -> None:
