@@ -168,7 +168,8 @@ runs = Table(
 
 # Run counts by queue and status, kept exact by triggers on ``task_run`` (see
 # ``notifyd.tracking.schema``): every insert, status change and delete adds a +1/-1 row, and
-# ``admin.compact_tally`` folds them into one row per (queue, status) now and then. Counting
+# ``admin.compact_tally`` folds them into one row per (queue, status) (at each sweep, and on
+# SQLite every ``leases.FOLD_SECONDS``). Counting
 # is then a sum over a few dozen rows, not a scan of every run; inserting a row (never
 # updating a shared counter) keeps concurrent writers from waiting on each other.
 tally = Table(
