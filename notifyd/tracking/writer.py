@@ -14,9 +14,9 @@ again on the loop a moment later, with the writes that came meanwhile (the threa
 would wait for the GIL the busy loop holds too), and goes to the thread only once the busy
 timeout is spent. It also never checkpoints the WAL itself: the thread does, so
 that copying pages back into the database never stalls the loop. Each checkpoint ends with a
-short last pass during which the loop's batches go to the thread too, behind it: a checkpoint
-that commits race past never catches up, so the WAL is never started over and grows without end
-(a gigabyte per 60,000 notifications, each read searching more of it).
+short last pass during which the loop's batches wait, on the loop, until the thread says it is
+over: a checkpoint that commits race past never catches up, so the WAL is never started over and
+grows without end (a gigabyte per 60,000 notifications, each read searching more of it).
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ class Writer:
         self.inline = inline and engine.dialect.name == "sqlite"
         self._pending: list[Job] = []
         self._flush_scheduled = False
+        # Inline writes wait for the checkpoint's held pass to end (see ``_resume_inline``).
+        self._after_checkpoint = False
         self._inline_loop: asyncio.AbstractEventLoop | None = None
         self._inline_conn: Connection | None = None
         self._since_checkpoint = 0
@@ -313,9 +315,17 @@ class Writer:
         if not batch:
             return
         if not self._checkpointing.acquire(blocking=False):
-            for job in batch:  # committed by the thread once its checkpoint is done
-                self._queue.put(job)
-            self.start()
+            # The checkpoint's held pass: these wait on this loop, with the writes that come
+            # meanwhile, until the thread says it is over (see ``_resume_inline``). Handed to the
+            # thread, they waited for the GIL the busy loop holds, at each statement.
+            self._pending[:0] = batch
+            self._flush_scheduled = True
+            self._after_checkpoint = True
+            if not self._checkpointing.acquire(blocking=False):
+                return  # still held: the thread sees the flag once it lets go
+            self._checkpointing.release()  # let go meanwhile: flush now, as if never held
+            self._after_checkpoint = False
+            self._flush_inline()
             return
         self._lock_held = False
         try:
@@ -355,6 +365,18 @@ class Writer:
             loop.call_later(self._held_pause, self._flush_inline)
         self._held_pause = min(self._held_pause * 2, LOCK_POLL_MAX)
 
+    def _resume_inline(self) -> None:
+        """On the thread, once the held pass is over: the loop's writes that waited for it go
+        now. (The loop sets the flag before it looks at the lock a second time, and the thread
+        reads it after letting go, so one of the two always sees the other.)"""
+        loop = self._inline_loop
+        if self._after_checkpoint and loop is not None:
+            self._after_checkpoint = False
+            try:
+                loop.call_soon_threadsafe(self._flush_inline)
+            except RuntimeError:  # the loop is closed: ``stop`` hands its writes to the thread
+                log.debug("the inline loop closed during a checkpoint")
+
     def _checkpoint(self) -> None:
         # Outside any transaction, on a connection of its own, with no inline commit under way
         # or begun until it ends (see the module).
@@ -366,8 +388,11 @@ class Writer:
                 # then, with none under way, the last few: the lock is held ~2 ms, not ~26 ms.
                 for _ in range(UNHELD_PASSES):
                     driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                with self._checkpointing:
-                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                try:
+                    with self._checkpointing:
+                        driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    self._resume_inline()
             finally:
                 raw.close()
         except Exception:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
@@ -249,19 +251,59 @@ async def test_the_wal_is_reused_while_inline_writes_never_pause(
     assert wal < written / 2, f"WAL {wal:,} bytes after {written:,} bytes written"
 
 
-async def test_an_inline_write_during_the_held_checkpoint_pass_goes_to_the_thread(
-    sqlite_store: Engine,
+class _SlowHeldPass:
+    """A raw connection whose held checkpoint pass waits to be let go, then runs or fails."""
+
+    def __init__(self, raw: Any, fail: bool) -> None:
+        self._raw, self.fail, self.passes = raw, fail, 0
+        self.held, self.let_go = threading.Event(), threading.Event()
+
+    @property
+    def driver_connection(self) -> _SlowHeldPass:
+        return self
+
+    def execute(self, sql: str) -> Any:
+        self.passes += 1
+        if self.passes == writer_module.UNHELD_PASSES + 1:  # under the checkpoint lock
+            self.held.set()
+            self.let_go.wait(30)
+            if self.fail:
+                raise sqlite3.OperationalError("disk I/O error")
+        return self._raw.driver_connection.execute(sql)
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["held pass ends", "held pass fails"])
+async def test_inline_writes_wait_on_the_loop_for_the_held_checkpoint_pass(
+    sqlite_store: Engine, monkeypatch: pytest.MonkeyPatch, fail: bool
 ) -> None:
+    """Handed to the thread, a write made during the held pass waited for the GIL the busy
+    loop holds at every statement; it waits on the loop instead, and commits there."""
     writer = Writer(sqlite_store, inline=True)
     await writer.run(_insert("before"))  # an inline commit
     assert writer._since_checkpoint == 1
-    with writer._checkpointing:  # as the thread holds it for its last checkpoint pass
-        assert await asyncio.wait_for(writer.run(_insert("during")), 30) == "during"
-    assert writer._since_checkpoint == 1  # committed by the thread, not on the loop
-    await writer.run(_insert("after"))
-    assert writer._since_checkpoint == 2
+    slow = _SlowHeldPass(sqlite_store.raw_connection(), fail)
+    original = sqlite_store.raw_connection
+
+    def checkpoint_connection() -> Any:  # the checkpoint's only: SQLAlchemy asks for others
+        monkeypatch.setattr(sqlite_store, "raw_connection", original)
+        return slow
+
+    monkeypatch.setattr(sqlite_store, "raw_connection", checkpoint_connection)
+    checkpoint = asyncio.ensure_future(asyncio.to_thread(writer._checkpoint))
+    assert await asyncio.to_thread(slow.held.wait, 30)
+    during = asyncio.ensure_future(writer.run(_insert("during")))
+    for _ in range(10):  # passes of the loop, not time: the write is not committed meanwhile
+        await asyncio.sleep(0)
+    assert not during.done()
+    slow.let_go.set()
+    await asyncio.wait_for(checkpoint, 30)  # a failed pass is logged; the next one tries again
+    assert await asyncio.wait_for(during, 30) == "during"
+    assert writer._since_checkpoint == 2  # committed on the loop, not by the thread
     writer.stop()
-    assert _count(sqlite_store) == 3
+    assert _count(sqlite_store) == 2
 
 
 def _busy_timeout(conn: Connection) -> int:
