@@ -9,7 +9,10 @@ A claim that took every due run it could leaves the dispatcher *drained*: it cla
 when woken by new queued runs, when a capped queue that may hold more frees a slot, or when the
 poll interval passes. While drained, a commit in this process may hand its new runs straight to
 the dispatcher's free slots (``handoff``): they are stored already claimed, so they cost no claim
-and are never seen queued, and older due runs still go first (a hand-off waits for a drain).
+and are never seen queued, and older due runs still go first (a hand-off waits for a drain). So
+may a commit during a claim that follows one which took less than it could: that claim leaves a
+few slots out for them. It sees every older due run; only a burst of them larger than what it
+may take would be overtaken, by those few.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from notifyd.tracking.retry import RetryPolicies
 from notifyd.tracking.writer import Writer
 
 log = logging.getLogger(__name__)
+
+# At most this many free slots a claim leaves to hand-offs while it runs (see ``_claim``).
+CLAIM_ROOM = 8
 
 Clock = Callable[[], datetime]
 __all__ = [
@@ -95,6 +101,11 @@ class Dispatcher:
         # for good, each run paying for a claim, where hand-offs cost none.
         self._woken_in = 0
         self._claiming = False
+        # While claiming: the slots the claim may fill, and whether the rest may take
+        # hand-offs meanwhile (see ``_claim``).
+        self._claim_limit = 0
+        self._claim_leaves_room = False
+        self._last_claim_full = True  # the last claim took all it could: a backlog may wait
         # Capped queues whose due runs may outnumber their free slots: their next finished run
         # claims again, and their new runs are not handed off (older ones go first).
         self._backlogged: set[str] = set()
@@ -143,19 +154,22 @@ class Dispatcher:
     def reserve(self, queue: str | None) -> bool:
         """Promise a free slot to a run about to be committed as claimed by this dispatcher.
 
-        Only while drained (no older due run waits), not during a claim (it counted the slots
-        already), and on the dispatcher's own loop; each promise ends in ``adopt`` or
-        ``unreserve``.
+        Only while drained (no older due run waits), or during a claim that left slots for
+        hand-offs (see ``_claim``; not for capped queues, whose free slots it counted), and on
+        the dispatcher's own loop; each promise ends in ``adopt`` or ``unreserve``.
         """
-        if (
-            not self._drained
-            or self._claiming
-            or self._stopping
-            or self._loop_task is None
-            or len(self._running) + self._reserved >= self.config.concurrency
-        ):
+        if self._stopping or self._loop_task is None:
             return False
         cap = self.config.queue_concurrency.get(queue) if queue is not None else None
+        held = len(self._running) + self._reserved
+        if self._claiming:
+            if not self._claim_leaves_room or cap is not None:
+                return False
+            held += self._claim_limit
+        elif not self._drained:
+            return False
+        if held >= self.config.concurrency:
+            return False
         if cap is not None and queue is not None:
             if queue in self._backlogged or (
                 self._running_queues[queue] + self._reserved_queues[queue] >= cap
@@ -350,6 +364,12 @@ class Dispatcher:
         free = self.config.concurrency - len(self._running) - self._reserved
         if free <= 0 or self._stopping or self._drained:
             return
+        # Unless the last claim was full (a backlog may wait: it goes first, in whole claims),
+        # some slots stay out of the claim for runs committed meanwhile. Stored queued instead,
+        # they would need the next claim, and under a steady load each claim's pass commits
+        # more: the dispatcher went on claiming in bursts where hand-offs cost nothing.
+        room = 0 if self._last_claim_full else min(free // 2, CLAIM_ROOM)
+        limit = free - room
         limits = self.config.queue_concurrency
         queue_free = {
             name: cap - self._running_queues[name] - self._reserved_queues[name]
@@ -368,19 +388,19 @@ class Dispatcher:
                 # third of a claim's time); the process's clock follows it.
                 before = clock.local()
                 now, claimed = admin.claim_runs(
-                    conn, limit=free, worker=self.worker_id, lease_seconds=lease,
+                    conn, limit=limit, worker=self.worker_id, lease_seconds=lease,
                     queue_free=queue_free,
                 )  # fmt: skip
                 if now is not None:
                     clock.observed(now, before, clock.local())
                 return claimed
             return admin.claim_runs(
-                conn, now=self._now(conn), limit=free, worker=self.worker_id,
+                conn, now=self._now(conn), limit=limit, worker=self.worker_id,
                 lease_seconds=lease, queue_free=queue_free,
             )[1]  # fmt: skip
 
         wakes = self._wakes
-        self._claiming = True
+        self._claiming, self._claim_limit, self._claim_leaves_room = True, limit, room > 0
         try:
             claimed = await self.writer.run(claim)
         finally:
@@ -393,7 +413,8 @@ class Dispatcher:
             self._start_run(run)
         taken = Counter(run.queue for run in claimed if run.queue in limits)
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
-        self._drained = len(claimed) < free and self._wakes == wakes and self._woken_in <= seen_in
+        self._last_claim_full = len(claimed) >= limit
+        self._drained = len(claimed) < limit and self._wakes == wakes and self._woken_in <= seen_in
         if not self._drained:
             self._wake.set()
 

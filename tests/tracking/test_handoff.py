@@ -269,3 +269,67 @@ async def test_a_queued_commit_wakes_the_dispatcher_with_its_transaction(
         assert [t for t in wakes if t is not None] == [before + 1]
         gate.set()
         await wait_status(store, queued, "succeeded")
+
+
+async def claim_with_a_commit_beside_it(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch, *, after_a_full_claim: bool = False
+) -> tuple[str, list[str]]:
+    """Wake the dispatcher and, once its claim is under way, commit a run of ``hold`` (as
+    under a steady load, where a claim's pass commits new notifications too); wait for that
+    pass. The new run's id and the ids of the runs handed to the dispatcher meanwhile."""
+    dispatcher, writer = tracker.dispatcher, tracker.writer
+    await drained(tracker)
+    if after_a_full_claim:  # as after a claim that took all it could
+        monkeypatch.setattr(dispatcher, "_last_claim_full", True)
+    adopted: list[str] = []
+    adopt = dispatcher.adopt
+
+    def recorded(claimed: list[Any]) -> None:
+        adopted.extend(run.id for run in claimed)
+        adopt(claimed)
+
+    monkeypatch.setattr(dispatcher, "adopt", recorded)
+    beside: list[asyncio.Future[str]] = []
+    run = writer.run
+
+    async def run_and_commit_beside(*args: Any, **kwargs: Any) -> Any:
+        if dispatcher._claiming and not beside:  # the claim's write, on the loop
+            beside.append(asyncio.ensure_future(hold(tracker)))
+        return await run(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "run", run_and_commit_beside)
+    dispatcher.wake()
+    await dispatcher.passed()
+    assert beside
+    return await beside[0], adopted
+
+
+async def test_a_claim_after_a_drain_leaves_slots_for_runs_committed_meanwhile(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Stored queued, such a run needed the next claim, whose pass committed more: under a
+    # steady load the dispatcher kept claiming in bursts, each run paying for a claim.
+    async with make_tracker(**QUIET) as tracker:
+        run_id, adopted = await claim_with_a_commit_beside_it(tracker, monkeypatch)
+        assert adopted == [run_id]
+        assert load_run(store, run_id).status == RunStatus.running
+        assert tracker.dispatcher.drained  # nothing was stored queued: no claim is needed
+        gate.set()
+        await wait_status(store, run_id, "succeeded")
+
+
+async def test_a_claim_after_a_full_one_leaves_no_slots_to_newer_runs(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    async with make_tracker(**QUIET) as tracker:
+        # After a claim that took all it could, older due runs may still wait, and they go
+        # first: the run committed during the next claim waits in the store.
+        run_id, adopted = await claim_with_a_commit_beside_it(
+            tracker, monkeypatch, after_a_full_claim=True
+        )
+        assert adopted == []
+        assert load_run(store, run_id).status in (RunStatus.queued, RunStatus.running)
+        gate.set()
+        await wait_status(store, run_id, "succeeded")
