@@ -116,6 +116,7 @@ class Dispatcher:
         self._last_renew = 0.0
         self._last_sweep = 0.0
         self._last_fold = 0.0
+        self._looked_at = 0.0  # when the last claim looked for due runs (see ``_main``)
         # On SQLite the tally is folded often (see ``leases.FOLD_SECONDS``): a fold holds the
         # store's one write lock, and the loop commits inline. PostgreSQL folds at each sweep,
         # in one statement beside other writers.
@@ -290,11 +291,18 @@ class Dispatcher:
             if self._stopping:
                 break
             if not self._outcomes.pending:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-                except TimeoutError:
-                    self._drained = False  # the poll: runs may have come due meanwhile
+                poll = self._looked_at + self.config.poll_seconds - time.monotonic()
+                if poll <= 0:  # overdue only when every slot was busy: wait for one to free
+                    poll = self.config.poll_seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
             self._wake.clear()
+            if time.monotonic() - self._looked_at >= self.config.poll_seconds:
+                # The poll: runs may have come due meanwhile (a retry, a scheduled run: nothing
+                # wakes the dispatcher for those). Counted from the last claim, not the last
+                # wake-up: every finished run wakes it, so a steady trickle of hand-offs kept
+                # it from ever claiming them.
+                self._drained = False
 
     async def _tick(self) -> None:
         mono = time.monotonic()
@@ -400,6 +408,7 @@ class Dispatcher:
             )[1]  # fmt: skip
 
         wakes = self._wakes
+        self._looked_at = time.monotonic()
         self._claiming, self._claim_limit, self._claim_leaves_room = True, limit, room > 0
         try:
             claimed = await self.writer.run(claim)

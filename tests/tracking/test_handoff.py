@@ -333,3 +333,30 @@ async def test_a_claim_after_a_full_one_leaves_no_slots_to_newer_runs(
         assert load_run(store, run_id).status in (RunStatus.queued, RunStatus.running)
         gate.set()
         await wait_status(store, run_id, "succeeded")
+
+
+async def test_a_run_that_comes_due_is_claimed_under_a_steady_trickle_of_hand_offs(
+    store: Engine, make_tracker: TrackerFactory, clock: FakeClock, registry: TaskRegistry
+) -> None:
+    # Nothing wakes the dispatcher when a scheduled run or a retry comes due: the poll does.
+    # It counted from the last wake-up, and every finished run wakes the dispatcher, so a
+    # trickle of hand-offs (one per poll interval or more often) kept it from ever claiming.
+    @registry.task("noop")
+    async def noop() -> None:
+        return None
+
+    async with make_tracker(poll_seconds=0.05, sweep_seconds=30.0) as tracker:
+        await drained(tracker)
+        batch = TaskBatch(tracker)
+        scheduled = batch.add_run("noop", run_at=clock() + timedelta(seconds=10))
+        await batch.commit()
+        await drained(tracker)  # the claim its commit woke found nothing due
+        clock.advance(20)  # due now, and nothing says so
+        for _ in range(300):  # a run every ~10 ms, for up to 3 s
+            trickle = TaskBatch(tracker)
+            trickle.add_run("noop")
+            await trickle.commit()
+            if load_run(store, scheduled).status == RunStatus.succeeded:
+                break
+            await asyncio.sleep(0.01)  # the trickle's pace, not a wait for the outcome
+        assert load_run(store, scheduled).status == RunStatus.succeeded
