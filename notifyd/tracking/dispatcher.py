@@ -12,9 +12,7 @@ the dispatcher's free slots (``handoff``): they are stored already claimed, so t
 and are never seen queued, and older due runs still go first (a hand-off waits for a drain). So
 may a commit during a claim that follows one which took less than it could: that claim leaves a
 few slots out for them. It sees every older due run; only a burst of them larger than what it
-may take would be overtaken, by those few. And when the only runs that may wait are this
-process's own, stored queued because every slot was taken, new runs are handed the slots
-those leave: a burst among themselves is the only order given up.
+may take would be overtaken, by those few.
 """
 
 from __future__ import annotations
@@ -103,13 +101,6 @@ class Dispatcher:
         # for good, each run paying for a claim, where hand-offs cost none.
         self._woken_in = 0
         self._claiming = False
-        # Not drained only for this process's own runs, stored queued when every slot was
-        # taken (a burst after a stall), and about how many of them wait: new runs are handed
-        # the slots those leave. Stored queued too, each waited for a claim, whose pass stored
-        # more: under a steady load the dispatcher stayed in claims, 32 runs per claim, fewer
-        # runs per second than came (measured: 1,500/s of 2,600/s, the rest piling up).
-        self._own_backlog = False
-        self._own_queued = 0
         # While claiming: the slots the claim may fill, and whether the rest may take
         # hand-offs meanwhile (see ``_claim``).
         self._claim_limit = 0
@@ -141,28 +132,22 @@ class Dispatcher:
             self._stopping = False
             self.executor.start(self.config.concurrency)
             self._loop = asyncio.get_running_loop()
-            self._drained = self._own_backlog = False
+            self._drained = False
             self._loop_task = asyncio.create_task(self._main(), name="notifyd-dispatcher")
 
-    def wake(self, transaction: int | None = None, runs: int = 0) -> None:
+    def wake(self, transaction: int | None = None) -> None:
         """Look for due runs now (called after new runs are committed).
 
         ``transaction``: the writer's number of the transaction that committed them (see
         ``Writer.transactions``), when it was this dispatcher's writer. A claim made in that
         transaction or a later one has seen them, so such a wake-up does not keep the
-        dispatcher from being drained after it. ``runs``: how many it stored queued (this
-        process's own, refused a hand-off for want of a slot: see ``reserve``).
+        dispatcher from being drained after it.
         """
+        self._drained = False
         if transaction is None:
             self._wakes += 1
-            self._own_backlog = False
-        else:
-            if self._drained:
-                self._own_backlog = True
-            if transaction > self._woken_in:
-                self._woken_in = transaction
-            self._own_queued += runs
-        self._drained = False
+        elif transaction > self._woken_in:
+            self._woken_in = transaction
         self._wake.set()
 
     # ---- hand-off: runs committed as this dispatcher's (see ``handoff``) -----------------
@@ -170,11 +155,9 @@ class Dispatcher:
     def reserve(self, queue: str | None) -> bool:
         """Promise a free slot to a run about to be committed as claimed by this dispatcher.
 
-        Only while drained (no older due run waits), or while the only runs that may wait are
-        this process's own, stored queued for want of a slot (then the slots they need are
-        left to them), or during a claim that left slots for hand-offs (see ``_claim``); not
-        for capped queues, whose free slots a claim counted, but when drained. On the
-        dispatcher's own loop; each promise ends in ``adopt`` or ``unreserve``.
+        Only while drained (no older due run waits), or during a claim that left slots for
+        hand-offs (see ``_claim``; not for capped queues, whose free slots it counted), and on
+        the dispatcher's own loop; each promise ends in ``adopt`` or ``unreserve``.
         """
         if self._stopping or self._loop_task is None:
             return False
@@ -184,8 +167,6 @@ class Dispatcher:
             if not self._claim_leaves_room or cap is not None:
                 return False
             held += self._claim_limit
-        elif self._own_backlog and cap is None:
-            held += max(self._own_queued, 0)
         elif not self._drained:
             return False
         if held >= self.config.concurrency:
@@ -321,7 +302,7 @@ class Dispatcher:
                 # wakes the dispatcher for those). Counted from the last claim, not the last
                 # wake-up: every finished run wakes it, so a steady trickle of hand-offs kept
                 # it from ever claiming them.
-                self._drained = self._own_backlog = False
+                self._drained = False
 
     async def _tick(self) -> None:
         mono = time.monotonic()
@@ -395,7 +376,7 @@ class Dispatcher:
         # some slots stay out of the claim for runs committed meanwhile. Stored queued instead,
         # they would need the next claim, and under a steady load each claim's pass commits
         # more: the dispatcher went on claiming in bursts where hand-offs cost nothing.
-        room = 0 if self._last_claim_full and not self._own_backlog else min(free // 2, CLAIM_ROOM)
+        room = 0 if self._last_claim_full else min(free // 2, CLAIM_ROOM)
         limit = free - room
         limits = self.config.queue_concurrency
         queue_free = {
@@ -443,8 +424,6 @@ class Dispatcher:
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
         self._last_claim_full = len(claimed) >= limit
         self._drained = len(claimed) < limit and self._wakes == wakes and self._woken_in <= seen_in
-        # Below 0 for a moment when the claim took runs whose commit has not told it yet.
-        self._own_queued = 0 if self._drained else self._own_queued - len(claimed)
         if not self._drained:
             self._wake.set()
 
@@ -481,5 +460,4 @@ class Dispatcher:
         if self._running.pop(run.id, None) is not None and run.queue:
             self._running_queues[run.queue] -= 1
             if run.queue in self._backlogged:
-                # A slot of a queue that may have more due runs.
-                self._drained = self._own_backlog = False
+                self._drained = False  # a slot of a queue that may have more due runs

@@ -162,7 +162,7 @@ class TaskBatch:
         if dispatcher is not None and taken is not None and taken.claimed:
             dispatcher.adopt(taken.claimed)
         if queued:
-            tracker.committed(committed_in or None, queued)
+            tracker.committed(committed_in or None)
 
 
 def get_tracker(request: Request) -> Tracker:

@@ -107,11 +107,11 @@ class Tracker:
             await self.dispatcher.stop(grace_seconds)
         self.writer.stop()
 
-    def committed(self, transaction: int | None = None, runs: int = 0) -> None:
-        """New runs were committed (in the writer's ``transaction``, if known; ``runs`` of
-        them stored queued): let the dispatcher look for them now."""
+    def committed(self, transaction: int | None = None) -> None:
+        """New runs were committed (in the writer's ``transaction``, if known): let the
+        dispatcher look for them now."""
         if self.run_dispatcher:
-            self.dispatcher.wake(transaction, runs)
+            self.dispatcher.wake(transaction)
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:

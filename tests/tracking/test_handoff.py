@@ -254,19 +254,19 @@ async def test_a_queued_commit_wakes_the_dispatcher_with_its_transaction(
     async with make_tracker(concurrency=1, **QUIET) as tracker:
         await drained(tracker)
         await hold(tracker)  # takes the one slot: the next run is stored queued
-        wakes: list[tuple[int | None, int]] = []
+        wakes: list[int | None] = []
         wake = tracker.dispatcher.wake
 
-        def recorded(transaction: int | None = None, runs: int = 0) -> None:
-            wakes.append((transaction, runs))
-            wake(transaction, runs)
+        def recorded(transaction: int | None = None) -> None:
+            wakes.append(transaction)
+            wake(transaction)
 
         monkeypatch.setattr(tracker.dispatcher, "wake", recorded)
         before = tracker.writer.transactions
         queued = await hold(tracker)
         assert load_run(store, queued).status == RunStatus.queued
         # (on PostgreSQL the listener may wake it too, for the same NOTIFY: unnumbered)
-        assert [(t, n) for t, n in wakes if t is not None] == [(before + 1, 1)]
+        assert [t for t in wakes if t is not None] == [before + 1]
         gate.set()
         await wait_status(store, queued, "succeeded")
 
@@ -360,22 +360,3 @@ async def test_a_run_that_comes_due_is_claimed_under_a_steady_trickle_of_hand_of
                 break
             await asyncio.sleep(0.01)  # the trickle's pace, not a wait for the outcome
         assert load_run(store, scheduled).status == RunStatus.succeeded
-
-
-async def test_runs_stored_queued_for_want_of_a_slot_keep_theirs_from_new_hand_offs(
-    make_tracker: TrackerFactory,
-) -> None:
-    # Refused every hand-off until a claim drained it again, the dispatcher stayed in claims
-    # under a steady load once a burst had filled its slots: fewer runs a second than came.
-    async with make_tracker(concurrency=2, **QUIET) as tracker:
-        dispatcher = tracker.dispatcher
-        await drained(tracker)
-        # As after a commit that found every slot taken and stored one run queued: no longer
-        # drained, but only for this process's own run, which keeps the slot it needs.
-        dispatcher.wake(tracker.writer.transactions, runs=1)
-        assert not dispatcher.drained
-        assert dispatcher.reserve(None)
-        assert not dispatcher.reserve(None)
-        dispatcher.unreserve(None)
-        dispatcher.wake()  # runs from elsewhere may be due too: they go first
-        assert not dispatcher.reserve(None)
