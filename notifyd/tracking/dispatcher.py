@@ -117,6 +117,7 @@ class Dispatcher:
         self._last_sweep = 0.0
         self._last_fold = 0.0
         self._looked_at = 0.0  # when the last claim looked for due runs (see ``_main``)
+        self._poll_due = False  # the poll interval passed since: a claim looks even if drained
         # On SQLite the tally is folded often (see ``leases.FOLD_SECONDS``): a fold holds the
         # store's one write lock, and the loop commits inline. PostgreSQL folds at each sweep,
         # in one statement beside other writers.
@@ -301,8 +302,10 @@ class Dispatcher:
                 # The poll: runs may have come due meanwhile (a retry, a scheduled run: nothing
                 # wakes the dispatcher for those). Counted from the last claim, not the last
                 # wake-up: every finished run wakes it, so a steady trickle of hand-offs kept
-                # it from ever claiming them.
-                self._drained = False
+                # it from ever claiming them. The drain stands meanwhile (hand-offs go on, into
+                # the slots the claim leaves them): ended at each poll, under a steady load it
+                # gave way to claims for every run, which need more passes per run.
+                self._poll_due = True
 
     async def _tick(self) -> None:
         mono = time.monotonic()
@@ -370,7 +373,7 @@ class Dispatcher:
 
     async def _claim(self) -> None:
         free = self.config.concurrency - len(self._running) - self._reserved
-        if free <= 0 or self._stopping or self._drained:
+        if free <= 0 or self._stopping or (self._drained and not self._poll_due):
             return
         # Unless the last claim was full (a backlog may wait: it goes first, in whole claims),
         # some slots stay out of the claim for runs committed meanwhile. Stored queued instead,
@@ -408,7 +411,7 @@ class Dispatcher:
             )[1]  # fmt: skip
 
         wakes = self._wakes
-        self._looked_at = time.monotonic()
+        self._looked_at, self._poll_due = time.monotonic(), False
         self._claiming, self._claim_limit, self._claim_leaves_room = True, limit, room > 0
         try:
             claimed = await self.writer.run(claim)
