@@ -48,6 +48,9 @@ class Job:
     loop: asyncio.AbstractEventLoop | None = None
     outcome: tuple[Any, BaseException | None] = field(default=(None, None))
     checkpoint: bool = False
+    # Called on the job's loop with its result once its transaction committed, in the pass
+    # that learns of it, before its caller resumes (a pass later).
+    committed: Callable[[Any], None] | None = None
 
 
 def apply(conn: Connection, jobs: list[Job]) -> list[Any]:
@@ -113,12 +116,18 @@ def settle(batch: list[Job]) -> None:
 
 
 def wake(jobs: list[Job]) -> None:
-    """On the jobs' own loop: hand each waiting caller its outcome."""
+    """On the jobs' own loop: run each committed job's hook, hand each waiting caller its
+    outcome."""
     for job in jobs:
+        result, exc = job.outcome
+        if exc is None and job.committed is not None:
+            try:
+                job.committed(result)
+            except Exception:  # the commit stands; its caller still hears of it
+                log.exception("a write's commit hook failed")
         waiter = job.waiter
         if waiter is None or waiter.done():  # cancelled: the caller stopped waiting
             continue
-        result, exc = job.outcome
         if exc is None:
             waiter.set_result(result)
         else:

@@ -413,16 +413,29 @@ class Dispatcher:
         wakes = self._wakes
         self._looked_at, self._poll_due = time.monotonic(), False
         self._claiming, self._claim_limit, self._claim_leaves_room = True, limit, room > 0
+        started = False
+
+        def start(claimed: list[ClaimedRun]) -> None:
+            # In the pass that learns of the commit: the claim's caller resumes a pass later,
+            # and the runs it started then ran a pass after that. Under a steady load that
+            # made a cycle of claims four passes long where two will do.
+            nonlocal started
+            if not self._stopping:
+                started = True
+                for run in claimed:
+                    self._start_run(run)
+
         try:
-            claimed = await self.writer.run(claim)
+            claimed = await self.writer.run(claim, committed=start)
         finally:
             self._claiming = False
-        if self._stopping:
-            # Claimed while shutting down: hand them straight back.
-            await self.writer.run(self._give_back(claimed, "claimed during shutdown"))
-            return
-        for run in claimed:
-            self._start_run(run)
+        if not started:
+            if self._stopping:
+                # Claimed while shutting down: hand them straight back.
+                await self.writer.run(self._give_back(claimed, "claimed during shutdown"))
+                return
+            for run in claimed:
+                self._start_run(run)
         taken = Counter(run.queue for run in claimed if run.queue in limits)
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
         self._last_claim_full = len(claimed) >= limit

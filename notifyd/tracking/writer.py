@@ -145,13 +145,20 @@ class Writer:
         return future
 
     async def run(
-        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+        self,
+        fn: WriteFn[T] | None = None,
+        *,
+        inserts: Inserts = (),
+        once: Once = (),
+        committed: Callable[[T], None] | None = None,
     ) -> T:
         """Run a write in the next group commit and wait for that commit; ``once``: writes
-        its transaction needs once however many of its callers ask (see ``batches.Job``)."""
+        its transaction needs once however many of its callers ask (see ``batches.Job``);
+        ``committed``: called with the result in the pass that learns of the commit, a pass
+        before the caller resumes."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        job = Job(fn, inserts, once, waiter=waiter, loop=loop)
+        job = Job(fn, inserts, once, waiter=waiter, loop=loop, committed=committed)
         if self._inline_loop is None and self.inline:
             self._inline_loop = loop
         if self.inline and loop is self._inline_loop:

@@ -360,3 +360,27 @@ async def test_a_run_that_comes_due_is_claimed_under_a_steady_trickle_of_hand_of
                 break
             await asyncio.sleep(0.01)  # the trickle's pace, not a wait for the outcome
         assert load_run(store, scheduled).status == RunStatus.succeeded
+
+
+async def test_claimed_runs_start_in_the_pass_that_learns_of_the_claims_commit(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # A pass later, when the claim's caller resumes, the runs ran a pass after that: under a
+    # steady load a cycle of claims took four passes of the loop where two will do.
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        dispatcher = tracker.dispatcher
+        await drained(tracker)
+        await hold(tracker)  # takes the one slot: the next run is stored queued, then claimed
+        queued = await hold(tracker)
+        starts: list[tuple[str, bool]] = []
+        start_run = dispatcher._start_run
+
+        def recorded(run: Any) -> None:
+            starts.append((run.id, dispatcher._claiming))  # the claim has not returned yet
+            start_run(run)
+
+        monkeypatch.setattr(dispatcher, "_start_run", recorded)
+        gate.set()
+        await wait_status(store, queued, "succeeded")
+        assert starts == [(queued, True)]

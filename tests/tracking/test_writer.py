@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from notifyd.db import make_engine, sqlite_path, write_connection
 from notifyd.models import Notification
@@ -349,3 +349,20 @@ def test_the_thread_gives_up_on_a_sqlite_lock_held_past_the_busy_timeout(
     finally:
         impatient.dispose()
     assert _count(sqlite_store) == 1
+
+
+async def test_a_commit_hook_runs_in_the_pass_that_learns_of_the_commit(
+    writer: Writer,
+) -> None:
+    calls: list[str] = []
+    resumed = False
+
+    def hook(result: str) -> None:
+        calls.append(f"{result}, caller resumed: {resumed}")
+
+    result = await writer.run(_insert("hooked"), committed=hook)
+    resumed = True
+    assert result == "hooked" and calls == ["hooked, caller resumed: False"]
+    with pytest.raises(IntegrityError):
+        await writer.run(_insert("hooked"), committed=hook)  # the same id: rolled back
+    assert len(calls) == 1  # a write that failed commits nothing and calls nothing
