@@ -116,19 +116,21 @@ def settle(batch: list[Job]) -> None:
 
 
 def wake(jobs: list[Job]) -> None:
-    """On the jobs' own loop: run each committed job's hook, hand each waiting caller its
-    outcome."""
+    """On the jobs' own loop: hand each waiting caller its outcome, then run each committed
+    job's hook (so that what a hook starts, deliveries, runs after the callers' answers)."""
+    for job in jobs:
+        waiter = job.waiter
+        if waiter is None or waiter.done():  # cancelled: the caller stopped waiting
+            continue
+        result, exc = job.outcome
+        if exc is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(exc)
     for job in jobs:
         result, exc = job.outcome
         if exc is None and job.committed is not None:
             try:
                 job.committed(result)
-            except Exception:  # the commit stands; its caller still hears of it
+            except Exception:  # the commit stands; its caller hears of it
                 log.exception("a write's commit hook failed")
-        waiter = job.waiter
-        if waiter is None or waiter.done():  # cancelled: the caller stopped waiting
-            continue
-        if exc is None:
-            waiter.set_result(result)
-        else:
-            waiter.set_exception(exc)

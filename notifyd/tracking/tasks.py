@@ -148,19 +148,37 @@ class TaskBatch:
                 fn(conn)
             committed_in = writer.transactions
 
+        adopted = False
+
+        def on_commit(_: Any) -> None:
+            # In the pass that learns of the commit (a pass before this caller resumes): the
+            # handed-off runs start a pass sooner, and start even if the caller is cancelled
+            # meanwhile (they used to wait for the lease sweep). ``on_commit`` functions go
+            # first (the notification cache their deliveries read), and their failure does
+            # not keep the runs from their slots.
+            nonlocal adopted
+            self.committed = True
+            try:
+                for fn in self._after:
+                    fn()
+            finally:
+                if dispatcher is not None and taken is not None and taken.claimed:
+                    adopted = True
+                    dispatcher.adopt(taken.claimed)
+
         inserts: list[tuple[Table, Sequence[Mapping[str, Any]]]] = [*self._inserts, (runs, staged)]
         try:
-            await writer.run(write if writes or queued else None, inserts=inserts, once=once)
+            await writer.run(
+                write if writes or queued else None,
+                inserts=inserts,
+                once=once,
+                committed=on_commit,
+            )
         except BaseException:
-            if dispatcher is not None and taken is not None:
+            if dispatcher is not None and taken is not None and not adopted:
                 release(dispatcher, taken)
             self.discard()
             raise
-        self.committed = True
-        for fn in self._after:
-            fn()
-        if dispatcher is not None and taken is not None and taken.claimed:
-            dispatcher.adopt(taken.claimed)
         if queued:
             tracker.committed(committed_in or None)
 

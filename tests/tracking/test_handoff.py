@@ -384,3 +384,45 @@ async def test_claimed_runs_start_in_the_pass_that_learns_of_the_claims_commit(
         gate.set()
         await wait_status(store, queued, "succeeded")
         assert starts == [(queued, True)]
+
+
+async def test_a_caller_cancelled_after_its_commit_leaves_its_runs_running(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    # Adopted only once the caller resumed, such runs stayed stored running, unexecuted,
+    # until the lease sweep (30 s) rescued them.
+    async with make_tracker(**QUIET) as tracker:
+        await drained(tracker)
+        batch = TaskBatch(tracker)
+        run_id = batch.add_run("hold")
+        committing = asyncio.ensure_future(batch.commit())
+
+        def cancel_the_caller() -> None:  # committed, and not resumed yet
+            committing.cancel()
+
+        batch.on_commit(cancel_the_caller)
+        with pytest.raises(asyncio.CancelledError):
+            await committing
+        assert tracker.dispatcher.in_flight == 1
+        gate.set()
+        run = await wait_status(store, run_id, "succeeded")
+        assert run.attempts == 1
+
+
+async def test_a_failing_on_commit_function_keeps_no_slot_from_its_runs(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("an observer of the commit failed")
+
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        await drained(tracker)
+        batch = TaskBatch(tracker)
+        first = batch.add_run("hold")
+        batch.on_commit(broken)
+        await batch.commit()  # committed: its caller hears so
+        assert tracker.dispatcher.in_flight == 1
+        gate.set()
+        await wait_status(store, first, "succeeded")
+        second = await hold(tracker)  # the one slot is free again
+        await wait_status(store, second, "succeeded")
