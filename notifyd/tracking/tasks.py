@@ -110,7 +110,9 @@ class TaskBatch:
         self._writes.append(fn)
 
     def on_commit(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` once the batch is committed, before the dispatcher is woken."""
+        """Call ``fn`` once the batch is committed, in the pass of the loop that learns of
+        it (before ``commit`` returns, and before its runs start); if it raises, the error is
+        logged and the commit stands."""
         self._after.append(fn)
 
     @property
