@@ -418,7 +418,7 @@ class Dispatcher:
         def start(claimed: list[ClaimedRun]) -> None:
             # In the pass that learns of the commit: the claim's caller resumes a pass later,
             # and the runs it started then ran a pass after that. Under a steady load that
-            # made a cycle of claims four passes long where two will do.
+            # made a cycle of claims four passes long where three will do.
             nonlocal started
             if not self._stopping:
                 started = True
