@@ -13,6 +13,14 @@ and are never seen queued, and older due runs still go first (a hand-off waits f
 may a commit during a claim that follows one which took less than it could: that claim leaves a
 few slots out for them. It sees every older due run; only a burst of them larger than what it
 may take would be overtaken, by those few.
+
+A claim that follows a full one (a backlog waits) while attempts are short also *prefetches*:
+it takes up to ``concurrency`` due runs beyond the free slots, kept in memory, claimed and
+leased, each started the moment a slot frees. Without it a backlog of short runs was worked
+off one claim of ``concurrency`` per cycle of claim, start, finish and record, slower than a
+steady load brought new ones, so the backlog (and every run's wait) grew for as long as the
+load lasted. Slow attempts prefetch nothing: the runs would wait in this process while another
+worker had slots for them.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -43,6 +51,11 @@ log = logging.getLogger(__name__)
 
 # At most this many free slots a claim leaves to hand-offs while it runs (see ``_claim``).
 CLAIM_ROOM = 8
+# Prefetch (see the module) only while attempts take less than this on average: a prefetched
+# run then waits for a slot about that long, not a slow attempt's time.
+PREFETCH_BELOW_SECONDS = 0.05
+# The weight of the latest attempt in that average.
+_DURATION_WEIGHT = 0.1
 
 Clock = Callable[[], datetime]
 __all__ = [
@@ -89,6 +102,11 @@ class Dispatcher:
         self._outcomes = Outcomes(writer, self.worker_id)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
+        # Claimed (leased) runs waiting for a slot, oldest first (see the module), and of them
+        # those in capped queues.
+        self._ready: deque[ClaimedRun] = deque()
+        self._ready_queues: Counter[str] = Counter()
+        self._attempt_seconds = 0.0  # the attempts' average duration (see ``_execute``)
         # Slots promised to runs being committed by a hand-off (see the module), and of them
         # those in capped queues.
         self._reserved = 0
@@ -163,7 +181,7 @@ class Dispatcher:
         if self._stopping or self._loop_task is None:
             return False
         cap = self.config.queue_concurrency.get(queue) if queue is not None else None
-        held = len(self._running) + self._reserved
+        held = len(self._running) + self._reserved + len(self._ready)
         if self._claiming:
             if not self._claim_leaves_room or cap is not None:
                 return False
@@ -190,6 +208,10 @@ class Dispatcher:
 
     def unreserve(self, queue: str | None) -> None:
         """Give back a slot promised by ``reserve`` (its commit failed)."""
+        self._unreserve(queue)
+        self._fill()
+
+    def _unreserve(self, queue: str | None) -> None:
         self._reserved -= 1
         if queue is not None and queue in self._reserved_queues:
             self._reserved_queues[queue] -= 1
@@ -197,7 +219,7 @@ class Dispatcher:
     def adopt(self, claimed: list[ClaimedRun]) -> None:
         """Execute runs committed as claimed by this dispatcher, in the slots promised them."""
         for run in claimed:
-            self.unreserve(run.queue)
+            self._unreserve(run.queue)
         if self._stopping:
             # Committed as ours while stopping: handed straight back, as a late claim is.
             self.writer.submit(self._give_back(claimed, "handed over during shutdown"))
@@ -210,6 +232,11 @@ class Dispatcher:
         """Whether the last claim found every due run it could take, and nothing woke the
         dispatcher since: new runs may then be handed to it at their commit."""
         return self._drained
+
+    @property
+    def prefetched(self) -> list[str]:
+        """The runs claimed ahead of a free slot, oldest first (see the module)."""
+        return [run.id for run in self._ready]
 
     @property
     def in_flight(self) -> int:
@@ -230,6 +257,10 @@ class Dispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        # Prefetched runs never started: given back with those the grace period cuts short.
+        waiting = [run.id for run in self._ready]
+        self._ready.clear()
+        self._ready_queues.clear()
         pending = list(self._running.values())
         if pending:
             log.info("waiting up to %.0fs for %d running task(s)", grace, len(pending))
@@ -237,12 +268,13 @@ class Dispatcher:
                 await asyncio.wait(pending, timeout=grace) if grace > 0 else ((), pending)
             )
             unfinished = [run_id for run_id, task in self._running.items() if task in still]
+            unfinished += waiting
             for task in still:
                 task.cancel()
             if still:
                 await asyncio.gather(*still, return_exceptions=True)
         else:
-            unfinished = []
+            unfinished = waiting
         try:
             await self._outcomes.flush()
             if unfinished:
@@ -311,7 +343,8 @@ class Dispatcher:
         mono = time.monotonic()
         sweep_due = mono - self._last_sweep >= self.config.sweep_seconds
         renew_due = mono - self._last_renew >= self.config.lease_seconds / 3
-        if not (sweep_due or (self._running and renew_due) or self._outcomes.failing):
+        held = self._running or self._ready
+        if not (sweep_due or (held and renew_due) or self._outcomes.failing):
             # The common pass: recording the outcomes, a fold of the tally when due and the
             # next claim are queued in the same pass of the loop, so they share one group
             # commit (one pass, not two, per cycle).
@@ -333,7 +366,7 @@ class Dispatcher:
             return
         await self._outcomes.flush()
         # Renewing before each sweep means a sweep never takes this worker's own live runs.
-        if self._running and (renew_due or sweep_due):
+        if (self._running or self._ready) and (renew_due or sweep_due):
             self._last_renew = mono
             await self._renew()
         if sweep_due:
@@ -347,7 +380,7 @@ class Dispatcher:
         return clock.now(conn) if isinstance(clock, StoreClock) else clock()
 
     async def _renew(self) -> None:
-        ids, seconds = list(self._running), self.config.lease_seconds
+        ids, seconds = [*self._running, *(run.id for run in self._ready)], self.config.lease_seconds
         await self.writer.run(
             lambda conn: leases.renew(
                 conn, run_ids=ids, worker=self.worker_id, now=self._now(conn), seconds=seconds
@@ -372,18 +405,27 @@ class Dispatcher:
         return rescued
 
     async def _claim(self) -> None:
-        free = self.config.concurrency - len(self._running) - self._reserved
+        concurrency = self.config.concurrency
+        free = concurrency - len(self._running) - self._reserved - len(self._ready)
         if free <= 0 or self._stopping or (self._drained and not self._poll_due):
             return
         # Unless the last claim was full (a backlog may wait: it goes first, in whole claims),
         # some slots stay out of the claim for runs committed meanwhile. Stored queued instead,
         # they would need the next claim, and under a steady load each claim's pass commits
         # more: the dispatcher went on claiming in bursts where hand-offs cost nothing.
-        room = 0 if self._last_claim_full else min(free // 2, CLAIM_ROOM)
-        limit = free - room
+        # After a full claim, short attempts prefetch (see the module).
+        if self._last_claim_full:
+            room = 0
+            extra = concurrency if self._attempt_seconds < PREFETCH_BELOW_SECONDS else 0
+        else:
+            room, extra = min(free // 2, CLAIM_ROOM), 0
+        limit = free - room + extra
         limits = self.config.queue_concurrency
         queue_free = {
-            name: cap - self._running_queues[name] - self._reserved_queues[name]
+            name: cap
+            - self._running_queues[name]
+            - self._reserved_queues[name]
+            - self._ready_queues[name]
             for name, cap in limits.items()
         }
         lease = self.config.lease_seconds
@@ -422,8 +464,7 @@ class Dispatcher:
             nonlocal started
             if not self._stopping:
                 started = True
-                for run in claimed:
-                    self._start_run(run)
+                self._take(claimed)
 
         try:
             claimed = await self.writer.run(claim, committed=start)
@@ -434,8 +475,7 @@ class Dispatcher:
                 # Claimed while shutting down: hand them straight back.
                 await self.writer.run(self._give_back(claimed, "claimed during shutdown"))
                 return
-            for run in claimed:
-                self._start_run(run)
+            self._take(claimed)
         taken = Counter(run.queue for run in claimed if run.queue in limits)
         self._backlogged = {name for name, left in queue_free.items() if taken[name] >= left}
         self._last_claim_full = len(claimed) >= limit
@@ -450,6 +490,25 @@ class Dispatcher:
             leases.release, now=self.clock(), reason=reason, run_ids=ids, worker=self.worker_id
         )
 
+    def _take(self, claimed: list[ClaimedRun]) -> None:
+        """Start claimed runs in the free slots; keep the rest ready for the next ones."""
+        for run in claimed:
+            self._ready.append(run)
+            if run.queue:
+                self._ready_queues[run.queue] += 1
+        self._fill()
+
+    def _fill(self) -> None:
+        """Start ready runs, oldest first, while slots are free (never while stopping)."""
+        ready, concurrency = self._ready, self.config.concurrency
+        while ready and not self._stopping:
+            if len(self._running) + self._reserved >= concurrency:
+                return
+            run = ready.popleft()
+            if run.queue:
+                self._ready_queues[run.queue] -= 1
+            self._start_run(run)
+
     def _start_run(self, run: ClaimedRun) -> None:
         if run.queue:
             self._running_queues[run.queue] += 1
@@ -459,12 +518,17 @@ class Dispatcher:
     # ---- one attempt --------------------------------------------------------------------
 
     async def _execute(self, run: ClaimedRun) -> None:
+        began = time.monotonic()
         try:
             result = await self.executor.attempt(run, self.attempt_scope)
             self._outcomes.add(result)
         finally:
             # Whatever happened, the slot is free again: a run must never hold one for good.
             self._forget(run)
+            self._attempt_seconds += (
+                time.monotonic() - began - self._attempt_seconds
+            ) * _DURATION_WEIGHT
+            self._fill()
         self._wake.set()
         if self.on_attempt is not None:
             try:
