@@ -172,27 +172,36 @@ class Dispatcher:
     # ---- hand-off: runs committed as this dispatcher's (see ``handoff``) -----------------
 
     def reserve(self, queue: str | None) -> bool:
-        """Promise a free slot to a run about to be committed as claimed by this dispatcher.
+        """Promise a slot to a run about to be committed as claimed by this dispatcher.
 
         Only while drained (no older due run waits), or during a claim that left slots for
         hand-offs (see ``_claim``; not for capped queues, whose free slots it counted), and on
-        the dispatcher's own loop; each promise ends in ``adopt`` or ``unreserve``.
+        the dispatcher's own loop; each promise ends in ``adopt`` or ``unreserve``. While
+        drained and attempts are short, a run with no free slot may wait ready for one, as a
+        prefetched run does (see the module): a burst larger than the slots is then stored
+        claimed, not queued for claims to work off.
         """
         if self._stopping or self._loop_task is None:
             return False
         cap = self.config.queue_concurrency.get(queue) if queue is not None else None
         held = len(self._running) + self._reserved + len(self._ready)
+        limit = self.config.concurrency
         if self._claiming:
             if not self._claim_leaves_room or cap is not None:
                 return False
             held += self._claim_limit
         elif not self._drained:
             return False
-        if held >= self.config.concurrency:
+        else:
+            limit += self._prefetch()
+        if held >= limit:
             return False
         if cap is not None and queue is not None:
             if queue in self._backlogged or (
-                self._running_queues[queue] + self._reserved_queues[queue] >= cap
+                self._running_queues[queue]
+                + self._reserved_queues[queue]
+                + self._ready_queues[queue]
+                >= cap
             ):
                 return False
             self._reserved_queues[queue] += 1
@@ -217,15 +226,14 @@ class Dispatcher:
             self._reserved_queues[queue] -= 1
 
     def adopt(self, claimed: list[ClaimedRun]) -> None:
-        """Execute runs committed as claimed by this dispatcher, in the slots promised them."""
+        """Execute runs committed as claimed by this dispatcher, each once a slot is free."""
         for run in claimed:
             self._unreserve(run.queue)
         if self._stopping:
             # Committed as ours while stopping: handed straight back, as a late claim is.
             self.writer.submit(self._give_back(claimed, "handed over during shutdown"))
             return
-        for run in claimed:
-            self._start_run(run)
+        self._take(claimed)
 
     @property
     def drained(self) -> bool:
@@ -415,8 +423,7 @@ class Dispatcher:
         # more: the dispatcher went on claiming in bursts where hand-offs cost nothing.
         # After a full claim, short attempts prefetch (see the module).
         if self._last_claim_full:
-            room = 0
-            extra = concurrency if self._attempt_seconds < PREFETCH_BELOW_SECONDS else 0
+            room, extra = 0, self._prefetch()
         else:
             room, extra = min(free // 2, CLAIM_ROOM), 0
         limit = free - room + extra
@@ -498,11 +505,20 @@ class Dispatcher:
                 self._ready_queues[run.queue] += 1
         self._fill()
 
+    def _prefetch(self) -> int:
+        """How many runs may wait ready beyond the slots (see the module)."""
+        short = self._attempt_seconds < PREFETCH_BELOW_SECONDS
+        return self.config.concurrency if short else 0
+
     def _fill(self) -> None:
-        """Start ready runs, oldest first, while slots are free (never while stopping)."""
+        """Start ready runs, oldest first, while slots are free (never while stopping).
+
+        Slots promised to hand-offs still being committed do not hold these back: such a run
+        finds its slot taken at its commit and waits ready behind the older ones.
+        """
         ready, concurrency = self._ready, self.config.concurrency
         while ready and not self._stopping:
-            if len(self._running) + self._reserved >= concurrency:
+            if len(self._running) >= concurrency:
                 return
             run = ready.popleft()
             if run.queue:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from notifyd.models import Outcome, RunStatus
 from notifyd.tracking import TaskRegistry, admin
+from notifyd.tracking import dispatcher as dispatcher_module
 from notifyd.tracking.tasks import TaskBatch
 from notifyd.tracking.tracker import Tracker
 from tests.tracking.conftest import (
@@ -37,6 +38,13 @@ def gate(registry: TaskRegistry) -> asyncio.Event:
         await opened.wait()
 
     return opened
+
+
+@pytest.fixture
+def slow_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every attempt counts as slow: a run with no free slot is stored queued, not kept ready
+    (see ``Dispatcher.reserve``)."""
+    monkeypatch.setattr(dispatcher_module, "PREFETCH_BELOW_SECONDS", 0.0)
 
 
 async def hold(tracker: Tracker) -> str:
@@ -81,7 +89,30 @@ async def test_a_run_committed_to_an_idle_dispatcher_is_stored_claimed_and_runs_
     assert ended.outcome == Outcome.succeeded
 
 
-async def test_no_free_slot_leaves_the_run_queued_for_a_claim(
+async def test_a_run_with_no_free_slot_waits_ready_while_attempts_are_short(
+    store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
+) -> None:
+    async with make_tracker(concurrency=1, **QUIET) as tracker:
+        await drained(tracker)
+        first = await hold(tracker)
+        second = await hold(tracker)
+        # Stored claimed, as a prefetched run is, and started when the first one's slot frees.
+        assert load_run(store, second).status == RunStatus.running
+        assert tracker.dispatcher.prefetched == [second]
+        assert tracker.dispatcher.in_flight == 1
+        # The slot and the one run that may wait for it are taken: the next one is queued.
+        third = await hold(tracker)
+        assert load_run(store, third).status == RunStatus.queued
+        gate.set()
+        for run_id in (first, second, third):
+            run = await wait_status(store, run_id, "succeeded")
+            assert run.attempts == 1
+        [attempt] = load_attempts(store, second)
+        assert attempt.outcome == Outcome.succeeded
+
+
+@pytest.mark.usefixtures("slow_attempts")
+async def test_no_free_slot_leaves_the_run_queued_while_attempts_are_slow(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
 ) -> None:
     async with make_tracker(concurrency=1, **QUIET) as tracker:
@@ -247,6 +278,7 @@ async def test_a_wake_up_for_runs_committed_after_the_claim_keeps_it_from_hand_o
         assert dispatcher.passes >= passes + 2
 
 
+@pytest.mark.usefixtures("slow_attempts")
 async def test_a_queued_commit_wakes_the_dispatcher_with_its_transaction(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
     monkeypatch: pytest.MonkeyPatch,
@@ -362,6 +394,7 @@ async def test_a_run_that_comes_due_is_claimed_under_a_steady_trickle_of_hand_of
         assert load_run(store, scheduled).status == RunStatus.succeeded
 
 
+@pytest.mark.usefixtures("slow_attempts")
 async def test_claimed_runs_start_in_the_pass_that_learns_of_the_claims_commit(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event,
     monkeypatch: pytest.MonkeyPatch,
