@@ -19,8 +19,10 @@ it takes up to ``concurrency`` due runs beyond the free slots, kept in memory, c
 leased, each started the moment a slot frees. Without it a backlog of short runs was worked
 off one claim of ``concurrency`` per cycle of claim, start, finish and record, slower than a
 steady load brought new ones, so the backlog (and every run's wait) grew for as long as the
-load lasted. Slow attempts prefetch nothing: the runs would wait in this process while another
-worker had slots for them.
+load lasted. Within the same bound a hand-off while drained may take a run with no free slot:
+stored queued, it ended the drain, and every later run was queued until claims caught up.
+Slow attempts prefetch nothing and hand off only into free slots: the runs would wait in this
+process while another worker had slots for them.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ update of the run and its indexes, two tally rows) and only then started. Instea
 stores it as the claim would leave it (running, leased by this dispatcher, attempt 1 under way)
 and hands it to the dispatcher in memory once the commit is durable. Nothing else changes: the
 lease is renewed, and a crash before the attempt ends is rescued by the sweep, exactly as for a
-claimed run. A commit that fails gives the slots back.
+claimed run. A commit that fails gives the slots back. While attempts are short, a run may be
+handed off with no slot free yet: it waits in memory, claimed, for the next one (see
+``dispatcher``).
 """
 
 from __future__ import annotations
