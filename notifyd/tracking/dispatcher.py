@@ -22,7 +22,8 @@ steady load brought new ones, so the backlog (and every run's wait) grew for as 
 load lasted. Within the same bound a hand-off while drained may take a run with no free slot:
 stored queued, it ended the drain, and every later run was queued until claims caught up.
 Slow attempts prefetch nothing and hand off only into free slots: the runs would wait in this
-process while another worker had slots for them.
+process while another worker had slots for them. Nor does a process whose oldest ready run has
+waited longer than a short attempt takes (its slots are held by attempts that hang).
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class Dispatcher:
         self._outcomes = Outcomes(writer, self.worker_id)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_queues: Counter[str] = Counter()
-        # Claimed (leased) runs waiting for a slot, oldest first (see the module), and of them
-        # those in capped queues.
-        self._ready: deque[ClaimedRun] = deque()
+        # Claimed (leased) runs waiting for a slot, oldest first, with when each began to wait
+        # (see the module), and of them those in capped queues.
+        self._ready: deque[tuple[ClaimedRun, float]] = deque()
         self._ready_queues: Counter[str] = Counter()
         self._attempt_seconds = 0.0  # the attempts' average duration (see ``_execute``)
         # Slots promised to runs being committed by a hand-off (see the module), and of them
@@ -246,7 +247,7 @@ class Dispatcher:
     @property
     def prefetched(self) -> list[str]:
         """The runs claimed ahead of a free slot, oldest first (see the module)."""
-        return [run.id for run in self._ready]
+        return [run.id for run, _since in self._ready]
 
     @property
     def in_flight(self) -> int:
@@ -268,7 +269,7 @@ class Dispatcher:
                 await self._loop_task
             self._loop_task = None
         # Prefetched runs never started: given back with those the grace period cuts short.
-        waiting = [run.id for run in self._ready]
+        waiting = self.prefetched
         self._ready.clear()
         self._ready_queues.clear()
         pending = list(self._running.values())
@@ -390,7 +391,7 @@ class Dispatcher:
         return clock.now(conn) if isinstance(clock, StoreClock) else clock()
 
     async def _renew(self) -> None:
-        ids, seconds = [*self._running, *(run.id for run in self._ready)], self.config.lease_seconds
+        ids, seconds = [*self._running, *self.prefetched], self.config.lease_seconds
         await self.writer.run(
             lambda conn: leases.renew(
                 conn, run_ids=ids, worker=self.worker_id, now=self._now(conn), seconds=seconds
@@ -501,16 +502,25 @@ class Dispatcher:
 
     def _take(self, claimed: list[ClaimedRun]) -> None:
         """Start claimed runs in the free slots; keep the rest ready for the next ones."""
+        now = time.monotonic()
         for run in claimed:
-            self._ready.append(run)
+            self._ready.append((run, now))
             if run.queue:
                 self._ready_queues[run.queue] += 1
         self._fill()
 
     def _prefetch(self) -> int:
-        """How many runs may wait ready beyond the slots (see the module)."""
-        short = self._attempt_seconds < PREFETCH_BELOW_SECONDS
-        return self.config.concurrency if short else 0
+        """How many runs may wait ready beyond the slots (see the module).
+
+        None once a ready run has waited longer than a short attempt takes, whatever the
+        average says: every slot is held by attempts that hang (a peer timing out, say), and
+        new runs are better stored queued, where another worker may claim them.
+        """
+        limit = PREFETCH_BELOW_SECONDS
+        ready = self._ready
+        if self._attempt_seconds >= limit or (ready and time.monotonic() - ready[0][1] > limit):
+            return 0
+        return self.config.concurrency
 
     def _fill(self) -> None:
         """Start ready runs, oldest first, while slots are free (never while stopping).
@@ -522,7 +532,7 @@ class Dispatcher:
         while ready and not self._stopping:
             if len(self._running) >= concurrency:
                 return
-            run = ready.popleft()
+            run, _since = ready.popleft()
             if run.queue:
                 self._ready_queues[run.queue] -= 1
             self._start_run(run)
@@ -543,9 +553,8 @@ class Dispatcher:
         finally:
             # Whatever happened, the slot is free again: a run must never hold one for good.
             self._forget(run)
-            self._attempt_seconds += (
-                time.monotonic() - began - self._attempt_seconds
-            ) * _DURATION_WEIGHT
+            took = time.monotonic() - began
+            self._attempt_seconds += (took - self._attempt_seconds) * _DURATION_WEIGHT
             self._fill()
         self._wake.set()
         if self.on_attempt is not None:

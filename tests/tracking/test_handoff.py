@@ -111,6 +111,29 @@ async def test_a_run_with_no_free_slot_waits_ready_while_attempts_are_short(
         assert attempt.outcome == Outcome.succeeded
 
 
+async def test_no_run_waits_ready_behind_slots_that_stopped_freeing(
+    store: Engine,
+    make_tracker: TrackerFactory,
+    gate: asyncio.Event,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatcher_module, "PREFETCH_BELOW_SECONDS", 0.01)
+    async with make_tracker(concurrency=2, **QUIET) as tracker:
+        await drained(tracker)
+        await hold(tracker)
+        await hold(tracker)
+        waiting = await hold(tracker)
+        assert tracker.dispatcher.prefetched == [waiting]
+        # Longer than a short attempt, and no slot freed: the attempts hang, so the next run
+        # is left in the store for any worker, though one more could wait ready here.
+        await asyncio.sleep(0.05)
+        later = await hold(tracker)
+        assert load_run(store, later).status == RunStatus.queued
+        assert tracker.dispatcher.prefetched == [waiting]
+        gate.set()
+        await wait_status(store, later, "succeeded")
+
+
 @pytest.mark.usefixtures("slow_attempts")
 async def test_no_free_slot_leaves_the_run_queued_while_attempts_are_slow(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
