@@ -89,13 +89,17 @@ async def test_a_run_committed_to_an_idle_dispatcher_is_stored_claimed_and_runs_
     assert ended.outcome == Outcome.succeeded
 
 
+async def one_more_than_the_slot(tracker: Tracker) -> tuple[str, str]:
+    """With one slot, drained: commit a run that takes it, then one that finds it taken."""
+    await drained(tracker)
+    return await hold(tracker), await hold(tracker)
+
+
 async def test_a_run_with_no_free_slot_waits_ready_while_attempts_are_short(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
 ) -> None:
     async with make_tracker(concurrency=1, **QUIET) as tracker:
-        await drained(tracker)
-        first = await hold(tracker)
-        second = await hold(tracker)
+        first, second = await one_more_than_the_slot(tracker)
         # Stored claimed, as a prefetched run is, and started when the first one's slot frees.
         assert load_run(store, second).status == RunStatus.running
         assert tracker.dispatcher.prefetched == [second]
@@ -139,9 +143,7 @@ async def test_no_free_slot_leaves_the_run_queued_while_attempts_are_slow(
     store: Engine, make_tracker: TrackerFactory, gate: asyncio.Event
 ) -> None:
     async with make_tracker(concurrency=1, **QUIET) as tracker:
-        await drained(tracker)
-        first = await hold(tracker)
-        second = await hold(tracker)
+        first, second = await one_more_than_the_slot(tracker)
         assert load_run(store, first).status == RunStatus.running
         assert load_run(store, second).status == RunStatus.queued
         gate.set()
