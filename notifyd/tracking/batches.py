@@ -41,8 +41,13 @@ class Job:
     fn: WriteFn[Any] | None
     inserts: Inserts
     # Writes the transaction needs once however many of its jobs ask (a NOTIFY, say): run
-    # after every job's own, each distinct function once.
+    # after every job's own, each distinct function once. They read no results (see
+    # ``pipelined``).
     once: Once = ()
+    # ``fn`` may run in a PostgreSQL pipeline (see ``pipeline``): it reads no statement's
+    # result through SQLAlchemy, only through ``pipeline.fetch_rows``. A transaction is
+    # pipelined when each of its jobs is, or has no ``fn``.
+    pipelined: bool = False
     future: Future[Any] | None = None
     waiter: asyncio.Future[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None

@@ -38,7 +38,7 @@ from sqlalchemy import JSON, Connection, Dialect, Table, insert
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import UpdateBase
 
-from notifyd.tracking.engine import records_json
+from notifyd.tracking.engine import observed, records_json
 
 Processor = Callable[[Any], Any]
 Row = Mapping[str, Any]
@@ -153,7 +153,7 @@ def _run(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int | None:
         params = [plan.values(row) for row in rows]
     except Exception:
         return None
-    if conn.in_transaction() and not _observed(conn):
+    if conn.in_transaction() and not observed(conn):
         # The driver's own executemany: SQLAlchemy's execution context around it cost ~15 us
         # a statement, most of a small group commit's Python time. An error is handled as
         # SQLAlchemy handles its own (its exception classes, a lost connection invalidated).
@@ -164,13 +164,6 @@ def _run(conn: Connection, plan: _Plan, rows: Sequence[Row]) -> int | None:
             except Exception as exc:
                 conn._handle_dbapi_exception(exc, plan.sql, params, None, None)
     return int(conn.exec_driver_sql(plan.sql, params).rowcount)
-
-
-def _observed(conn: Connection) -> bool:
-    """Whether anything listens to the statements ``conn`` runs (tests, instrumentation):
-    they must then go through SQLAlchemy, where listeners see them."""
-    dispatch = conn.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
 
 @dataclass(frozen=True)

@@ -477,7 +477,7 @@ class Dispatcher:
                 self._take(claimed)
 
         try:
-            claimed = await self.writer.run(claim, committed=start)
+            claimed = await self.writer.run(claim, committed=start, pipelined=True)
         finally:
             self._claiming = False
         if not started:

@@ -76,6 +76,13 @@ def json_dumps(value: Any) -> str:
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
+def observed(conn: Connection) -> bool:
+    """Whether anything listens to the statements ``conn`` runs (tests, instrumentation):
+    they must then go through SQLAlchemy, where listeners see them."""
+    dispatch = conn.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
+
+
 def prepare_sqlite(
     engine: Engine, *, busy_timeout_ms: int = 30_000, synchronous: str = "NORMAL"
 ) -> None:

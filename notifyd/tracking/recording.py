@@ -56,5 +56,6 @@ class Outcomes:
 
     async def _finish(self, results: list[outcomes.AttemptResult]) -> None:
         await self.writer.run(
-            partial(admin.finish_attempts, results=results, worker=self.worker_id)
+            partial(admin.finish_attempts, results=results, worker=self.worker_id),
+            pipelined=True,
         )

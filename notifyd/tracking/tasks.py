@@ -175,6 +175,7 @@ class TaskBatch:
                 inserts=inserts,
                 once=once,
                 committed=on_commit,
+                pipelined=not writes,  # staged writes may read what their statements return
             )
         except BaseException:
             if dispatcher is not None and taken is not None and not adopted:

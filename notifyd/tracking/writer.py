@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from notifyd.tracking import pipeline
 from notifyd.tracking.batches import (
     Busy,
     Inserts,
@@ -136,12 +137,17 @@ class Writer:
             thread.join()
 
     def submit(
-        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+        self,
+        fn: WriteFn[T] | None = None,
+        *,
+        inserts: Inserts = (),
+        once: Once = (),
+        pipelined: bool = False,
     ) -> Future[T]:
         """Queue a write; the future resolves after the transaction that ran it commits."""
         self.start()
         future: Future[T] = Future()
-        self._queue.put(Job(fn, inserts, once, future=future))
+        self._queue.put(Job(fn, inserts, once, future=future, pipelined=pipelined))
         return future
 
     async def run(
@@ -151,14 +157,18 @@ class Writer:
         inserts: Inserts = (),
         once: Once = (),
         committed: Callable[[T], None] | None = None,
+        pipelined: bool = False,
     ) -> T:
         """Run a write in the next group commit and wait for that commit; ``once``: writes
-        its transaction needs once however many of its callers ask (see ``batches.Job``);
-        ``committed``: called with the result in the pass that learns of the commit, a pass
-        before the caller resumes."""
+        its transaction needs once however many of its callers ask; ``committed``: called
+        with the result in the pass that learns of the commit, a pass before the caller
+        resumes; ``pipelined``: ``fn`` may run in a PostgreSQL pipeline (see
+        ``batches.Job``)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        job = Job(fn, inserts, once, waiter=waiter, loop=loop, committed=committed)
+        job = Job(
+            fn, inserts, once, waiter=waiter, loop=loop, committed=committed, pipelined=pipelined
+        )
         if self._inline_loop is None and self.inline:
             self._inline_loop = loop
         if self.inline and loop is self._inline_loop:
@@ -172,10 +182,15 @@ class Writer:
         return await waiter
 
     def run_sync(
-        self, fn: WriteFn[T] | None = None, *, inserts: Inserts = (), once: Once = ()
+        self,
+        fn: WriteFn[T] | None = None,
+        *,
+        inserts: Inserts = (),
+        once: Once = (),
+        pipelined: bool = False,
     ) -> T:
         """Blocking form of :meth:`run`, for threads."""
-        return self.submit(fn, inserts=inserts, once=once).result()
+        return self.submit(fn, inserts=inserts, once=once, pipelined=pipelined).result()
 
     def _loop(self) -> None:
         try:
@@ -262,8 +277,18 @@ class Writer:
                 log.debug("closing the writer's connection failed", exc_info=True)
             self._conn = None
 
+    def _apply(self, conn: Connection, jobs: list[Job]) -> list[Any]:
+        self.transactions += 1
+        results = apply(conn, jobs)
+        if self._before_commit is not None:
+            self._before_commit()
+        return results
+
     def _transaction(self, conn: Connection, jobs: list[Job]) -> list[Any]:
         try:
+            # On PostgreSQL, writes that need no answers go out together (``pipeline``).
+            if pipeline.available(conn) and all(job.pipelined or job.fn is None for job in jobs):
+                return pipeline.transaction(conn, lambda: self._apply(conn, jobs))
             try:
                 transaction = self._begin(conn)
             except OperationalError as exc:
@@ -272,11 +297,7 @@ class Writer:
                     raise Busy from exc
                 raise
             with transaction:
-                self.transactions += 1
-                results = apply(conn, jobs)
-                if self._before_commit is not None:
-                    self._before_commit()
-                return results
+                return self._apply(conn, jobs)
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 if conn is self._inline_conn:

@@ -7,8 +7,9 @@ its time waiting on them. Here "now" is read inside the claim (the database's cl
 caller gives one), the due runs are locked with ``FOR UPDATE SKIP LOCKED`` in the same
 statement that marks them running, and a batch of outcomes travels as one JSON document
 (``json_to_recordset``) that one statement applies to the runs, writing the attempts of those
-still held. The moves,
-conditions and values are those of ``worker``'s statements; the tests run both stores.
+still held. Both read their answers through ``pipeline.fetch_rows``, so that a group commit
+may pipeline them with its other writes. The moves, conditions and values are those of
+``worker``'s statements; the tests run both stores.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import Connection
 from notifyd.tracking.engine import records_json
 from notifyd.tracking.models import CLAIM, FINISH, RunStatus
 from notifyd.tracking.outcomes import AttemptResult, ClaimedRun
+from notifyd.tracking.pipeline import fetch_rows
 
 _FINAL = (RunStatus.succeeded, RunStatus.failed)
 
@@ -104,7 +106,7 @@ def claim(
         "lease": lease_seconds,
     }
     rows = sorted(
-        conn.exec_driver_sql(CLAIM_SQL, params).all(),
+        fetch_rows(conn, CLAIM_SQL, params),
         key=lambda row: (row.next_attempt_at, row.id),
     )
     if not rows:
@@ -183,4 +185,4 @@ def finish(conn: Connection, results: Sequence[AttemptResult], *, worker: str) -
             }
         )
     params = {"results": records_json(records), "worker": worker}
-    return int(conn.exec_driver_sql(FINISH_SQL, params).scalar_one())
+    return int(fetch_rows(conn, FINISH_SQL, params)[0][0])
