@@ -21,6 +21,7 @@ back.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -35,9 +36,17 @@ log = logging.getLogger(__name__)
 
 
 def available(conn: Connection) -> bool:
-    """Whether ``conn``'s transactions may be pipelined: PostgreSQL, with nothing listening
+    """Whether ``conn``'s transactions may be pipelined: PostgreSQL through a libpq that
+    pipelines (14 or newer; psycopg's binary package brings its own), with nothing listening
     to its statements (listeners see only those SQLAlchemy runs, and read their results)."""
-    return conn.dialect.name == "postgresql" and not observed(conn)
+    return conn.dialect.name == "postgresql" and not observed(conn) and _supported()
+
+
+@functools.cache
+def _supported() -> bool:
+    from psycopg import Pipeline
+
+    return bool(Pipeline.is_supported())
 
 
 def transaction(conn: Connection, body: Callable[[], T]) -> T:

@@ -219,7 +219,7 @@ async def test_after_a_lost_connection_the_next_pipelined_write_commits(
 
     pid = await writer.run(backend, pipelined=True)
     with store.connect() as admin:
-        admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 10000)")  # waits for it to end
         admin.commit()
     try:  # a batch that finds its connection lost fails (or, run again alone, commits)
         await writer.run(inserts=[(NOTES, [_note("x")])])
