@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import Connection, Engine, event, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from notifyd.db import make_engine, upgrade
 from notifyd.models import Notification
 from notifyd.timeutil import utcnow
 from notifyd.tracking import Writer, pipeline
@@ -25,11 +24,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
 
 @pytest.fixture
-def store(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+def db_url(postgres_url: str) -> str:
+    """PostgreSQL only (``store`` migrates it): pipelines are PostgreSQL's."""
+    return postgres_url
 
 
 @pytest.fixture
