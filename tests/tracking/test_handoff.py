@@ -428,9 +428,8 @@ async def test_claimed_runs_start_in_the_pass_that_learns_of_the_claims_commit(
     # steady load a cycle of claims took four passes of the loop where two will do.
     async with make_tracker(concurrency=1, **QUIET) as tracker:
         dispatcher = tracker.dispatcher
-        await drained(tracker)
-        await hold(tracker)  # takes the one slot: the next run is stored queued, then claimed
-        queued = await hold(tracker)
+        # The first takes the one slot: the second is stored queued, then claimed.
+        _, queued = await one_more_than_the_slot(tracker)
         starts: list[tuple[str, bool]] = []
         start_run = dispatcher._start_run
 
