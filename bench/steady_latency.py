@@ -10,7 +10,10 @@ PostgreSQL the same way. Printed: accept p50/p99 and notifyd's p99 over validate
 (goal: at most 2x), and publish-to-delivered p50/p99, read from the log channel's lines
 (``delivered_at`` minus the notification's ``created_at``). A server whose capacity is below
 the rate answers below it ("answered/s") and its latencies grow with the queue: that is the
-figure, not a fault of the generator (whose late sends are counted).
+figure, not a fault of the generator (whose late sends are counted). Also printed: the
+machine's CPU in use, and the server process's (its share of one core, its CPU per request): a
+server near one core (its event loop runs all of its Python on one thread) has a p99 that is
+its queue.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class Target:
     delivered_p50: list[float] = field(default_factory=list)
     delivered_p99: list[float] = field(default_factory=list)
     busy: list[float] = field(default_factory=list)  # the machine's CPU in use, 0-1, all cores
+    server_busy: list[float] = field(default_factory=list)  # the server process's, 1 = one core
+    server_us: list[float] = field(default_factory=list)  # its CPU per answered request
     missing: int = 0
 
 
@@ -66,6 +71,7 @@ def steady(target: Target, rate: float, requests: int) -> None:
     before = count_lines(path)
     request = post_request(target.server.port, target.path, BODY)
     cpu = machine_cpu_seconds()
+    server_cpu = target.server.status().cpu_seconds
     load = uvloop.run(
         run_load(
             target.server.port,
@@ -78,6 +84,9 @@ def steady(target: Target, rate: float, requests: int) -> None:
         )
     )
     target.busy.append((machine_cpu_seconds() - cpu) / load.elapsed / (os.cpu_count() or 1))
+    server_cpu = target.server.status().cpu_seconds - server_cpu
+    target.server_busy.append(server_cpu / load.elapsed)
+    target.server_us.append(server_cpu / max(load.count, 1) * 1e6)
     target.loads.append(load)
     if not target.delivers:
         return
@@ -129,7 +138,9 @@ def report(targets: list[Target], baseline: Target) -> None:
         )
         problems = [load.describe_statuses() for load in target.loads if load.errors]
         problems.append(
-            f"machine CPU in use meanwhile (every process): {spread(target.busy, '{:.0%}')}"
+            f"machine CPU in use meanwhile (every process): {spread(target.busy, '{:.0%}')}; "
+            f"the server's: {spread(target.server_busy, '{:.0%}')} of one core, "
+            f"{spread(target.server_us, '{:,.0f}', ' us')} a request"
         )
         if any(load.late for load in target.loads):
             late = ", ".join(f"{load.late:,} of {load.count:,}" for load in target.loads)
