@@ -24,17 +24,23 @@ one statement, each value through its bind's processor as above (tests/tracking/
 compares the stored rows with SQLAlchemy's own). An executemany there is one statement per row
 for the server to run and, in psycopg, a pipeline of per-row messages; this is one of each per
 group commit, whatever its size (so the server prepares it once).
+
+Reads take the same short way (``select_rows``): the dispatcher's claim reads its due runs, and
+a worker the notifications it delivers, thousands of rows a second. The SELECT is compiled once,
+run on the driver's own cursor, and each value passes through its column's result processor
+(tests/tracking/test_bulk.py compares the rows with SQLAlchemy's own).
 """
 
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, Connection, Dialect, Table, insert
+from sqlalchemy import JSON, Connection, Dialect, Select, Table, insert
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -336,3 +342,77 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -
             if matched is not None:
                 return matched
     return int(conn.execute(statement, list(rows)).rowcount)
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """One compiled SELECT: its parameters' plan and how to make a row of what the driver returns."""
+
+    plan: _Plan
+    make: Callable[[Sequence[Any]], NamedTuple]
+
+
+_READ_PLANS: WeakKeyDictionary[Dialect, dict[tuple[Any, tuple[str, ...]], _ReadPlan | None]] = (
+    WeakKeyDictionary()
+)
+
+
+def _make_function(
+    names: list[str], processors: list[Processor | None]
+) -> Callable[[Sequence[Any]], NamedTuple]:
+    """``driver row -> named row``, each value through its column's result processor; compiled
+    from source as ``_row_function`` is, with only ``T``, ``r``, ``p<i>`` and indices in it."""
+    scope: dict[str, Any] = {"T": namedtuple("Row", names, rename=True)}
+    items = []
+    for index, process in enumerate(processors):
+        item = f"r[{index}]"
+        if process is not None:
+            scope[f"p{index}"] = process
+            item = f"p{index}({item})"
+        items.append(item)
+    function: Callable[[Sequence[Any]], NamedTuple] = eval(
+        f"lambda r: T({', '.join(items)})", scope
+    )
+    return function
+
+
+def _read_plan(statement: Select[Any], keys: tuple[str, ...], dialect: Dialect) -> _ReadPlan | None:
+    compiled = statement.compile(dialect=dialect)
+    plan = _compile_plan(compiled, keys, dialect)
+    if plan is None:
+        return None
+    columns = list(statement.selected_columns)
+    names = list(statement.selected_columns.keys())
+    processors: list[Processor | None] = [
+        column.type._cached_result_processor(dialect, None) for column in columns
+    ]
+    return _ReadPlan(plan=plan, make=_make_function(names, processors))
+
+
+def select_rows(conn: Connection, statement: Select[Any], params: Row) -> Sequence[Any]:
+    """The rows of ``statement`` with ``params``: named rows (attributes, ``_asdict()``) with
+    the values SQLAlchemy's own rows would hold."""
+    dialect = conn.dialect
+    if _short_way(dialect) and params and not observed(conn):
+        keys = tuple(params)
+        plans = _READ_PLANS.get(dialect)
+        if plans is None or len(plans) > PLANS_KEPT:
+            plans = _READ_PLANS[dialect] = {}
+        try:
+            read = plans[statement, keys]
+        except KeyError:
+            read = plans[statement, keys] = _read_plan(statement, keys, dialect)
+        if read is not None:
+            try:
+                values = read.plan.values(params)
+            except Exception:
+                values = None  # a value its type refuses: SQLAlchemy's own way says what
+            driver = conn.connection.driver_connection
+            if values is not None and driver is not None:
+                try:
+                    found = driver.execute(read.plan.sql, values).fetchall()
+                except Exception as exc:
+                    conn._handle_dbapi_exception(exc, read.plan.sql, values, None, None)
+                make = read.make
+                return [make(row) for row in found]
+    return conn.execute(statement, dict(params)).all()

@@ -27,7 +27,7 @@ from notifyd.tracking.admin.records import (
     ATTEMPTS,
     RUNS,
 )
-from notifyd.tracking.bulk import execute_many
+from notifyd.tracking.bulk import execute_many, select_rows
 from notifyd.tracking.clock import utcnow
 from notifyd.tracking.models import (
     CLAIM,
@@ -168,7 +168,7 @@ def _claim(
     if full:
         params["b_full"] = full
     for status in CLAIM.source_values:
-        due += conn.execute(_DUE[status, bool(full)], params).all()
+        due += select_rows(conn, _DUE[status, bool(full)], params)
     due.sort(key=lambda row: (row.next_attempt_at, row.id))
     picked: list[Any] = []
     for row in due:
