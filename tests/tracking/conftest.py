@@ -45,6 +45,19 @@ def store(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def engine(tmp_path: Any) -> Iterator[Engine]:
+    """The tracking tables alone, on a SQLite file (no migrations: the bulk paths' tests)."""
+    from sqlalchemy import create_engine
+
+    from notifyd.tracking import schema
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
+    schema.install(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

@@ -17,25 +17,19 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     insert,
     select,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from notifyd.tracking import schema
 from notifyd.tracking.admin import RUNS
-from notifyd.tracking.bulk import execute_many, insert_rows
+from notifyd.tracking.bulk import execute_many, insert_rows, select_rows
 
 WHEN = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Any) -> Iterator[Engine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
-    schema.install(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
@@ -162,7 +156,12 @@ def test_column_names_never_become_code(engine: Engine) -> None:
     with engine.begin() as conn:
         insert_rows(conn, table, [{"id": "a", odd: "kept", "doc": {"k": [1, None]}}])
         rows = conn.execute(select(table)).all()
+        read = select_rows(
+            conn, select(table).where(table.c.id == bindparam("b_id")), {"b_id": "a"}
+        )
     assert [tuple(row) for row in rows] == [("a", "kept", {"k": [1, None]})]
+    assert [tuple(row) for row in read] == [("a", "kept", {"k": [1, None]})]
+    assert not isinstance(read[0], Row)  # the short way read it
 
 
 def test_each_engine_binds_with_its_own_settings(tmp_path: Any) -> None:
