@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Engine, bindparam, func, select
+from sqlalchemy import ARRAY, JSON, Engine, String, any_, bindparam, func, select
 
 from notifyd.channels.base import Channel, OutgoingMessage
 from notifyd.models import DEFAULT_PRIORITY, Notification
@@ -38,7 +38,10 @@ _CONTENT_BY_IDS_JSON = _CONTENT.where(
         select(func.json_each(bindparam("b_ids", type_=JSON)).table_valued("value").c.value)
     )
 )
-_CONTENT_BY_IDS = _CONTENT.where(NOTIFICATIONS.c.id.in_(bindparam("b_ids", expanding=True)))
+# Elsewhere (PostgreSQL) as one array: ``id = ANY(%(b_ids)s)``.
+_CONTENT_BY_IDS = _CONTENT.where(
+    NOTIFICATIONS.c.id == any_(bindparam("b_ids", type_=ARRAY(String)))
+)
 RELEASE_SECONDS = 60.0
 _WARN_EVERY = 60.0
 

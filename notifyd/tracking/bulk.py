@@ -28,7 +28,8 @@ group commit, whatever its size (so the server prepares it once).
 Reads take the same short way (``select_rows``): the dispatcher's claim reads its due runs, and
 a worker the notifications it delivers, thousands of rows a second. The SELECT is compiled once,
 run on the driver's own cursor, and each value passes through its column's result processor
-(tests/tracking/test_bulk.py compares the rows with SQLAlchemy's own).
+(tests/tracking/test_bulk_reads.py compares the rows with SQLAlchemy's own). On PostgreSQL too,
+with its named parameters, each through its bind's processor.
 """
 
 from __future__ import annotations
@@ -346,9 +347,11 @@ def execute_many(conn: Connection, statement: UpdateBase, rows: Sequence[Row]) -
 
 @dataclass(frozen=True)
 class _ReadPlan:
-    """One compiled SELECT: its parameters' plan and how to make a row of what the driver returns."""
+    """One compiled SELECT: its SQL, its parameters as the driver takes them, and how to make a
+    row of what the driver returns."""
 
-    plan: _Plan
+    sql: str
+    values: Callable[[Row], Any]
     make: Callable[[Sequence[Any]], NamedTuple]
 
 
@@ -376,24 +379,49 @@ def _make_function(
     return function
 
 
+def _named_values(compiled: Compiled, dialect: Dialect) -> Callable[[Row], Any] | None:
+    """PostgreSQL (named parameters): ``params -> {name: value}``, each value through its
+    bind's processor, as SQLAlchemy would send them; None where SQLAlchemy must render more
+    (an expanding list, a value it computes)."""
+    binds = getattr(compiled, "binds", {})
+    if dialect.positional or getattr(compiled, "escaped_bind_names", None):
+        return None
+    if any(bind.expanding or bind.literal_execute or bind.callable for bind in binds.values()):
+        return None
+    processors = {name: _processor(bind.type, dialect) for name, bind in binds.items()}
+
+    def values(params: Row) -> dict[str, Any]:
+        given = compiled.construct_params(dict(params)) or {}  # raises for a missing one
+        return {
+            name: value if (process := processors.get(name)) is None else process(value)
+            for name, value in given.items()
+        }
+
+    return values
+
+
 def _read_plan(statement: Select[Any], keys: tuple[str, ...], dialect: Dialect) -> _ReadPlan | None:
     compiled = statement.compile(dialect=dialect)
-    plan = _compile_plan(compiled, keys, dialect)
-    if plan is None:
+    values: Callable[[Row], Any] | None
+    if _short_way(dialect):
+        plan = _compile_plan(compiled, keys, dialect)
+        values = None if plan is None else plan.values
+    else:
+        values = _named_values(compiled, dialect)
+    if values is None:
         return None
-    columns = list(statement.selected_columns)
-    names = list(statement.selected_columns.keys())
     processors: list[Processor | None] = [
-        column.type._cached_result_processor(dialect, None) for column in columns
+        column.type._cached_result_processor(dialect, None) for column in statement.selected_columns
     ]
-    return _ReadPlan(plan=plan, make=_make_function(names, processors))
+    names = list(statement.selected_columns.keys())
+    return _ReadPlan(sql=str(compiled), values=values, make=_make_function(names, processors))
 
 
 def select_rows(conn: Connection, statement: Select[Any], params: Row) -> Sequence[Any]:
     """The rows of ``statement`` with ``params``: named rows (attributes, ``_asdict()``) with
     the values SQLAlchemy's own rows would hold."""
     dialect = conn.dialect
-    if _short_way(dialect) and params and not observed(conn):
+    if dialect.name in ("sqlite", "postgresql") and params and not observed(conn):
         keys = tuple(params)
         plans = _READ_PLANS.get(dialect)
         if plans is None or len(plans) > PLANS_KEPT:
@@ -404,15 +432,15 @@ def select_rows(conn: Connection, statement: Select[Any], params: Row) -> Sequen
             read = plans[statement, keys] = _read_plan(statement, keys, dialect)
         if read is not None:
             try:
-                values = read.plan.values(params)
+                values = read.values(params)
             except Exception:
                 values = None  # a value its type refuses: SQLAlchemy's own way says what
             driver = conn.connection.driver_connection
             if values is not None and driver is not None:
                 try:
-                    found = driver.execute(read.plan.sql, values).fetchall()
+                    found = driver.execute(read.sql, values).fetchall()
                 except Exception as exc:
-                    conn._handle_dbapi_exception(exc, read.plan.sql, values, None, None)
+                    conn._handle_dbapi_exception(exc, read.sql, values, None, None)
                 make = read.make
                 return [make(row) for row in found]
     return conn.execute(statement, dict(params)).all()

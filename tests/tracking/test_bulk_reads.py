@@ -10,6 +10,7 @@ from sqlalchemy import (
     Engine,
     create_engine,
     event,
+    select,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import StatementError
@@ -60,16 +61,23 @@ def test_the_claims_due_runs_read_as_sqlalchemy_reads_them(engine: Engine) -> No
         assert [row.id for row in select_rows(conn, query, _due_params(limit=1))] == ["run_b"]
 
 
-def test_notification_contents_read_by_ids_as_sqlalchemy_reads_them(tmp_path: Any) -> None:
-    """A worker's read of what it delivers: the ids as one JSON array on SQLite."""
+def test_notification_contents_read_by_ids_as_sqlalchemy_reads_them(
+    db_url: str, tmp_path: Any
+) -> None:
+    """A worker's read of what it delivers, on each store: the ids as one JSON array on
+    SQLite, one array parameter on PostgreSQL; the same contents as SQLAlchemy's own rows."""
     from notifyd.db import upgrade
     from notifyd.notifications.delivery import (
+        _CONTENT,
         _CONTENT_BY_IDS,
         _CONTENT_BY_IDS_JSON,
         NOTIFICATIONS,
+        DeliveryContext,
+        NotificationContent,
     )
 
-    engine = engine_for(make_settings(tmp_path))
+    (tmp_path / "home").mkdir(exist_ok=True)
+    engine = engine_for(make_settings(tmp_path / "home", db_url))
     upgrade(engine)
     odd = "ntf_x'); DROP TABLE notification; --"
     notes = [
@@ -83,16 +91,19 @@ def test_notification_contents_read_by_ids_as_sqlalchemy_reads_them(tmp_path: An
         with engine.begin() as conn:
             conn.execute(NOTIFICATIONS.insert(), notes)
         ids = ["ntf_2", odd, "ntf_0", "ntf_missing"]
+        query = _CONTENT_BY_IDS_JSON if engine.dialect.name == "sqlite" else _CONTENT_BY_IDS
         with engine.connect() as conn:
-            ours = select_rows(conn, _CONTENT_BY_IDS_JSON, {"b_ids": ids})
-            theirs = conn.execute(_CONTENT_BY_IDS, {"b_ids": ids}).all()
-            assert not any(isinstance(row, Row) for row in ours)
-            assert sorted(row._asdict()["id"] for row in ours) == sorted(["ntf_0", "ntf_2", odd])
-            key = lambda row: row.id  # noqa: E731
-            assert [r._asdict() for r in sorted(ours, key=key)] == [
-                r._asdict() for r in sorted(theirs, key=key)
-            ]
-            assert conn.exec_driver_sql("SELECT count(*) FROM notification").scalar_one() == 4
+            ours = select_rows(conn, query, {"b_ids": ids})
+            theirs = conn.execute(_CONTENT.where(NOTIFICATIONS.c.id.in_(ids))).all()
+            assert conn.execute(select(NOTIFICATIONS.c.id)).all()  # the table is still there
+        assert not any(isinstance(row, Row) for row in ours)  # the short way on both stores
+        by_id = {row.id: row._asdict() for row in theirs}
+        assert {row.id: row._asdict() for row in ours} == by_id
+        assert sorted(by_id) == sorted(["ntf_0", "ntf_2", odd])
+        loaded = DeliveryContext(engine, {})._load_many(ids)
+        assert loaded == {key: NotificationContent.from_row(row) for key, row in by_id.items()}
+        assert loaded["ntf_0"].created_at == WHEN
+        assert loaded["ntf_2"].subject is None and loaded["ntf_0"].data is None
     finally:
         engine.dispose()
 
