@@ -1,7 +1,5 @@
 """``notifyd db``: the store's schema."""
 
-from __future__ import annotations
-
 import typer
 
 from cli.common import HELP_STYLE, console, handle_errors, settings_from

@@ -1,7 +1,5 @@
 """``notifyd destinations``: the named destinations in the configuration (no server needed)."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated, Any
 

@@ -1,8 +1,6 @@
 """The ``notifyd`` command: serve, send, worker, and the ``tasks``, ``notifications``, ``db``,
 ``tokens`` and ``destinations`` groups."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

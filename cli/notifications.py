@@ -1,7 +1,5 @@
 """``notifyd notifications``: what was sent and how each of its runs is doing. Reads the database."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """``notifyd secrets``: the key that encrypts stored secret recipients. Reads the database directly."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """``notifyd send``: post a notification through the API and, with ``--wait``, follow its runs."""
 
-from __future__ import annotations
-
 import contextlib
 import json
 import time
@@ -39,7 +37,7 @@ def _parse_data(data: str | None) -> dict[str, Any] | None:
     return value
 
 
-def _run_line(run: dict[str, Any]) -> Text:
+def _run_line(run: dict[str, Any]) -> "Text":
     """``  task run_…  bob@example.com  failed  the error`` with every value shown literally."""
     from rich.text import Text
 
@@ -192,7 +190,9 @@ def send(
         raise typer.Exit(EXIT_UNDELIVERED)
 
 
-def _follow(client: NotifydClient, accepted: dict[str, Any], timeout: float, *, show: bool) -> bool:
+def _follow(
+    client: "NotifydClient", accepted: dict[str, Any], timeout: float, *, show: bool
+) -> bool:
     """Poll each unfinished run until all end or ``timeout`` passes; update ``accepted["tasks"]``
     in place with each run's status and error. True when it timed out."""
     deadline = time.monotonic() + timeout

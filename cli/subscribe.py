@@ -1,8 +1,6 @@
 """``notifyd subscribe TOPIC``: print each message of a topic as it is published, like ``ntfy
 subscribe``; it reconnects by itself, asking for what it missed (``since`` the last message)."""
 
-from __future__ import annotations
-
 import json
 import re
 import time
@@ -33,7 +31,7 @@ def _literal(value: object, *, breaks: str = " ") -> str:
     return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
-def message_line(event: dict[str, Any], console: Console) -> Text:
+def message_line(event: dict[str, Any], console: "Console") -> "Text":
     """``09:14:02 alerts [high] Title: message`` with every value shown literally; the
     message's own lines, and what does not fit the console's width, continue indented under
     it, so every line that starts with a time is a message of its own."""

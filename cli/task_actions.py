@@ -1,8 +1,6 @@
 """``notifyd tasks retry``, ``cancel`` and ``prune``: the commands that change runs. Registered
 on the ``tasks`` group by ``cli.tasks``; they write the configured database directly."""
 
-from __future__ import annotations
-
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -134,7 +132,7 @@ def prune_command(
     engine = open_store(ctx)
     now = utcnow()
 
-    def one_chunk() -> PruneResult:
+    def one_chunk() -> "PruneResult":
         with write_connection(engine) as conn:
             return retention.prune_chunk(conn, older_than=age, now=now)
 
@@ -151,14 +149,14 @@ def prune_command(
     console.print(Text(f"pruned {_pruned(result)}"), highlight=False)
 
 
-def _pruned(result: PruneResult) -> str:
+def _pruned(result: "PruneResult") -> str:
     return (
         f"{result.runs} run(s), {result.extra.get('notifications', 0)} notification(s), "
         f"{result.extra.get('idempotency_records', 0)} expired idempotency key(s)"
     )
 
 
-def _count_prunable(engine: Engine, *, age: timedelta, now: datetime) -> PruneResult:
+def _count_prunable(engine: "Engine", *, age: timedelta, now: datetime) -> "PruneResult":
     """What a prune would delete, counted with reads: a running server's writes go on."""
     from notifyd.notifications import retention
 

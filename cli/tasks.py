@@ -3,8 +3,6 @@
 Here the group and the commands that read (list, show, stats, watch); the ones that change runs
 (retry, cancel, prune) are in ``task_actions``."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -104,7 +102,7 @@ def list_runs(
 
 
 def _print_page(
-    page: TaskPage, *, total: int | None, first: bool, every: bool, as_json: bool
+    page: "TaskPage", *, total: int | None, first: bool, every: bool, as_json: bool
 ) -> None:
     """One page: a JSON array (JSON lines with --all) or a table; then how to go on, when
     there is more (on stderr under --json, so that stdout stays one document)."""

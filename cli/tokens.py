@@ -1,7 +1,5 @@
 """``notifyd tokens``: create, list and revoke API tokens. Reads and writes the database directly."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -78,7 +76,7 @@ def create(
     )
 
 
-def _table(tokens: list[TokenPublic]) -> Table:
+def _table(tokens: "list[TokenPublic]") -> "Table":
     from rich.table import Table
     from rich.text import Text
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
+import typer
 
 from cli.choices import MAX_PAGE, Status, TokenScope
 
@@ -103,3 +105,29 @@ def test_the_deferred_console_serves_rich_live_and_status(
         pass
     console.print(Text("[/x] literal"))
     assert "frame 2" in capsys.readouterr().out
+
+
+def _callbacks(app: typer.Typer) -> list[Callable[..., object]]:
+    found = [c.callback for c in app.registered_commands if c.callback is not None]
+    if app.registered_callback is not None and app.registered_callback.callback is not None:
+        found.append(app.registered_callback.callback)
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            found += _callbacks(group.typer_instance)
+    return found
+
+
+def test_every_command_has_its_annotations_as_objects_not_text() -> None:
+    # Typer reads each command's parameters on every start, help and Tab included: a module
+    # with ``from __future__ import annotations`` makes it compile and evaluate every
+    # annotation twice (a fifth of ``notifyd --help``), where objects are made once, at import.
+    from cli.main import app
+
+    callbacks = _callbacks(app)
+    assert len(callbacks) >= 20
+    texts = {
+        f"{fn.__module__}.{fn.__qualname__}"
+        for fn in callbacks
+        if any(isinstance(hint, str) for hint in fn.__annotations__.values())
+    }
+    assert texts == set()
