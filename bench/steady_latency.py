@@ -4,16 +4,17 @@ The validated FastAPI route's capacity is measured first (32 connections, closed
 ``accept_throughput``); then requests are sent at half that rate on a fixed schedule (open
 loop: each latency counts from when its request was due, so a stall is charged for everything
 queued behind it) to, in turn and repeated: the validated route; notifyd on SQLite delivering
-to the log channel in the same process; notifyd on SQLite with its dispatcher off and one
-``notifyd worker`` delivering (the server's core spent on accepting only); notifyd on
-PostgreSQL the same way. Printed: accept p50/p99 and notifyd's p99 over validated's
-(goal: at most 2x), and publish-to-delivered p50/p99, read from the log channel's lines
-(``delivered_at`` minus the notification's ``created_at``). A server whose capacity is below
-the rate answers below it ("answered/s") and its latencies grow with the queue: that is the
-figure, not a fault of the generator (whose late sends are counted). Also printed: the
-machine's CPU in use, and the server process's (its share of one core, its CPU per request): a
-server near one core (its event loop runs all of its Python on one thread) has a p99 that is
-its queue.
+to the log channel in the same process; notifyd on SQLite accepting only (its dispatcher off,
+no worker: what the server's core costs with nothing delivering beside it; no goal of its
+own); notifyd on SQLite with its dispatcher off and one ``notifyd worker`` delivering (the
+server's core spent on accepting only); notifyd on PostgreSQL the same way. Printed: accept
+p50/p99 and notifyd's p99 over validated's (goal: at most 2x), and publish-to-delivered
+p50/p99, read from the log channel's lines (``delivered_at`` minus the notification's
+``created_at``). A server whose capacity is below the rate answers below it ("answered/s")
+and its latencies grow with the queue: that is the figure, not a fault of the generator (whose
+late sends are counted). Also printed: the machine's CPU in use, and the server process's (its
+share of one core, its CPU per request): a server near one core (its event loop runs all of
+its Python on one thread) has a p99 that is its queue.
 """
 
 from __future__ import annotations
@@ -167,6 +168,13 @@ def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION)
             stack.enter_context(BenchServer("notifyd")),
             "/v1/notifications",
         )
+        # No goal of its own: what the server's core costs with nothing delivering beside it.
+        accept_only = Target(
+            "notifyd, SQLite, accepting only",
+            stack.enter_context(BenchServer("notifyd", dispatch=False)),
+            "/v1/notifications",
+            delivers=False,
+        )
         sqlite_server = stack.enter_context(BenchServer("notifyd", dispatch=False))
         sqlite_worker = stack.enter_context(notifyd_worker(sqlite_server.home))
         sqlite_split = Target(
@@ -186,7 +194,7 @@ def main(reps: int = REPS, seconds: float = SECONDS, fraction: float = FRACTION)
             "/v1/notifications",
             workers=[worker],
         )
-        targets = [validated, sqlite, sqlite_split, postgres]
+        targets = [validated, sqlite, accept_only, sqlite_split, postgres]
         for target in targets:
             warm_up(target)
         capacities = []
