@@ -41,6 +41,9 @@ class LoadResult:
     elapsed: float = 0.0
     sample_body: bytes = b""
     late: int = 0  # with a rate: requests sent over LATE_SECONDS after they were due
+    # With a rate: when each answered request was due, in seconds from the start (in the order
+    # of ``latencies``).
+    due: list[float] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -55,6 +58,22 @@ class LoadResult:
     def ms(self, fraction: float) -> float:
         """A latency percentile in milliseconds."""
         return percentile(sorted(self.latencies), fraction) * 1000
+
+    def tail_windows(self, fraction: float = 0.99, window: float = 0.05) -> tuple[int, int, int]:
+        """Where the slowest requests fell: of the ``window``-second stretches of the schedule,
+        how many hold a request slower than the ``fraction`` percentile, how many there were,
+        and the most such requests in one. A few stretches holding them all is a stall; many,
+        each with a few, is a queue the server never worked off."""
+        if not self.due:
+            return 0, 0, 0
+        threshold = percentile(sorted(self.latencies), fraction)
+        slow = Counter(
+            int(due / window)
+            for due, latency in zip(self.due, self.latencies, strict=True)
+            if latency > threshold
+        )
+        windows = int(max(self.due) / window) + 1
+        return len(slow), windows, max(slow.values(), default=0)
 
     def describe_statuses(self) -> str:
         """``202 x 5000`` and any errors, for the printout."""
@@ -130,6 +149,8 @@ async def run_load(
                 writer.write(request if isinstance(request, bytes) else request(index))
                 status, body = await _read_response(reader)
                 result.latencies.append(time.perf_counter() - sent)
+                if rate is not None:
+                    result.due.append(due - start)
                 result.statuses[status] += 1
                 if not result.sample_body:
                     result.sample_body = body

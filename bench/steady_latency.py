@@ -143,6 +143,14 @@ def report(targets: list[Target], baseline: Target) -> None:
             f"the server's: {spread(target.server_busy, '{:.0%}')} of one core, "
             f"{spread(target.server_us, '{:,.0f}', ' us')} a request"
         )
+        tails = [load.tail_windows() for load in target.loads]
+        problems.append(
+            "the slowest 1% fell in "
+            + ", ".join(f"{held:,} of {windows:,}" for held, windows, _ in tails)
+            + " stretches of 50 ms, at most "
+            + ", ".join(f"{most:,}" for _, _, most in tails)
+            + " in one (few stretches: a stall; many: a queue)"
+        )
         if any(load.late for load in target.loads):
             late = ", ".join(f"{load.late:,} of {load.count:,}" for load in target.loads)
             problems.append(

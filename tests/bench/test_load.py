@@ -63,3 +63,35 @@ def test_open_loop_charges_the_requests_queued_behind_a_stall() -> None:
     closed = uvloop.run(_load(from_schedule=False))
     assert closed[0] >= STALL - 0.01
     assert closed[1] < latencies[1]
+
+
+def test_the_tail_of_a_stall_falls_in_few_stretches() -> None:
+    async def load() -> tuple[int, int, int]:
+        server, port = await _stalling_server(STALL)
+        async with server:
+            request = post_request(port, "/x", {"a": 1})
+            result = await run_load(
+                port, request, connections=1, requests=200, rate=400.0, from_schedule=True
+            )
+        assert result.statuses == {202: 200}, result.describe_statuses()
+        assert len(result.due) == result.count
+        return result.tail_windows(fraction=0.9, window=0.05)
+
+    held, windows, most = uvloop.run(load())
+    # One connection: every request due during the first answer's stall waits behind it, the
+    # earliest longest. The slowest tenth are the first ones due, in the stall's first
+    # stretches, not spread over the whole half second.
+    assert windows >= 9
+    assert 1 <= held <= 2
+    assert most >= 10
+
+
+def test_a_closed_loop_has_no_schedule_to_place_its_tail_in() -> None:
+    async def load() -> tuple[int, int, int]:
+        server, port = await _stalling_server(0.0)
+        async with server:
+            request = post_request(port, "/x", {"a": 1})
+            result = await run_load(port, request, connections=2, requests=20)
+        return result.tail_windows()
+
+    assert uvloop.run(load()) == (0, 0, 0)
