@@ -6,7 +6,7 @@ import asyncio
 
 import uvloop
 
-from bench.load import post_request, run_load, scheduled
+from bench.load import LoadResult, post_request, run_load, scheduled
 
 STALL = 0.3
 
@@ -43,41 +43,45 @@ async def _stalling_server(first_delay: float) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def _load(from_schedule: bool) -> list[float]:
-    server, port = await _stalling_server(STALL)
+async def _load(
+    *,
+    stall: float = STALL,
+    requests: int = 10,
+    rate: float | None = 100.0,
+    from_schedule: bool = True,
+    connections: int = 1,
+) -> LoadResult:
+    """``requests`` to a server whose first answer takes ``stall``; all must be answered."""
+    server, port = await _stalling_server(stall)
     async with server:
         request = post_request(port, "/x", {"a": 1})
         result = await run_load(
-            port, request, connections=1, requests=10, rate=100.0, from_schedule=from_schedule
+            port,
+            request,
+            connections=connections,
+            requests=requests,
+            rate=rate,
+            from_schedule=from_schedule,
         )
-    assert result.statuses == {202: 10}, result.describe_statuses()
-    return result.latencies
+    assert result.statuses == {202: requests}, result.describe_statuses()
+    return result
 
 
 def test_open_loop_charges_the_requests_queued_behind_a_stall() -> None:
     # Request 1 was due 10 ms in, behind a first answer that took STALL: counted from its due
     # time its latency holds most of the stall; counted from its send it would hold none.
-    latencies = uvloop.run(_load(from_schedule=True))
+    latencies = uvloop.run(_load(from_schedule=True)).latencies
     assert latencies[0] >= STALL - 0.01  # the event loop's timers round a little
     assert latencies[1] >= STALL - 0.05
-    closed = uvloop.run(_load(from_schedule=False))
+    closed = uvloop.run(_load(from_schedule=False)).latencies
     assert closed[0] >= STALL - 0.01
     assert closed[1] < latencies[1]
 
 
 def test_the_tail_of_a_stall_falls_in_few_stretches() -> None:
-    async def load() -> tuple[int, int, int]:
-        server, port = await _stalling_server(STALL)
-        async with server:
-            request = post_request(port, "/x", {"a": 1})
-            result = await run_load(
-                port, request, connections=1, requests=200, rate=400.0, from_schedule=True
-            )
-        assert result.statuses == {202: 200}, result.describe_statuses()
-        assert len(result.due) == result.count
-        return result.tail_windows(fraction=0.9, window=0.05)
-
-    held, windows, most = uvloop.run(load())
+    result = uvloop.run(_load(requests=200, rate=400.0))
+    assert len(result.due) == result.count
+    held, windows, most = result.tail_windows(fraction=0.9, window=0.05)
     # One connection: every request due during the first answer's stall waits behind it, the
     # earliest longest. The slowest tenth are the first ones due, in the stall's first
     # stretches, not spread over the whole half second.
@@ -87,11 +91,5 @@ def test_the_tail_of_a_stall_falls_in_few_stretches() -> None:
 
 
 def test_a_closed_loop_has_no_schedule_to_place_its_tail_in() -> None:
-    async def load() -> tuple[int, int, int]:
-        server, port = await _stalling_server(0.0)
-        async with server:
-            request = post_request(port, "/x", {"a": 1})
-            result = await run_load(port, request, connections=2, requests=20)
-        return result.tail_windows()
-
-    assert uvloop.run(load()) == (0, 0, 0)
+    result = uvloop.run(_load(stall=0.0, requests=20, rate=None, connections=2))
+    assert result.tail_windows() == (0, 0, 0)
