@@ -29,7 +29,7 @@ from pathlib import Path
 import uvloop
 
 from bench.accept_throughput import BODY, CONNECTIONS
-from bench.load import post_request, run_load
+from bench.load import LoadResult, post_request, run_load
 from bench.steady_latency import STEADY_CONNECTIONS
 from bench.store_ab import postgres_schema
 from bench.support import BenchServer, title
@@ -114,6 +114,25 @@ def read_samples(path: Path, tree: Path) -> tuple[Counter[str], Counter[str]]:
     return parts, driver
 
 
+def measured_load(
+    server: BenchServer, request: bytes, requests: int, steady: float | None
+) -> tuple[LoadResult, float]:
+    """``requests`` sent with 32 connections (or at ``steady``/s over 64, open loop), and the
+    server's CPU seconds meanwhile."""
+    cpu_before = server.status().cpu_seconds
+    load = uvloop.run(
+        run_load(
+            server.port,
+            request,
+            connections=CONNECTIONS if steady is None else STEADY_CONNECTIONS,
+            requests=requests,
+            rate=steady,
+            from_schedule=steady is not None,
+        )
+    )
+    return load, server.status().cpu_seconds - cpu_before
+
+
 def profile(
     tree: Path, store: str, requests: int, rate: int, keep: Path | None, steady: float | None
 ) -> None:
@@ -139,17 +158,7 @@ def profile(
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)  # py-spy attaches
-            cpu_before = server.status().cpu_seconds
-            load = uvloop.run(
-                run_load(
-                    server.port,
-                    request,
-                    connections=CONNECTIONS if steady is None else STEADY_CONNECTIONS,
-                    requests=requests,
-                    rate=steady,
-                )
-            )
-            cpu = server.status().cpu_seconds - cpu_before
+            load, cpu = measured_load(server, request, requests, steady)
             sampler.send_signal(signal.SIGINT)
             sampler.wait(timeout=30)
         parts, driver = read_samples(output, tree)

@@ -26,7 +26,7 @@ import uvloop
 
 from bench.accept_throughput import BODY, CONNECTIONS
 from bench.load import post_request, run_load
-from bench.steady_latency import STEADY_CONNECTIONS
+from bench.profile_parts import measured_load
 from bench.store_ab import postgres_schema
 from bench.support import BenchServer, title
 
@@ -76,18 +76,7 @@ def measure(tree: Path, store: str, requests: int, steady: float | None, timed: 
             request = post_request(server.port, "/v1/notifications", BODY)
             uvloop.run(run_load(server.port, request, connections=CONNECTIONS, requests=2000))
             read_stats(server, stats_path)  # the warm-up's counts are dropped
-            cpu_before = server.status().cpu_seconds
-            load = uvloop.run(
-                run_load(
-                    server.port,
-                    request,
-                    connections=CONNECTIONS if steady is None else STEADY_CONNECTIONS,
-                    requests=requests,
-                    rate=steady,
-                    from_schedule=steady is not None,
-                )
-            )
-            cpu = server.status().cpu_seconds - cpu_before
+            load, cpu = measured_load(server, request, requests, steady)
             stats = read_stats(server, stats_path)
     count = max(load.count, 1)
     regime = "closed loop" if steady is None else f"steady {steady:,.0f}/s"
