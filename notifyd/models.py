@@ -35,6 +35,11 @@ DEFAULT_PRIORITY = 3
 MAX_SCHEDULE = timedelta(days=30)
 
 
+# A notification's id: this, then a ULID-style id that encodes its ``created_at``
+# (``tracking.clock.new_id``), so the primary key's index finds a range of creation times.
+NOTIFICATION_ID_PREFIX = "ntf"
+
+
 class Notification(SQLModel, table=True):
     """A notification as accepted: what to say and to whom."""
 
@@ -48,8 +53,9 @@ class Notification(SQLModel, table=True):
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))
     caller: str | None = Field(default=None, max_length=100)
+    # No index of its own: the id encodes it (``NOTIFICATION_ID_PREFIX``).
     created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True)
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
     priority: int = Field(
         default=DEFAULT_PRIORITY,

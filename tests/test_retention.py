@@ -15,6 +15,7 @@ from notifyd.notifications.retention import RetentionLoop, count_prunable, prune
 from notifyd.timeutil import utcnow
 from notifyd.tracking import TaskBatch, TaskRegistry, Tracker, admin
 from notifyd.tracking.admin import RUNS, PruneResult
+from notifyd.tracking.clock import new_id
 
 NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 pytestmark = pytest.mark.anyio
@@ -97,19 +98,20 @@ async def test_prune_goes_in_small_transactions_until_nothing_is_left(
     assert _count(migrated, RUNS) == 0
 
 
-def _note_with_runs(
-    engine: Engine, note_id: str, created: Any, runs: list[tuple[str, Any]]
-) -> None:
+def _note_with_runs(engine: Engine, created: Any, runs: list[tuple[str, Any]]) -> str:
+    """A notification created at ``created`` with runs in these (status, finished) states;
+    its id, which encodes its creation time as every stored id does."""
+    note_id = new_id("ntf", at=created)
     with write_connection(engine) as conn:
         conn.execute(
             NOTIFICATIONS.insert().values(
                 id=note_id, channel="log", message="m", recipients=["a"], created_at=created
             )
         )
-        for index, (status, finished) in enumerate(runs):
+        for status, finished in runs:
             conn.execute(
                 RUNS.insert().values(
-                    id=f"run_{note_id}_{index}",
+                    id=new_id("run", at=created),
                     task_name="notifyd.deliver",
                     ref=note_id,
                     args={},
@@ -122,6 +124,7 @@ def _note_with_runs(
                     finished_at=finished,
                 )
             )
+    return note_id
 
 
 def test_counting_what_a_prune_would_remove_matches_the_prune_and_takes_no_lock(
@@ -131,9 +134,9 @@ def test_counting_what_a_prune_would_remove_matches_the_prune_and_takes_no_lock(
 
     now = utcnow()
     old = now - timedelta(days=40)
-    _note_with_runs(migrated, "ntf_gone", old, [("succeeded", old)])
-    _note_with_runs(migrated, "ntf_kept", old, [("failed", old), ("queued", None)])
-    _note_with_runs(migrated, "ntf_new", now, [("succeeded", now)])
+    gone = _note_with_runs(migrated, old, [("succeeded", old)])
+    kept = _note_with_runs(migrated, old, [("failed", old), ("queued", None)])
+    new = _note_with_runs(migrated, now, [("succeeded", now)])
     age = timedelta(days=30)
     impatient = make_engine(settings.db_url, busy_timeout_ms=50)
     # A server holds the write lock meanwhile: counting must not need it.
@@ -148,3 +151,7 @@ def test_counting_what_a_prune_would_remove_matches_the_prune_and_takes_no_lock(
     removed = admin.prune(one_chunk)
     assert (counted.runs, counted.extra["notifications"]) == (2, 1)
     assert (removed.runs, removed.extra["notifications"]) == (2, 1)
+    with migrated.connect() as conn:
+        left = set(conn.execute(select(NOTIFICATIONS.c.id)).scalars())
+    assert gone not in left
+    assert {kept, new} <= left

@@ -12,12 +12,13 @@ import logging
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import Connection, and_, delete, func, not_, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, not_, select
 
-from notifyd.models import IdempotencyRecord, Notification
+from notifyd.models import NOTIFICATION_ID_PREFIX, IdempotencyRecord, Notification
 from notifyd.tracking import admin
 from notifyd.tracking.admin import PruneResult
 from notifyd.tracking.background import Background
+from notifyd.tracking.clock import id_floor_after
 from notifyd.tracking.tracker import Tracker
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,15 @@ NOTIFICATIONS = Notification.__table__  # type: ignore[attr-defined]
 IDEMPOTENCY = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 PRUNE_INTERVAL_SECONDS = 3600.0
 FIRST_PRUNE_DELAY_SECONDS = 60.0
+
+
+def _older(cutoff: datetime) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Notifications created before ``cutoff``: the id's index finds them (``created_at`` has
+    none), the time itself decides."""
+    return (
+        NOTIFICATIONS.c.id < id_floor_after(NOTIFICATION_ID_PREFIX, cutoff),
+        NOTIFICATIONS.c.created_at < cutoff,
+    )
 
 
 def prune_chunk(
@@ -40,7 +50,7 @@ def prune_chunk(
     except OverflowError:  # older than the calendar: nothing is
         return PruneResult(runs)
     # Each DELETE checks its condition again: a run may have been added since the select.
-    orphaned = (NOTIFICATIONS.c.created_at < cutoff, ~admin.has_runs(NOTIFICATIONS.c.id))
+    orphaned = (*_older(cutoff), ~admin.has_runs(NOTIFICATIONS.c.id))
     note_ids = (
         conn.execute(select(NOTIFICATIONS.c.id).where(*orphaned).limit(limit)).scalars().all()
     )
@@ -72,7 +82,7 @@ def count_prunable(conn: Connection, *, older_than: timedelta, now: datetime) ->
     cutoff = now - older_than
     # A notification goes once it is old and no run that stays refers to it.
     orphaned = (
-        NOTIFICATIONS.c.created_at < cutoff,
+        *_older(cutoff),
         ~admin.has_runs(NOTIFICATIONS.c.id, not_(and_(*prunable))),
     )
     notifications = conn.execute(

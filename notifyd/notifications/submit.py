@@ -22,6 +22,7 @@ from notifyd.inbox.models import InboxMessage
 from notifyd.inbox.store import message_row
 from notifyd.models import (
     DEFAULT_PRIORITY,
+    NOTIFICATION_ID_PREFIX,
     Notification,
     NotificationAccepted,
     NotificationCreate,
@@ -176,7 +177,7 @@ class Submitter:
             run_at = body.run_at(now)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        notification_id = new_id("ntf")
+        notification_id = new_id(NOTIFICATION_ID_PREFIX, at=now)
         row: dict[str, Any] = {
             "id": notification_id,
             "channel": route.channel,

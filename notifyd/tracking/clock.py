@@ -61,15 +61,35 @@ class StoreClock:
 _last_time: tuple[int, str] = (-1, "")
 
 
-def new_id(prefix: str) -> str:
+# How far a stored id's time may be from its row's ``created_at``: since 0014 both come from the
+# same moment; rows stored before may have taken their ids from a host's own clock and their
+# times from the store's (see ``StoreClock``).
+ID_CLOCK_SLACK = timedelta(minutes=5)
+_MS_MAX = (1 << 48) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def _milliseconds(moment: datetime) -> int:
+    """``moment``'s milliseconds since the epoch (naive: UTC), floored, within 48 bits."""
+    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
+    ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    return min(max(ms, 0), _MS_MAX)
+
+
+def new_id(prefix: str, at: datetime | None = None) -> str:
     """A ULID-style id: 48 bits of milliseconds then 80 random bits, so ids sort by creation.
+
+    ``at``: the row's creation time, which the id then encodes (a row's ``created_at`` and its
+    id agree, so a range of ids stands for a range of times: see ``id_floor``); by default the
+    process's clock now.
 
     Ids must be unique, not secret (access is checked, not guessed), so the fast PRNG will do:
     a getrandom() system call per id was a measurable share of the accept path.
     """
     global _last_time
     pairs = _PAIRS
-    ms = time.time_ns() // 1_000_000
+    ms = time.time_ns() // 1_000_000 if at is None else _milliseconds(at)
     last = _last_time
     if ms != last[0]:
         last = _last_time = (ms, "".join([pairs[(ms >> shift) & 1023] for shift in _TIME_SHIFTS]))
@@ -81,6 +101,34 @@ def new_id(prefix: str) -> str:
         f"{pairs[(bits >> 50) & 1023]}{pairs[(bits >> 40) & 1023]}{pairs[(bits >> 30) & 1023]}"
         f"{pairs[(bits >> 20) & 1023]}{pairs[(bits >> 10) & 1023]}{pairs[bits & 1023]}"
     )
+
+
+def id_floor(prefix: str, moment: datetime) -> str:
+    """The smallest id ``new_id(prefix, at=...)`` makes at ``moment``'s millisecond: ids made
+    then or later sort at or above it, ids made earlier below (so an index on the id finds a
+    range of creation times; ``moment`` beyond the ids' 48 bits is clamped)."""
+    ms = _milliseconds(moment)
+    return f"{prefix}_{''.join(_PAIRS[(ms >> shift) & 1023] for shift in _TIME_SHIFTS)}{'0' * 16}"
+
+
+def id_floor_before(prefix: str, moment: datetime, slack: timedelta = ID_CLOCK_SLACK) -> str:
+    """``id_floor`` of ``moment - slack``: every id of a row created at ``moment`` or later
+    sorts at or above it (the earliest moment if that is before the calendar)."""
+    try:
+        earlier = moment - slack
+    except OverflowError:
+        earlier = datetime.min
+    return id_floor(prefix, earlier)
+
+
+def id_floor_after(prefix: str, moment: datetime, slack: timedelta = ID_CLOCK_SLACK) -> str:
+    """``id_floor`` of ``moment + slack``: every id of a row created before ``moment`` sorts
+    below it (the latest moment if that is past the calendar)."""
+    try:
+        later = moment + slack
+    except OverflowError:
+        later = datetime.max
+    return id_floor(prefix, later)
 
 
 # The text of recent UTC moments: a write binds the same moment many times (a notification's

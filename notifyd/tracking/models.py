@@ -121,6 +121,9 @@ def allowed_moves() -> dict[RunStatus, frozenset[RunStatus]]:
 # ---- tables ---------------------------------------------------------------------------------
 
 metadata = MetaData()
+# A run's id: this, then a ULID-style id that encodes its ``created_at`` (``clock.new_id``).
+# The primary key's index is then an index on creation time too: ``created_at`` has none.
+RUN_ID_PREFIX = "run"
 
 runs = Table(
     "task_run",
@@ -136,7 +139,7 @@ runs = Table(
     Column("max_attempts", Integer, nullable=False),
     Column("interruptions", Integer, nullable=False),
     Column("crashes", Integer, nullable=False, server_default="0"),
-    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("next_attempt_at", UTCDateTime(), nullable=True),
     Column("lease_expires_at", UTCDateTime(), nullable=True),

@@ -24,11 +24,9 @@ from sqlalchemy import Connection, Table
 
 from notifyd.tracking.clock import new_id
 from notifyd.tracking.handoff import hand_off, release
-from notifyd.tracking.models import RunStatus, runs
+from notifyd.tracking.models import RUN_ID_PREFIX, RunStatus, runs
 from notifyd.tracking.notify import notify_runs
 from notifyd.tracking.tracker import APP_STATE_KEY, Tracker
-
-RUN_ID_PREFIX = "run"
 
 
 class TaskBatch:
@@ -73,7 +71,7 @@ class TaskBatch:
         arguments = task.bind(args, kwargs or {})
         tracker = self.tracker
         when = now or tracker.clock()
-        run_id = new_id(RUN_ID_PREFIX)
+        run_id = new_id(RUN_ID_PREFIX, at=when)
         capture = tracker.trace_context
         self._runs.append(
             {

@@ -165,3 +165,26 @@ def test_claiming_walks_the_due_index_instead_of_sorting_every_due_run(
             assert any("ix_task_run_due" in step for step in plan), plan
             # Only ties on the due time are sorted, never the whole backlog.
             assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+def test_since_and_until_select_by_creation_time_through_the_ids(store: Engine) -> None:
+    from notifyd.tracking.clock import ID_CLOCK_SLACK, new_id
+
+    start = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    times = [start + timedelta(seconds=s) for s in range(4)]
+    for moment in times:
+        _insert_run(store, new_id("run", at=moment), created_at=moment)
+    # Stored before ids took their row's time: made on a clock a little behind the store's.
+    lagging = times[3] + timedelta(seconds=30)
+    _insert_run(store, new_id("run", at=lagging - ID_CLOCK_SLACK / 2), created_at=lagging)
+
+    def count(**window: Any) -> int:
+        with store.connect() as conn:
+            return admin.count_runs(conn, RunFilter(**window))
+
+    assert count(since=times[1]) == 4  # from its own millisecond on, the lagging one too
+    assert count(until=times[1]) == 1
+    assert count(since=times[1], until=times[3]) == 2
+    assert count(since=lagging) == 1
+    assert count(until=lagging) == 4
+    assert count(since=times[3] + timedelta(milliseconds=1), until=lagging) == 0

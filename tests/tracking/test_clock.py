@@ -51,6 +51,27 @@ def test_the_digits_are_the_same_as_the_first_encoding(monkeypatch: pytest.Monke
         assert new_id("y") == "y_" + _reference(ms << 80 | 12345)
 
 
+def test_an_id_made_at_a_moment_encodes_it_and_sorts_within_its_floors() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from notifyd.tracking.clock import id_floor, id_floor_after, id_floor_before
+
+    moment = datetime(2026, 12, 8, 4, 10, 0, 123_456, tzinfo=UTC)
+    made = [new_id("run", at=moment) for _ in range(50)]
+    ms = int(moment.timestamp() * 1000)
+    assert all(_decode(i[4:]) >> 80 == ms for i in made)
+    floor, next_floor = id_floor("run", moment), id_floor("run", moment + timedelta(milliseconds=1))
+    assert all(floor <= i < next_floor for i in made)
+    assert new_id("run", at=moment - timedelta(milliseconds=1)) < floor
+    # A naive moment is UTC, as stored times are.
+    assert id_floor("run", moment.replace(tzinfo=None)) == floor
+    # The slack widens the range both ways; moments off the calendar or the 48 bits clamp.
+    assert id_floor_before("run", moment) < floor < id_floor_after("run", moment)
+    assert id_floor_before("run", datetime.min.replace(tzinfo=UTC)) == "run_" + "0" * 26
+    assert id_floor_after("run", datetime.max.replace(tzinfo=UTC)) > new_id("run")
+    assert id_floor("run", datetime(1969, 1, 1, tzinfo=UTC)) == "run_" + "0" * 26
+
+
 def test_sqlite_stores_times_as_sqlalchemy_would() -> None:
     from datetime import UTC, datetime, timedelta, timezone
 

@@ -11,7 +11,9 @@ from sqlalchemy import (
     Row,
 )
 
+from notifyd.tracking.clock import id_floor_after, id_floor_before
 from notifyd.tracking.models import (
+    RUN_ID_PREFIX,
     Outcome,
     RunStatus,
     attempts,
@@ -130,9 +132,13 @@ class RunFilter:
             clauses.append(RUNS.c.status.in_([s.value for s in self.statuses]))
         if self.queue is not None:
             clauses.append(RUNS.c.queue == self.queue)
+        # Times by the id too: its index finds the range (``created_at`` has none), the
+        # time itself decides.
         if self.since is not None:
+            clauses.append(RUNS.c.id >= id_floor_before(RUN_ID_PREFIX, self.since))
             clauses.append(RUNS.c.created_at >= self.since)
         if self.until is not None:
+            clauses.append(RUNS.c.id < id_floor_after(RUN_ID_PREFIX, self.until))
             clauses.append(RUNS.c.created_at < self.until)
         if self.ref is not None:
             clauses.append(RUNS.c.ref == self.ref)
